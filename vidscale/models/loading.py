@@ -1,0 +1,79 @@
+"""Load a model file into a spandrel descriptor without running its code.
+
+Pickled checkpoints go through `torch.load(weights_only=True)`, which only
+rebuilds tensors and plain containers; TorchScript is never loaded because
+it carries code. ncnn pairs go through our own parser.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import spandrel
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from vidscale.errors import ModelError
+from vidscale.models.ncnn_convert import StateDict, ncnn_to_state_dict
+
+PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt")
+MODEL_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES, ".param", ".bin")
+
+
+def ncnn_pair(path: Path) -> tuple[Path, Path]:
+    """The (.param, .bin) pair for either file of it."""
+    param, weights = path.with_suffix(".param"), path.with_suffix(".bin")
+    for p in (param, weights):
+        if not p.is_file():
+            raise ModelError(f"{p}: ncnn model needs both .param and .bin; this one is missing")
+    return param, weights
+
+
+def read_state_dict(path: Path) -> StateDict:
+    """Read the raw state dict of a model file, chosen by its extension."""
+    suffix = path.suffix.lower()
+    if suffix not in MODEL_SUFFIXES:
+        raise ModelError(f"{path}: unsupported model file type {suffix or '(none)'!r}")
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found")
+    if suffix in (".param", ".bin"):
+        return ncnn_to_state_dict(*ncnn_pair(path))[0]
+    try:
+        if suffix == ".safetensors":
+            return load_file(str(path), device="cpu")
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=False)
+    except (OSError, RuntimeError, ValueError, EOFError, SafetensorError, zipfile.BadZipFile) as exc:
+        raise ModelError(f"{path}: not a readable model file ({_first_line(exc)})") from exc
+    except Exception as exc:  # the unpickler's refusals are not one exception type
+        raise ModelError(f"{path}: model file refused ({_first_line(exc)})") from exc
+    if not isinstance(state, dict):
+        raise ModelError(f"{path}: holds a {type(state).__name__}, not a state dict")
+    return state
+
+
+def descriptor_from_state_dict(state: StateDict, origin: str) -> spandrel.ImageModelDescriptor:
+    try:
+        desc = spandrel.MAIN_REGISTRY.load(spandrel.canonicalize_state_dict(state))
+    except spandrel.UnsupportedModelError as exc:
+        raise ModelError(f"{origin}: architecture not recognised by spandrel") from exc
+    except Exception as exc:  # malformed tensors inside a recognised layout
+        raise ModelError(f"{origin}: weights do not fit the architecture ({_first_line(exc)})") from exc
+    if not isinstance(desc, spandrel.ImageModelDescriptor):
+        raise ModelError(f"{origin}: {desc.architecture.name} is not an image-to-image model")
+    if desc.input_channels != 3 or desc.output_channels != 3:
+        raise ModelError(f"{origin}: only RGB models are supported (this one has "
+                         f"{desc.input_channels} in, {desc.output_channels} out channels)")
+    desc.model.eval()
+    return desc
+
+
+def load_descriptor(path: Path) -> spandrel.ImageModelDescriptor:
+    """Load a model file of any supported kind as an evaluated spandrel model."""
+    return descriptor_from_state_dict(read_state_dict(path), str(path))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,148 @@
+"""Reader for ncnn's text `.param` graph and binary `.bin` weights.
+
+Only what super-resolution networks use is understood; anything else is
+reported as an error, never guessed. The reader never executes anything
+from the files: it parses text and reads numbers.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vidscale.errors import ModelError
+
+PARAM_MAGIC = 7767517
+FP16_TAG = 0x01306B47  # tagged fp16 weight blob
+FP32_TAG = 0x00000000  # tagged raw fp32 weight blob
+MAX_LAYERS = 100_000
+
+
+@dataclass
+class Layer:
+    type: str
+    name: str
+    inputs: list[str]
+    outputs: list[str]
+    params: dict[int, float | int | list[float]]
+    weights: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def p(self, key: int, default: float | int = 0) -> float | int:
+        value = self.params.get(key, default)
+        if isinstance(value, list):
+            raise ModelError(f"ncnn layer {self.name}: param {key} is an array")
+        return value
+
+
+def _parse_value(text: str) -> float | int:
+    return float(text) if any(c in text for c in ".eE") else int(text)
+
+
+def _parse_params(tokens: list[str], where: str) -> dict[int, float | int | list[float]]:
+    params: dict[int, float | int | list[float]] = {}
+    for tok in tokens:
+        key_s, sep, val = tok.partition("=")
+        if not sep:
+            raise ModelError(f"{where}: malformed parameter {tok!r}")
+        try:
+            key = int(key_s)
+            if key <= -23300:  # array parameter: -23300 - id = count,v1,v2...
+                items = val.split(",")
+                params[-key - 23300] = [float(v) for v in items[1:]]
+            else:
+                params[key] = _parse_value(val)
+        except ValueError as exc:
+            raise ModelError(f"{where}: malformed parameter {tok!r}") from exc
+    return params
+
+
+def parse_param(path: Path) -> list[Layer]:
+    """Parse a text .param file into layers (weights not yet attached)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path}: cannot read ncnn param file ({exc})") from exc
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines or lines[0].strip() != str(PARAM_MAGIC):
+        raise ModelError(f"{path}: not an ncnn text .param file (bad magic)")
+    try:
+        layer_count, _blob_count = (int(v) for v in lines[1].split())
+    except (IndexError, ValueError) as exc:
+        raise ModelError(f"{path}: malformed layer/blob count line") from exc
+    if not 0 < layer_count <= MAX_LAYERS or len(lines) - 2 != layer_count:
+        raise ModelError(f"{path}: declares {layer_count} layers but has {len(lines) - 2}")
+    layers = []
+    for lineno, line in enumerate(lines[2:], start=3):
+        where = f"{path}:{lineno}"
+        tok = line.split()
+        try:
+            ltype, name, n_in, n_out = tok[0], tok[1], int(tok[2]), int(tok[3])
+        except (IndexError, ValueError) as exc:
+            raise ModelError(f"{where}: malformed layer line") from exc
+        if len(tok) < 4 + n_in + n_out:
+            raise ModelError(f"{where}: layer {name} lists too few blobs")
+        inputs = tok[4 : 4 + n_in]
+        outputs = tok[4 + n_in : 4 + n_in + n_out]
+        params = _parse_params(tok[4 + n_in + n_out :], where)
+        layers.append(Layer(ltype, name, inputs, outputs, params))
+    return layers
+
+
+class _BinReader:
+    def __init__(self, data: bytes, path: Path):
+        self.data, self.pos, self.path = data, 0, path
+
+    def _take(self, nbytes: int) -> bytes:
+        if nbytes < 0 or self.pos + nbytes > len(self.data):
+            raise ModelError(f"{self.path}: weight file is truncated or does not match the .param")
+        chunk = self.data[self.pos : self.pos + nbytes]
+        self.pos += nbytes
+        return chunk
+
+    def raw_fp32(self, count: int) -> np.ndarray:
+        return np.frombuffer(self._take(4 * count), dtype="<f4").astype(np.float32)
+
+    def tagged(self, count: int) -> np.ndarray:
+        (tag,) = struct.unpack("<I", self._take(4))
+        if tag == FP16_TAG:
+            nbytes = 2 * count
+            values = np.frombuffer(self._take(nbytes), dtype="<f2").astype(np.float32)
+            self._take((4 - nbytes % 4) % 4)  # fp16 blobs are padded to 4 bytes
+            return values
+        if tag == FP32_TAG:
+            return self.raw_fp32(count)
+        raise ModelError(f"{self.path}: unsupported weight encoding tag 0x{tag:08x} (quantized?)")
+
+
+def _load_weights(layer: Layer, rd: _BinReader) -> None:
+    if layer.type == "Convolution":
+        if layer.p(8):
+            raise ModelError(f"ncnn layer {layer.name}: int8 convolutions are not supported")
+        layer.weights["weight"] = rd.tagged(int(layer.p(6)))
+        if layer.p(5):
+            layer.weights["bias"] = rd.raw_fp32(int(layer.p(0)))
+    elif layer.type == "PReLU":
+        layer.weights["slope"] = rd.raw_fp32(int(layer.p(0)))
+    elif layer.type == "MemoryData":
+        w, h, c = int(layer.p(0)), int(layer.p(1)), int(layer.p(2))
+        layer.weights["data"] = rd.raw_fp32(max(w, 1) * max(h, 1) * max(c, 1))
+    elif layer.type in ("ConvolutionDepthWise", "Deconvolution", "InnerProduct", "BatchNorm", "Scale"):
+        raise ModelError(f"ncnn layer {layer.name}: layer type {layer.type} is not supported")
+
+
+def read_ncnn(param_path: Path, bin_path: Path) -> list[Layer]:
+    """Parse an ncnn model pair and attach each layer's weights as float32 arrays."""
+    layers = parse_param(param_path)
+    try:
+        data = bin_path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{bin_path}: cannot read ncnn weights ({exc})") from exc
+    rd = _BinReader(data, bin_path)
+    for layer in layers:
+        _load_weights(layer, rd)
+    if rd.pos != len(data):
+        raise ModelError(f"{bin_path}: {len(data) - rd.pos} unexpected trailing bytes")
+    return layers
