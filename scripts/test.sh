@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Install vidscale with its test extras into .venv and run the test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/venv.sh test
+exec .venv/bin/python -m pytest "$@"

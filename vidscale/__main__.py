@@ -1,0 +1,5 @@
+import sys
+
+from vidscale.cli import main
+
+sys.exit(main())

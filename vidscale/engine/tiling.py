@@ -1,0 +1,61 @@
+"""Split a frame into overlapping tiles and blend the results seamlessly.
+
+Each tile's weight is zero within `margin` low-res pixels of an edge that
+touches a neighbour (pixels there lack context), then ramps linearly to one.
+Where two tiles overlap by `overlap` pixels the ramps are complementary, so
+every output pixel is a convex mix of pixels computed with context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+Infer = Callable[[torch.Tensor], torch.Tensor]
+
+
+def spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """Start/end of tiles of size `tile` covering `length`, overlapping >= `overlap`."""
+    if length <= tile:
+        return [(0, length)]
+    step = tile - overlap
+    starts = list(range(0, length - tile, step)) + [length - tile]
+    return [(s, s + tile) for s in starts]
+
+
+def _ramp(start: int, end: int, length: int, scale: int, overlap: int, margin: int,
+          device: torch.device) -> torch.Tensor:
+    """Blend weights along one axis for the output samples of tile [start, end)."""
+    pos = (torch.arange((end - start) * scale, device=device) + 0.5) / scale
+    w = torch.ones_like(pos)
+    width = overlap - 2 * margin
+    if start > 0:
+        w = torch.minimum(w, ((pos - margin) / width).clamp(0, 1))
+    if end < length:
+        w = torch.minimum(w, ((end - start - pos - margin) / width).clamp(0, 1))
+    return w
+
+
+def run_tiled(infer: Infer, x: torch.Tensor, scale: int, tile: int, overlap: int) -> torch.Tensor:
+    """Apply `infer` (NCHW -> NCH*sW*s) to `x` tile by tile and blend."""
+    n, _, h, w = x.shape
+    if h <= tile and w <= tile:
+        return infer(x)
+    overlap = min(overlap, tile // 2)
+    margin = overlap // 4
+    out: torch.Tensor | None = None
+    norm = torch.zeros(1, 1, h * scale, w * scale, device=x.device)
+    for y0, y1 in spans(h, tile, overlap):
+        wy = _ramp(y0, y1, h, scale, overlap, margin, x.device)
+        for x0, x1 in spans(w, tile, overlap):
+            wx = _ramp(x0, x1, w, scale, overlap, margin, x.device)
+            part = infer(x[:, :, y0:y1, x0:x1])
+            if out is None:
+                out = torch.zeros(n, part.shape[1], h * scale, w * scale, device=x.device)
+            weight = wy[:, None] * wx[None, :]
+            region = (slice(None), slice(None), slice(y0 * scale, y1 * scale), slice(x0 * scale, x1 * scale))
+            out[region] += part.float() * weight
+            norm[region] += weight
+    assert out is not None
+    return out / norm
