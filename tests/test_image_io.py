@@ -17,7 +17,7 @@ from vidscale.media.image import (
     write_image,
 )
 
-SAMPLES = Path("/work/shared/media/realesrgan_inputs")
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "media" / "realesrgan_inputs"
 
 
 def smooth_rgb(h: int, w: int, dtype=np.uint8) -> np.ndarray:

@@ -1,0 +1,43 @@
+"""Shared test fixtures: isolated user folders, small real images, a fast CPU setup."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+# The project's shared real media sits beside the checkout; tests using it skip without it.
+SHARED_MEDIA = ROOT.parent / "shared" / "media"
+
+
+@pytest.fixture(autouse=True)
+def isolated_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Never read or write the real user's model folder."""
+    folder = tmp_path_factory.mktemp("user-models")
+    monkeypatch.setenv("VIDSCALE_MODEL_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def modest_threads() -> Iterator[None]:
+    torch.set_num_threads(2)
+    yield
+
+
+@pytest.fixture(scope="session")
+def bunny() -> np.ndarray:
+    from vidscale.media.image import read_image
+
+    return read_image(SAMPLES / "bunny.png")
+
+
+def need_shared(*parts: str) -> Path:
+    path = SHARED_MEDIA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"shared media not present: {path}")
+    return path
