@@ -31,7 +31,7 @@ REPO = str(Path(__file__).resolve().parent.parent)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from vidscale.models.loading import descriptor_from_state_dict  # noqa: E402
+from vidscale.models.loading import descriptor_from_state_dict, inference_parameter_count  # noqa: E402
 from vidscale.models.ncnn_convert import StateDict, ncnn_to_state_dict  # noqa: E402
 
 
@@ -124,7 +124,7 @@ def parameter_count(model: Model, state: StateDict) -> int:
     desc = descriptor_from_state_dict(state, model.name)
     if desc.scale != model.scale:
         raise SystemExit(f"{model.name}: loads with scale {desc.scale}, expected {model.scale}")
-    return sum(p.numel() for p in desc.model.parameters())
+    return inference_parameter_count(desc.model)
 
 
 def canonical_safetensors(data: bytes) -> bytes:

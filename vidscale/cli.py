@@ -98,7 +98,7 @@ def models(ctx: click.Context) -> None:
 
 def _list_models() -> None:
     from vidscale.models import zoo
-    from vidscale.models.loading import load_descriptor
+    from vidscale.models.loading import inference_parameter_count, load_descriptor
 
     rows = [("name", "arch", "scale", "params", "license", "source")]
     for info in zoo.builtins().values():
@@ -107,7 +107,7 @@ def _list_models() -> None:
         try:
             desc = load_descriptor(info.path)  # type: ignore[arg-type]
             arch, scale = desc.architecture.name, f"x{desc.scale}"
-            params = f"{sum(p.numel() for p in desc.model.parameters()):,}"
+            params = f"{inference_parameter_count(desc.model):,}"
         except VidscaleError as exc:
             arch, scale, params = f"unreadable ({exc})", "-", "-"
         rows.append((info.name, arch, scale, params, "user", str(info.path)))

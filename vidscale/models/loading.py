@@ -92,3 +92,15 @@ def _looks_like_checkpoint(path: Path) -> bool:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
+
+
+def inference_parameter_count(model: torch.nn.Module) -> int:
+    """Parameters the network computes with. Re-parameterised blocks (SPAN's
+    Conv3XC) also hold their training branches, which fold into `eval_conv`
+    and are not counted."""
+    skipped: set[int] = set()
+    for module in model.modules():
+        if hasattr(module, "eval_conv"):
+            folded = {id(p) for p in module.parameters()}
+            skipped |= folded - {id(p) for p in module.eval_conv.parameters()}
+    return sum(p.numel() for p in model.parameters() if id(p) not in skipped)
