@@ -12,6 +12,7 @@ import logging
 import sys
 import time
 import traceback
+from fractions import Fraction
 from pathlib import Path
 
 import click
@@ -34,10 +35,11 @@ class _DefaultToUpscale(click.Group):
 @click.group(cls=_DefaultToUpscale, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="vidscale")
 def cli() -> None:
-    """Upscale photos (and soon video) with super-resolution networks.
+    """Upscale video, image sequences and photos with super-resolution networks.
 
     \b
-    vidscale in.png out.png --scale 2
+    vidscale in.mp4 out.mp4 --scale 2
+    vidscale photos/ big/ --scale 4
     vidscale models
     vidscale eval HR_DIR --lr LR_DIR --scale 2
     """
@@ -52,40 +54,54 @@ def _model_options(f):  # type: ignore[no-untyped-def]
 
 
 @cli.command()
-@click.argument("source", type=click.Path(path_type=Path))
-@click.argument("output", type=click.Path(path_type=Path))
+@click.argument("source")
+@click.argument("output")
 @click.option("--scale", "-s", type=float, help="Factor between 1 and 8 (default 2).")
 @click.option("--width", type=click.IntRange(min=1), help="Output width (height follows unless given).")
 @click.option("--height", type=click.IntRange(min=1), help="Output height (width follows unless given).")
 @_model_options
-@click.option("--quality", type=click.IntRange(1, 100), help="Quality of lossy outputs (JPEG, WebP).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("--batch", type=click.IntRange(1, 256), default=1, show_default=True, help="Frames per inference batch.")
+@click.option("--recursive", "-r", is_flag=True, help="Walk subfolders of a folder input (the output mirrors them).")
+@click.option("--format", "image_format", type=click.Choice(["png", "jpg", "webp", "tif", "bmp"]),
+              help="Image type for folder outputs (default: keep each input's).")
+@click.option("--fps", default="24", show_default=True, help="Frame rate when images become a video.")
+@click.option("--codec", help="Video encoder (default: libx264; libx265 for >8-bit; libsvtav1 for webm).")
+@click.option("--crf", type=float, help="Constant-quality level of the encoder.")
+@click.option("--preset", help="Encoder speed preset.")
+@click.option("--pix-fmt", help="Output pixel format (default: the source's).")
+@click.option("--encoder-opt", multiple=True, metavar="KEY=VALUE", help="Extra encoder option (repeatable).")
+@click.option("--quality", type=click.IntRange(1, 100), help="Quality of lossy image outputs (JPEG, WebP).")
+@click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--verbose", "-v", is_flag=True, help="Show details and tracebacks.")
-def upscale(source: Path, output: Path, scale: float | None, width: int | None, height: int | None,
-            model: str | None, device: str, tile: int | None, fp16: bool | None,
-            quality: int | None, overwrite: bool, quiet: bool, verbose: bool) -> None:
-    """Upscale SOURCE into OUTPUT."""
-    from vidscale.media.atomic import atomic_output
-    from vidscale.media.image import is_image_path, read_image, write_image
-    from vidscale.scale import output_size
-    from vidscale.upscaler import Upscaler, upscale_image
+def upscale(source: str, output: str, scale: float | None, width: int | None, height: int | None,
+            model: str | None, device: str, tile: int | None, fp16: bool | None, batch: int,
+            recursive: bool, image_format: str | None, fps: str, codec: str | None, crf: float | None,
+            preset: str | None, pix_fmt: str | None, encoder_opt: tuple[str, ...], quality: int | None,
+            overwrite: bool, quiet: bool, verbose: bool) -> None:
+    """Upscale SOURCE (video, image, folder, pattern or glob) into OUTPUT."""
+    from vidscale.encoding import EncoderSettings, parse_encoder_opts
+    from vidscale.job import JobSettings, run_job
 
     _setup_logging(quiet, verbose)
-    for path in (source, output):
-        if not is_image_path(path):
-            raise UsageError(f"{path}: not a supported image type (video support is coming)")
-    if scale is not None and (width or height):
-        raise UsageError("give either --scale or --width/--height, not both")
-    started = time.monotonic()
-    upscaler = Upscaler(model, device, tile=tile, fp16=fp16)
-    image = read_image(source)
-    size = output_size(*image.shape[:2], scale, width, height)
-    with atomic_output(output, overwrite=overwrite, inputs=[source]) as tmp:
-        result = upscale_image(image, width=size[1], height=size[0], upscaler=upscaler)
-        write_image(tmp, result, quality=quality)
-    log.info("%s: %dx%d -> %dx%d in %.1fs", output, image.shape[1], image.shape[0],
-             size[1], size[0], time.monotonic() - started)
+    encoder = EncoderSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
+                              options=parse_encoder_opts(encoder_opt), fps=_parse_fps(fps))
+    settings = JobSettings(scale=scale, width=width, height=height, model=model, device=device,
+                           tile=tile, fp16=fp16, batch=batch, recursive=recursive,
+                           image_format=f".{image_format}" if image_format else None,
+                           quality=quality, overwrite=overwrite, quiet=quiet, encoder=encoder)
+    summary = run_job(source, output, settings)
+    log.info("%s", summary.line())
+
+
+def _parse_fps(text: str) -> Fraction:
+    try:
+        fps = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise UsageError(f"--fps {text}: not a number") from None
+    if not 0 < fps <= 1000:
+        raise UsageError(f"--fps {text}: must be above 0 and at most 1000")
+    return fps
 
 
 @cli.group(invoke_without_command=True)

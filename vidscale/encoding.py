@@ -1,0 +1,99 @@
+"""Encoder choice and settings: good defaults per container, user overrides win."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import av
+
+from vidscale.errors import UsageError
+
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+
+
+@dataclass(frozen=True)
+class EncoderDefaults:
+    codec: str
+    crf: float | None
+    preset: str | None
+
+
+# 8-bit sources; 10-bit sources take the second entry.
+_DEFAULTS = {
+    ".webm": (EncoderDefaults("libsvtav1", 30, "7"), EncoderDefaults("libsvtav1", 30, "7")),
+}
+_H264 = EncoderDefaults("libx264", 18, "medium")
+_H265 = EncoderDefaults("libx265", 20, "medium")
+
+
+@dataclass
+class EncoderSettings:
+    """What the user asked for; None means 'the default for this output'."""
+
+    codec: str | None = None
+    crf: float | None = None
+    preset: str | None = None
+    pix_fmt: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
+    fps: Fraction = Fraction(24)  # for image sequences turned into video
+
+
+@dataclass(frozen=True)
+class EncoderPlan:
+    codec: str
+    pix_fmt: str
+    options: dict[str, str]
+    bit_rate: int | None = None
+
+
+def plan_encoder(suffix: str, deep: bool, source_pix_fmt: str | None, settings: EncoderSettings) -> EncoderPlan:
+    """The encoder, pixel format and options for an output of type `suffix`."""
+    suffix = suffix.lower()
+    if suffix not in VIDEO_SUFFIXES:
+        raise UsageError(f"unsupported video output type {suffix!r} (use {', '.join(VIDEO_SUFFIXES)})")
+    default = _DEFAULTS.get(suffix, (_H264, _H265))[1 if deep else 0]
+    codec = settings.codec or default.codec
+    try:
+        formats = [f.name for f in av.Codec(codec, "w").video_formats or []]
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise UsageError(f"--codec {codec}: no such video encoder ({exc})") from None
+    pix_fmt = settings.pix_fmt or _default_pix_fmt(formats, deep, source_pix_fmt)
+    if formats and pix_fmt not in formats:
+        raise UsageError(f"--pix-fmt {pix_fmt}: {codec} takes {', '.join(formats)}")
+    options: dict[str, str] = {}
+    same_family = codec == default.codec
+    crf = settings.crf if settings.crf is not None else (default.crf if same_family else None)
+    preset = settings.preset or (default.preset if same_family else None)
+    if crf is not None:
+        options["crf"] = f"{crf:g}"
+    if preset is not None:
+        options["preset"] = preset
+    if codec == "libx265":
+        options.setdefault("x265-params", "log-level=error")
+    options.update(settings.options)
+    bit_rate = 0 if codec == "libvpx-vp9" and "crf" in options else None  # constant quality mode
+    return EncoderPlan(codec, pix_fmt, options, bit_rate)
+
+
+def _default_pix_fmt(formats: list[str], deep: bool, source: str | None) -> str:
+    """Keep the source's chroma layout and depth when the encoder can; else 4:2:0."""
+    wanted = []
+    if source and source.startswith("yuv") and not source.startswith("yuvj"):
+        wanted.append(source)
+    wanted.append("yuv420p10le" if deep else "yuv420p")
+    wanted.append("yuv420p")
+    for fmt in wanted:
+        if not formats or fmt in formats:
+            return fmt
+    return formats[0]
+
+
+def parse_encoder_opts(pairs: tuple[str, ...]) -> dict[str, str]:
+    opts = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--encoder-opt {pair!r}: expected KEY=VALUE")
+        opts[key] = value
+    return opts

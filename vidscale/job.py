@@ -1,0 +1,179 @@
+"""One upscaling job: a source, an upscaler and a sink wired through the pipeline."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vidscale.encoding import EncoderSettings
+from vidscale.errors import UsageError, VidscaleError
+from vidscale.media.atomic import atomic_output
+from vidscale.media.image import read_image
+from vidscale.media.sinks import FolderSink, ImageFileSink, PatternSink, VideoSink, output_kind
+from vidscale.media.source import Frame, ImageSource, Source, VideoSource, open_source
+from vidscale.pipeline import run_pipeline
+from vidscale.progress import Progress
+from vidscale.scale import output_size
+from vidscale.upscaler import Upscaler, from_tensor
+
+log = logging.getLogger("vidscale")
+
+
+@dataclass
+class JobSettings:
+    scale: float | None = None
+    width: int | None = None
+    height: int | None = None
+    model: str | None = None
+    device: str | None = None
+    tile: int | None = None
+    fp16: bool | None = None
+    batch: int = 1
+    recursive: bool = False
+    image_format: str | None = None  # e.g. ".png" for folder outputs
+    quality: int | None = None
+    overwrite: bool = False
+    quiet: bool = False
+    encoder: EncoderSettings = field(default_factory=EncoderSettings)
+
+
+@dataclass
+class Summary:
+    frames: int
+    seconds: float
+    output: Path
+    output_bytes: int
+
+    def line(self) -> str:
+        fps = self.frames / self.seconds if self.seconds > 0 else 0.0
+        return (f"{self.output}: {self.frames} frame{'s' * (self.frames != 1)} in {self.seconds:.1f}s "
+                f"({fps:.2f} fps), {_human(self.output_bytes)}")
+
+
+def run_job(source_spec: str, output_spec: str, settings: JobSettings) -> Summary:
+    kind = output_kind(output_spec)
+    if settings.scale is not None and (settings.width or settings.height):
+        raise UsageError("give either --scale or --width/--height, not both")
+    source = open_source(source_spec, settings.recursive, settings.encoder.fps)
+    try:
+        upscaler = Upscaler(settings.model, settings.device, tile=settings.tile, fp16=settings.fp16)
+        return _run(source, Path(output_spec), kind, upscaler, settings)
+    finally:
+        source.close()
+
+
+def _run(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: JobSettings) -> Summary:
+    inputs = _input_paths(source)
+    sizes = _SizeRule(settings, even=kind == "video")
+    progress = Progress(_frame_estimate(source), settings.quiet, output.name or str(output))
+    try:
+        if kind == "video":
+            with atomic_output(output, settings.overwrite, inputs) as tmp:
+                sink = VideoSink(tmp, output.suffix.lower(), sizes(*_first_size(source)), source,
+                                 settings.encoder, log.warning)
+                _stream(source, upscaler, sizes, sink.write, sink.write_packet, sink.close, settings,
+                        progress, sink.carried_streams(), on_error=sink.abort)
+        elif kind == "image":
+            with atomic_output(output, settings.overwrite, inputs) as tmp:
+                sink = ImageFileSink(tmp, settings.quality)
+                _stream(source, upscaler, sizes, sink.write, _no_packets, _nothing, settings, progress)
+        else:
+            folder = output.parent if kind == "pattern" else output
+            _check_folder(folder, source)
+            folder.mkdir(parents=True, exist_ok=True)
+            files = (PatternSink(output, settings.quality, settings.overwrite, inputs) if kind == "pattern"
+                     else FolderSink(output, settings.image_format, settings.quality, settings.overwrite, inputs))
+            _stream(source, upscaler, sizes, files.write, _no_packets, _nothing, settings, progress)
+    finally:
+        progress.close()
+    return Summary(progress.done, progress.elapsed, output, _size_on_disk(output))
+
+
+def _stream(source: Source, upscaler: Upscaler, sizes: "_SizeRule", write: Callable[[Frame], None],
+            write_packet: Callable, finish: Callable[[], None], settings: JobSettings, progress: Progress,
+            carried: list | None = None, on_error: Callable[[], None] = lambda: None) -> None:
+    def upscale(batch: list[np.ndarray]) -> list[np.ndarray]:
+        h, w = batch[0].shape[:2]
+        x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2)
+        x = x.float() / (65535.0 if batch[0].dtype == np.uint16 else 255.0)
+        out = upscaler.upscale(x, sizes(h, w))
+        return [from_tensor(out[i:i + 1], batch[0].dtype) for i in range(len(batch))]
+
+    try:
+        run_pipeline(source.items(carried or ()), upscale, write, write_packet, finish,
+                     batch=settings.batch, on_frame=progress.update)
+    except BaseException:
+        on_error()
+        raise
+
+
+class _SizeRule:
+    """Output size for an input size; even sizes for video (4:2:0 chroma needs them)."""
+
+    def __init__(self, settings: JobSettings, even: bool):
+        self.settings, self.even = settings, even
+
+    def __call__(self, height: int, width: int) -> tuple[int, int]:
+        s = self.settings
+        h, w = output_size(height, width, s.scale, s.width, s.height)
+        if self.even:
+            h, w = max(2, h - h % 2), max(2, w - w % 2)
+        return h, w
+
+
+def _first_size(source: Source) -> tuple[int, int]:
+    if isinstance(source, VideoSource):
+        return source.info.height, source.info.width
+    sizes = {read_image(p).shape[:2] for p in source.paths[:1]}
+    return sizes.pop()
+
+
+def _input_paths(source: Source) -> list[Path]:
+    return [source.path] if isinstance(source, VideoSource) else list(source.paths)
+
+
+def _frame_estimate(source: Source) -> int | None:
+    if isinstance(source, ImageSource):
+        return len(source.paths)
+    info = source.info
+    if info.frames:
+        return info.frames
+    duration = source.stream.duration or 0
+    if duration and info.rate:
+        return round(float(duration * info.time_base * info.rate))
+    return None
+
+
+def _check_folder(folder: Path, source: Source) -> None:
+    if isinstance(source, ImageSource) and source.root and folder.resolve() == source.root.resolve():
+        raise UsageError(f"{folder}: output folder is the input folder")
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder}: exists and is not a folder")
+
+
+def _size_on_disk(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    folder = path.parent if not path.is_dir() else path
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+
+
+def _human(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"
+
+
+def _no_packets(packet: object) -> None:
+    raise VidscaleError("internal: an image output received a stream packet")
+
+
+def _nothing() -> None:
+    pass

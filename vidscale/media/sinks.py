@@ -1,0 +1,162 @@
+"""Sinks: where upscaled frames go. A video file, one image, a folder or a numbered pattern.
+
+Every file appears complete or not at all (`atomic_output`). A video sink
+re-encodes the main stream and carries every other stream of the source
+through `StreamCopier`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from pathlib import Path
+
+import av
+
+from vidscale.encoding import VIDEO_SUFFIXES, EncoderSettings, plan_encoder
+from vidscale.errors import UsageError, VidscaleError
+from vidscale.media.atomic import atomic_output
+from vidscale.media.color import ColorInfo, RgbConverter, for_rgb_source
+from vidscale.media.image import IMAGE_SUFFIXES, write_image
+from vidscale.media.sequence import format_pattern, is_pattern
+from vidscale.media.source import Frame, Source, VideoSource
+from vidscale.media.streams import StreamCopier
+
+Warn = Callable[[str], None]
+_MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
+
+
+class VideoSink:
+    """Encodes frames into a new container; the source's other streams ride along."""
+
+    def __init__(self, path: Path, suffix: str, size: tuple[int, int], source: Source,
+                 settings: EncoderSettings, warn: Warn):
+        video = source if isinstance(source, VideoSource) else None
+        deep = bool(video and video.info.deep)
+        self.plan = plan_encoder(suffix, deep, video.info.pix_fmt if video else None, settings)
+        options = {"movflags": "+faststart"} if _MUXERS[suffix] in ("mp4", "mov") else {}
+        self.container = av.open(str(path), "w", format=_MUXERS[suffix], options=options)
+        self.converter = RgbConverter()
+        self.color = (video.info.color if video and video.info.color else for_rgb_source(*size))
+        self.stream = self._add_video_stream(size, video, settings)
+        self.copier = (StreamCopier(video.container, self.container, skip={video.stream.index}, warn=warn)
+                       if video else None)
+
+    def _add_video_stream(self, size: tuple[int, int], video: VideoSource | None,
+                          settings: EncoderSettings) -> av.VideoStream:
+        rate = (video.info.rate if video else None) or settings.fps
+        stream = self.container.add_stream(self.plan.codec, rate=rate)
+        ctx = stream.codec_context
+        ctx.height, ctx.width = size
+        ctx.pix_fmt = self.plan.pix_fmt
+        ctx.time_base = video.info.time_base if video else 1 / settings.fps
+        stream.time_base = ctx.time_base
+        ctx.options = dict(self.plan.options)
+        if self.plan.bit_rate is not None:
+            ctx.bit_rate = self.plan.bit_rate
+        ctx.colorspace, ctx.color_range = self.color.matrix, self.color.range
+        ctx.color_primaries, ctx.color_trc = self.color.primaries, self.color.transfer
+        if self.plan.codec == "libx265" and _MUXERS.get(Path(self.container.name).suffix.lower()) in ("mp4", "mov"):
+            ctx.codec_tag = "hvc1"  # what Apple players look for
+        if video:
+            _copy_video_stream_info(video.stream, stream)
+        return stream
+
+    def write(self, frame: Frame) -> None:
+        out = self.converter.from_rgb(frame.rgb, self.plan.pix_fmt, self.color)
+        out.pts, out.time_base = frame.pts, frame.time_base
+        out.color_primaries, out.color_trc = self.color.primaries, self.color.transfer
+        self.container.mux(self.stream.encode(out))
+
+    def write_packet(self, packet: av.Packet) -> None:
+        if self.copier:
+            self.copier.write(packet)
+
+    def wants(self, packet: av.Packet) -> bool:
+        return bool(self.copier and self.copier.wants(packet))
+
+    def carried_streams(self) -> list[av.stream.Stream]:
+        return list(self.copier.streams_in) if self.copier else []
+
+    def close(self) -> None:
+        self.container.mux(self.stream.encode(None))
+        if self.copier:
+            self.copier.finish()
+        self.container.close()
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.container.close()
+
+
+def _copy_video_stream_info(src: av.VideoStream, dst: av.VideoStream) -> None:
+    """Metadata, disposition, sample aspect and rotation of the source's video stream."""
+    for key, value in src.metadata.items():
+        if key.lower() not in ("encoder", "duration", "handler_name", "vendor_id"):
+            dst.metadata[key] = value
+    dst.disposition = src.disposition
+    sar = src.codec_context.sample_aspect_ratio or src.sample_aspect_ratio
+    if sar and sar.numerator and sar != 1:
+        dst.codec_context.sample_aspect_ratio = sar
+    matrix = src.codec_context.coded_side_data.get("display_matrix")
+    if matrix:
+        dst.set_display_matrix([int.from_bytes(matrix[i:i + 4], "little", signed=True) for i in range(0, 36, 4)])
+
+
+class ImageFileSink:
+    """Exactly one picture into one image file."""
+
+    def __init__(self, path: Path, quality: int | None):
+        self.path, self.quality, self.count = path, quality, 0
+
+    def write(self, frame: Frame) -> None:
+        if self.count:
+            raise VidscaleError(f"{self.path}: the input has more than one frame; "
+                                "write to a folder, a pattern like out/%04d.png, or a video")
+        write_image(self.path, frame.rgb, quality=self.quality)
+        self.count += 1
+
+
+class FolderSink:
+    """One file per frame: the input's relative names, or numbers for video frames."""
+
+    def __init__(self, folder: Path, fmt: str | None, quality: int | None, overwrite: bool,
+                 inputs: list[Path]):
+        self.folder, self.fmt, self.quality = folder, fmt, quality
+        self.overwrite, self.inputs = overwrite, inputs
+
+    def target(self, frame: Frame) -> Path:
+        name = frame.name or Path(f"{frame.index + 1:06d}.png")
+        return self.folder / (name.with_suffix(self.fmt) if self.fmt else name)
+
+    def write(self, frame: Frame) -> None:
+        target = self.target(frame)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(target, overwrite=self.overwrite, inputs=self.inputs) as tmp:
+            write_image(tmp, frame.rgb, quality=self.quality)
+
+
+class PatternSink(FolderSink):
+    """Numbered files from a printf pattern such as `out/%04d.png` (numbers start at 1)."""
+
+    def __init__(self, pattern: Path, quality: int | None, overwrite: bool, inputs: list[Path]):
+        super().__init__(pattern.parent, None, quality, overwrite, inputs)
+        self.pattern = pattern
+
+    def target(self, frame: Frame) -> Path:
+        return format_pattern(self.pattern, frame.index + 1)
+
+
+def output_kind(spec: str) -> str:
+    """'pattern', 'folder', 'image' or 'video', from how the output is written."""
+    path = Path(spec)
+    if is_pattern(path.name):
+        return "pattern"
+    if path.is_dir() or spec.endswith(("/", "\\")) or not path.suffix:
+        return "folder"
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return "image"
+    if suffix in VIDEO_SUFFIXES:
+        return "video"
+    raise UsageError(f"{spec}: unsupported output type {suffix!r}")

@@ -1,0 +1,148 @@
+"""Sources: what a job reads. A video file, or a list of images (one image is a one-frame clip).
+
+A source yields `Frame`s (RGB arrays with their timestamps) and, for video,
+the packets of the other streams the sink carries, in file order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from vidscale.errors import VidscaleError
+from vidscale.media.color import ColorInfo, RgbConverter, bit_depth, color_of
+from vidscale.media.image import is_image_path, read_image
+from vidscale.media.sequence import folder_images, is_pattern, pattern_images
+
+
+@dataclass
+class Frame:
+    rgb: np.ndarray  # HxWx3, uint8 or uint16
+    index: int
+    pts: int | None
+    time_base: Fraction | None
+    name: Path | None = None  # path relative to the input folder, for folder outputs
+    color: ColorInfo | None = None  # the source's colour description (video only)
+
+
+@dataclass
+class VideoInfo:
+    width: int
+    height: int
+    time_base: Fraction
+    rate: Fraction | None
+    frames: int  # 0 when the container does not say
+    deep: bool  # more than 8 bits per component
+    pix_fmt: str
+    color: ColorInfo | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def _fail(path: Path, what: str, exc: BaseException) -> VidscaleError:
+    lines = str(exc).strip().splitlines()
+    reason = getattr(exc, "strerror", None) or (lines[0] if lines else type(exc).__name__)
+    return VidscaleError(f"{path}: {what} ({reason})")
+
+
+class VideoSource:
+    """A media file demuxed and decoded with PyAV."""
+
+    kind = "video"
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            self.container = av.open(str(path))
+        except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
+            raise _fail(path, "not a readable media file", exc) from None
+        self.stream = self._main_video_stream()
+        self.stream.thread_type = "AUTO"
+        ctx = self.stream.codec_context
+        self.info = VideoInfo(
+            width=ctx.width, height=ctx.height, time_base=self.stream.time_base or Fraction(1, 90000),
+            rate=self.stream.average_rate or self.stream.guessed_rate, frames=self.stream.frames or 0,
+            deep=ctx.format is not None and bit_depth(ctx.format) > 8,
+            pix_fmt=ctx.format.name if ctx.format else "yuv420p")
+        if not ctx.width or not ctx.height:
+            raise VidscaleError(f"{path}: video stream has no picture size")
+
+    def _main_video_stream(self) -> av.VideoStream:
+        videos = [s for s in self.container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+        if not videos:
+            self.container.close()
+            raise VidscaleError(f"{self.path}: no video stream")
+        return videos[0]
+
+    def items(self, extra: Sequence[av.stream.Stream] = ()) -> Iterator[Frame | av.Packet]:
+        """Decoded frames of the main stream, and packets of `extra` streams, in file order."""
+        converter = RgbConverter()
+        index = 0
+        try:
+            for packet in self.container.demux(self.stream, *extra):
+                if packet.stream.index != self.stream.index:
+                    if packet.dts is not None or packet.pts is not None:
+                        yield packet
+                    continue
+                for frame in packet.decode():
+                    yield self._frame(frame, index, converter)
+                    index += 1
+        except av.error.FFmpegError as exc:
+            raise _fail(self.path, f"cannot decode frame {index}", exc) from None
+        if index == 0:
+            raise VidscaleError(f"{self.path}: no decodable video frames")
+
+    def _frame(self, frame: av.VideoFrame, index: int, converter: RgbConverter) -> Frame:
+        color = color_of(frame)
+        if self.info.color is None:
+            self.info.color = color
+            self.info.extra["rotation"] = frame.rotation
+        rgb = converter.to_rgb(frame, color, self.info.deep)
+        return Frame(rgb, index, frame.pts, frame.time_base or self.info.time_base, color=color)
+
+    def close(self) -> None:
+        self.container.close()
+
+
+class ImageSource:
+    """Still images in order; each is a frame, sizes may differ."""
+
+    kind = "images"
+
+    def __init__(self, paths: list[Path], root: Path | None, fps: Fraction):
+        self.paths, self.root, self.fps = paths, root, fps
+        self.info = None
+
+    def items(self, extra: Sequence[av.stream.Stream] = ()) -> Iterator[Frame]:
+        tb = 1 / self.fps
+        for index, path in enumerate(self.paths):
+            name = path.relative_to(self.root) if self.root else Path(path.name)
+            yield Frame(read_image(path), index, index, tb, name=name)
+
+    def close(self) -> None:
+        pass
+
+
+Source = VideoSource | ImageSource
+
+
+def open_source(spec: str, recursive: bool = False, fps: Fraction = Fraction(24)) -> Source:
+    """A source from a path, folder, printf pattern or glob."""
+    path = Path(spec)
+    if not path.exists() and is_pattern(spec):
+        return ImageSource(pattern_images(spec), None, fps)
+    if path.is_dir():
+        return ImageSource(folder_images(path, recursive), path, fps)
+    if not path.exists():
+        raise VidscaleError(f"{path}: no such file")
+    if not path.is_file():
+        raise VidscaleError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise VidscaleError(f"{path}: file is empty")
+    if is_image_path(path):
+        return ImageSource([path], None, fps)
+    return VideoSource(path)

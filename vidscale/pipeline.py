@@ -1,0 +1,142 @@
+"""The streaming pipeline: decode thread -> batched inference -> encode thread.
+
+Bounded queues keep memory flat however long the input is, and the three
+stages overlap, so the slowest one sets the pace. Packets of carried
+streams (audio, subtitles...) travel through the same queues so the sink
+can interleave them with the video.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+from typing import Protocol
+
+import av
+import numpy as np
+
+from vidscale.media.source import Frame
+
+_END = object()
+_POLL_S = 0.1
+
+UpscaleBatch = Callable[[list[np.ndarray]], list[np.ndarray]]
+
+
+class Sink(Protocol):
+    def write(self, frame: Frame) -> None: ...
+
+
+class _Stopped(Exception):
+    """Another stage failed or the user interrupted: unwind quietly."""
+
+
+class _Channel:
+    """A bounded queue whose waits give up when the job is stopping."""
+
+    def __init__(self, size: int, stop: threading.Event):
+        self.q: queue.Queue[object] = queue.Queue(maxsize=size)
+        self.stop = stop
+
+    def put(self, item: object) -> None:
+        while not self.stop.is_set():
+            try:
+                self.q.put(item, timeout=_POLL_S)
+                return
+            except queue.Full:
+                pass
+        raise _Stopped
+
+    def get(self) -> object:
+        while not self.stop.is_set():
+            try:
+                return self.q.get(timeout=_POLL_S)
+            except queue.Empty:
+                pass
+        raise _Stopped
+
+
+class _Worker(threading.Thread):
+    def __init__(self, name: str, target: Callable[[], None], stop: threading.Event):
+        super().__init__(name=name, daemon=True)
+        self._target_fn, self._stop_event = target, stop
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._target_fn()
+        except _Stopped:
+            pass
+        except BaseException as exc:  # handed to the main thread, which re-raises it
+            self.error = exc
+            self._stop_event.set()
+
+
+def run_pipeline(
+    items: Iterable[Frame | av.Packet],
+    upscale: UpscaleBatch,
+    write_frame: Callable[[Frame], None],
+    write_packet: Callable[[av.Packet], None],
+    finish: Callable[[], None],
+    batch: int = 1,
+    on_frame: Callable[[], None] = lambda: None,
+) -> None:
+    """Run decode, inference and encode concurrently; re-raise the first failure."""
+    stop = threading.Event()
+    inbox, outbox = _Channel(2 * batch + 2, stop), _Channel(2 * batch + 2, stop)
+
+    def decode() -> None:
+        for item in items:
+            inbox.put(item)
+        inbox.put(_END)
+
+    def encode() -> None:
+        while (item := outbox.get()) is not _END:
+            if isinstance(item, Frame):
+                write_frame(item)
+                on_frame()
+            else:
+                write_packet(item)  # type: ignore[arg-type]
+        finish()
+
+    workers = [_Worker("vidscale-decode", decode, stop), _Worker("vidscale-encode", encode, stop)]
+    for w in workers:
+        w.start()
+    try:
+        for item in _batched(inbox, batch):
+            if isinstance(item, list):
+                for frame, rgb in zip(item, upscale([f.rgb for f in item])):
+                    outbox.put(replace(frame, rgb=rgb))
+            else:
+                outbox.put(item)
+        outbox.put(_END)
+        workers[1].join()  # the encoder drains the queue and finishes the file
+    except _Stopped:
+        pass  # a worker failed: its error is raised below
+    finally:
+        stop.set()  # wakes any stage still waiting (after an error or Ctrl-C)
+        for w in workers:
+            w.join()
+    for w in workers:
+        if w.error is not None:
+            raise w.error
+
+
+def _batched(inbox: _Channel, size: int) -> Iterator[list[Frame] | av.Packet]:
+    """Runs of up to `size` same-sized frames; packets pass straight through."""
+    pending: list[Frame] = []
+    while (item := inbox.get()) is not _END:
+        if not isinstance(item, Frame):
+            yield item  # type: ignore[misc]
+            continue
+        if pending and pending[0].rgb.shape != item.rgb.shape:
+            yield pending
+            pending = []
+        pending.append(item)
+        if len(pending) == size:
+            yield pending
+            pending = []
+    if pending:
+        yield pending
