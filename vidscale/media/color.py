@@ -52,10 +52,11 @@ def guess_matrix(width: int, height: int) -> int:
     return SPACE_BT709 if height >= 720 or width >= 1280 else SPACE_SMPTE170M
 
 
-def color_of(frame: av.VideoFrame) -> ColorInfo:
-    """The colour description of a decoded frame, with guesses for gaps."""
+def color_of(frame: av.VideoFrame | av.video.codeccontext.VideoCodecContext) -> ColorInfo:
+    """The colour description of a decoded frame (or a stream's decoder), with guesses for gaps."""
     matrix = frame.colorspace if frame.colorspace in _SWS_MATRIX else guess_matrix(frame.width, frame.height)
-    full = frame.color_range == RANGE_FULL or frame.format.name.startswith("yuvj")
+    pix_fmt = frame.format.name if frame.format else ""
+    full = frame.color_range == RANGE_FULL or pix_fmt.startswith("yuvj")
     return ColorInfo(matrix, RANGE_FULL if full else RANGE_LIMITED,
                      int(frame.color_primaries), int(frame.color_trc))
 

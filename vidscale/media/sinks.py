@@ -37,7 +37,7 @@ class VideoSink:
         options = {"movflags": "+faststart"} if _MUXERS[suffix] in ("mp4", "mov") else {}
         self.container = av.open(str(path), "w", format=_MUXERS[suffix], options=options)
         self.converter = RgbConverter()
-        self.color = (video.info.color if video and video.info.color else for_rgb_source(*size))
+        self.color = video.info.color if video else for_rgb_source(size[1], size[0])
         self.stream = self._add_video_stream(size, video, settings)
         self.copier = (StreamCopier(video.container, self.container, skip={video.stream.index}, warn=warn)
                        if video else None)

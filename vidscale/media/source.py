@@ -7,7 +7,7 @@ the packets of the other streams the sink carries, in file order.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -39,8 +39,7 @@ class VideoInfo:
     frames: int  # 0 when the container does not say
     deep: bool  # more than 8 bits per component
     pix_fmt: str
-    color: ColorInfo | None = None
-    extra: dict[str, object] = field(default_factory=dict)
+    color: ColorInfo
 
 
 def _fail(path: Path, what: str, exc: BaseException) -> VidscaleError:
@@ -67,7 +66,7 @@ class VideoSource:
             width=ctx.width, height=ctx.height, time_base=self.stream.time_base or Fraction(1, 90000),
             rate=self.stream.average_rate or self.stream.guessed_rate, frames=self.stream.frames or 0,
             deep=ctx.format is not None and bit_depth(ctx.format) > 8,
-            pix_fmt=ctx.format.name if ctx.format else "yuv420p")
+            pix_fmt=ctx.format.name if ctx.format else "yuv420p", color=color_of(ctx))
         if not ctx.width or not ctx.height:
             raise VidscaleError(f"{path}: video stream has no picture size")
 
@@ -98,9 +97,6 @@ class VideoSource:
 
     def _frame(self, frame: av.VideoFrame, index: int, converter: RgbConverter) -> Frame:
         color = color_of(frame)
-        if self.info.color is None:
-            self.info.color = color
-            self.info.extra["rotation"] = frame.rotation
         rgb = converter.to_rgb(frame, color, self.info.deep)
         return Frame(rgb, index, frame.pts, frame.time_base or self.info.time_base, color=color)
 
