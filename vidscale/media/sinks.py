@@ -8,6 +8,7 @@ through `StreamCopier`.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,6 +35,7 @@ class VideoSink:
         video = source if isinstance(source, VideoSource) else None
         deep = bool(video and video.info.deep)
         self.plan = plan_encoder(suffix, deep, video.info.pix_fmt if video else None, settings)
+        os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole configuration otherwise
         options = {"movflags": "+faststart"} if _MUXERS[suffix] in ("mp4", "mov") else {}
         self.container = av.open(str(path), "w", format=_MUXERS[suffix], options=options)
         self.converter = RgbConverter()
