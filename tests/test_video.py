@@ -164,17 +164,34 @@ def test_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str], make, me
 
 
 def test_undecodable_stream(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    src = make_video(tmp_path / "in.mkv", VideoSpec(frames=8, audio=None))
-    data = bytearray(src.read_bytes())
-    data[len(data) // 3:] = bytes(len(data) - len(data) // 3)  # zero out most of the stream
     broken = tmp_path / "broken.mkv"
-    broken.write_bytes(bytes(data))
-    code = main([str(broken), str(tmp_path / "out.mkv")])
+    with av.open(str(broken), "w") as out:  # an MJPEG track whose packets are noise
+        stream = out.add_mux_stream("mjpeg", width=32, height=32)
+        stream.time_base = Fraction(1, 25)
+        for i in range(3):
+            packet = av.Packet(np.random.default_rng(i).integers(0, 256, 500, dtype=np.uint8).tobytes())
+            packet.stream, packet.pts, packet.dts, packet.time_base = stream, i, i, stream.time_base
+            out.mux(packet)
+    assert main([str(broken), str(tmp_path / "out.mkv"), "-m", "lanczos"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "broken.mkv" in err and "decode" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.mkv"]
+
+
+def test_verbose_shows_the_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([str(tmp_path / "none.mp4"), str(tmp_path / "o.mp4"), "--verbose"]) == 1
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_progress_lines_and_summary_when_not_a_terminal(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("vidscale.progress.PLAIN_INTERVAL_S", 0.0)
+    src = make_video(tmp_path / "in.mp4", VideoSpec(frames=4, audio=None))
+    assert main([str(src), str(tmp_path / "o.mp4"), "-m", "lanczos"]) == 0
     err = capsys.readouterr().err
-    assert code in (0, 1)
-    if code == 1:
-        assert err.strip().count("\n") == 0 and "broken.mkv" in err
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert "o.mp4: 1/" in err or "o.mp4: 2/" in err  # periodic plain progress lines
+    summary = err.strip().splitlines()[-1]
+    assert "4 frames in" in summary and "fps" in summary and "KiB" in summary
 
 
 def test_output_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -60,8 +60,10 @@ class VideoSource:
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
             raise _fail(path, "not a readable media file", exc) from None
         self.stream = self._main_video_stream()
-        self.stream.thread_type = "AUTO"
         ctx = self.stream.codec_context
+        if ctx is None:
+            raise VidscaleError(f"{path}: no decoder for its video stream in this FFmpeg build")
+        self.stream.thread_type = "AUTO"
         self.info = VideoInfo(
             width=ctx.width, height=ctx.height, time_base=self.stream.time_base or Fraction(1, 90000),
             rate=self.stream.average_rate or self.stream.guessed_rate, frames=self.stream.frames or 0,
