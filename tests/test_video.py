@@ -240,3 +240,10 @@ def test_real_clips_keep_their_frames(tmp_path: Path, name: str, suffix: str) ->
     a, b = frame_times(src), frame_times(out)
     assert len(a) == len(b) and np.allclose(a, b, atol=1e-3)
     assert [s.type for s in av.open(str(out)).streams] == [s.type for s in av.open(str(src)).streams]
+
+
+def test_library_call(tmp_path: Path) -> None:
+    src = make_video(tmp_path / "in.mp4", VideoSpec(frames=3, audio=None))
+    summary = vidscale.upscale(src, tmp_path / "out.mkv", model="lanczos", scale=1.5, quiet=True)
+    assert summary.frames == 3 and summary.output_bytes > 0
+    assert (video_stream(tmp_path / "out.mkv").codec_context.width, video_stream(tmp_path / "out.mkv").codec_context.height) == (96, 72)

@@ -143,10 +143,11 @@ def _frame_estimate(source: Source) -> int | None:
     info = source.info
     if info.frames:
         return info.frames
-    duration = source.stream.duration or 0
-    if duration and info.rate:
-        return round(float(duration * info.time_base * info.rate))
-    return None
+    if source.stream.duration:
+        seconds = float(source.stream.duration * info.time_base)
+    else:  # some containers (webm) only know the whole file's duration
+        seconds = (source.container.duration or 0) / 1_000_000
+    return round(seconds * float(info.rate)) if seconds and info.rate else None
 
 
 def _check_folder(folder: Path, source: Source) -> None:

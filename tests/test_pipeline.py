@@ -1,0 +1,96 @@
+"""The threaded pipeline: bounded memory, order, batching and failure handling."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from vidscale.media.source import Frame
+from vidscale.pipeline import run_pipeline
+
+
+def frames(n: int, shapes: list[tuple[int, int]] | None = None) -> Iterator[Frame]:
+    for i in range(n):
+        h, w = shapes[i] if shapes else (4, 4)
+        yield Frame(np.full((h, w, 3), i % 256, np.uint8), i, i, None)
+
+
+def test_order_batches_and_bounded_read_ahead() -> None:
+    pulled = 0
+    batch = 3
+    max_ahead = 0
+    written: list[int] = []
+    batches: list[int] = []
+
+    def source() -> Iterator[Frame]:
+        nonlocal pulled
+        for f in frames(50):
+            pulled += 1
+            yield f
+
+    def upscale(arrays: list[np.ndarray]) -> list[np.ndarray]:
+        nonlocal max_ahead
+        max_ahead = max(max_ahead, pulled - len(written))
+        batches.append(len(arrays))
+        return [a + 1 for a in arrays]
+
+    run_pipeline(source(), upscale, lambda f: written.append(int(f.rgb[0, 0, 0])), lambda p: None,
+                 lambda: None, batch=batch)
+    assert written == [i + 1 for i in range(50)]
+    assert set(batches[:-1]) == {batch}
+    # read-ahead is bounded by the queues, not by the length of the input
+    assert max_ahead <= 2 * (2 * batch + 2) + 2 * batch + 2
+
+
+def test_size_changes_split_batches() -> None:
+    shapes = [(4, 4), (4, 4), (6, 2), (6, 2), (6, 2), (4, 4)]
+    sizes: list[list[tuple[int, ...]]] = []
+
+    def upscale(arrays: list[np.ndarray]) -> list[np.ndarray]:
+        sizes.append([a.shape for a in arrays])
+        return arrays
+
+    run_pipeline(frames(6, shapes), upscale, lambda f: None, lambda p: None, lambda: None, batch=8)
+    assert [len(b) for b in sizes] == [2, 3, 1]
+    assert all(len(set(b)) == 1 for b in sizes)
+
+
+@pytest.mark.parametrize("stage", ["decode", "infer", "encode", "finish"])
+def test_a_failing_stage_stops_everything(stage: str) -> None:
+    def source() -> Iterator[Frame]:
+        for f in frames(1000):
+            if stage == "decode" and f.index == 7:
+                raise ValueError("decode failed")
+            yield f
+
+    def upscale(arrays: list[np.ndarray]) -> list[np.ndarray]:
+        if stage == "infer":
+            raise ValueError("infer failed")
+        return arrays
+
+    def write(frame: Frame) -> None:
+        if stage == "encode" and frame.index == 3:
+            raise ValueError("encode failed")
+
+    def finish() -> None:
+        if stage == "finish":
+            raise ValueError("finish failed")
+
+    before = threading.active_count()
+    with pytest.raises(ValueError, match=f"{stage} failed"):
+        run_pipeline(source(), upscale, write, lambda p: None, finish, batch=2)
+    assert threading.active_count() == before  # no stage left running
+
+
+def test_packets_pass_through_in_order() -> None:
+    events: list[str] = []
+    items: list[object] = []
+    for f in frames(3):
+        items.append(f)
+        items.append(f"packet{f.index}")
+    run_pipeline(iter(items), lambda a: a, lambda f: events.append(f"frame{f.index}"),
+                 lambda p: events.append(p), lambda: events.append("end"), batch=1)  # type: ignore[arg-type]
+    assert events == ["frame0", "packet0", "frame1", "packet1", "frame2", "packet2", "end"]
