@@ -37,7 +37,7 @@ def test_order_batches_and_bounded_read_ahead() -> None:
         batches.append(len(arrays))
         return [a + 1 for a in arrays]
 
-    run_pipeline(source(), upscale, lambda f: written.append(int(f.rgb[0, 0, 0])), lambda p: None,
+    run_pipeline(source(), upscale, lambda f: written.append(int(f.pixels[0, 0, 0])), lambda p: None,
                  lambda: None, batch=batch)
     assert written == [i + 1 for i in range(50)]
     assert set(batches[:-1]) == {batch}

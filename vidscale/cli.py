@@ -92,6 +92,8 @@ def upscale(source: str, output: str, scale: float | None, width: int | None, he
                            quality=quality, overwrite=overwrite, quiet=quiet, encoder=encoder)
     summary = run_job(source, output, settings)
     log.info("%s", summary.line())
+    if summary.failed:
+        raise VidscaleError(f"{summary.failed} of {summary.frames} inputs failed (named above)")
 
 
 def _parse_fps(text: str) -> Fraction:

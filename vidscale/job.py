@@ -13,7 +13,7 @@ import torch
 from vidscale.encoding import EncoderSettings
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.media.atomic import atomic_output
-from vidscale.media.image import read_image
+from vidscale.media.image import read_picture
 from vidscale.media.sinks import FolderSink, ImageFileSink, PatternSink, VideoSink, output_kind
 from vidscale.media.source import Frame, ImageSource, Source, VideoSource, open_source
 from vidscale.pipeline import run_pipeline
@@ -48,11 +48,17 @@ class Summary:
     seconds: float
     output: Path
     output_bytes: int
+    skipped: int = 0  # outputs already there (a resumed batch)
+    failed: int = 0  # inputs that could not be read or written
 
     def line(self) -> str:
         fps = self.frames / self.seconds if self.seconds > 0 else 0.0
-        return (f"{self.output}: {self.frames} frame{'s' * (self.frames != 1)} in {self.seconds:.1f}s "
+        text = (f"{self.output}: {self.frames} frame{'s' * (self.frames != 1)} in {self.seconds:.1f}s "
                 f"({fps:.2f} fps), {_human(self.output_bytes)}")
+        if self.skipped or self.failed:
+            done = self.frames - self.failed
+            text += f"; {done} done, {self.skipped} skipped (already there), {self.failed} failed"
+        return text
 
 
 def run_job(source_spec: str, output_spec: str, settings: JobSettings) -> Summary:
@@ -70,6 +76,8 @@ def run_job(source_spec: str, output_spec: str, settings: JobSettings) -> Summar
 def _run(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: JobSettings) -> Summary:
     inputs = _input_paths(source)
     sizes = _SizeRule(settings, even=kind == "video")
+    if kind in ("folder", "pattern"):
+        return _run_files(source, output, kind, upscaler, sizes, inputs, settings)
     progress = Progress(_frame_estimate(source), settings.quiet, output.name or str(output))
     try:
         if kind == "video":
@@ -78,20 +86,39 @@ def _run(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: 
                                  settings.encoder, log.warning)
                 _stream(source, upscaler, sizes, sink.write, sink.write_packet, sink.close, settings,
                         progress, sink.carried_streams(), on_error=sink.abort)
-        elif kind == "image":
-            with atomic_output(output, settings.overwrite, inputs) as tmp:
-                sink = ImageFileSink(tmp, settings.quality)
-                _stream(source, upscaler, sizes, sink.write, _no_packets, _nothing, settings, progress)
         else:
-            folder = output.parent if kind == "pattern" else output
-            _check_folder(folder, source)
-            folder.mkdir(parents=True, exist_ok=True)
-            files = (PatternSink(output, settings.quality, settings.overwrite, inputs) if kind == "pattern"
-                     else FolderSink(output, settings.image_format, settings.quality, settings.overwrite, inputs))
-            _stream(source, upscaler, sizes, files.write, _no_packets, _nothing, settings, progress)
+            with atomic_output(output, settings.overwrite, inputs) as tmp:
+                sink = ImageFileSink(tmp, settings.quality, log.warning)
+                _stream(source, upscaler, sizes, sink.write, _no_packets, _nothing, settings, progress)
     finally:
         progress.close()
     return Summary(progress.done, progress.elapsed, output, _size_on_disk(output))
+
+
+def _run_files(source: Source, output: Path, kind: str, upscaler: Upscaler, sizes: "_SizeRule",
+               inputs: list[Path], settings: JobSettings) -> Summary:
+    """One output file per frame: a resumable batch that survives bad inputs."""
+    folder = output.parent if kind == "pattern" else output
+    _check_folder(folder, source)
+    folder.mkdir(parents=True, exist_ok=True)
+    sink = (PatternSink(output, settings.quality, settings.overwrite, inputs, log.warning) if kind == "pattern"
+            else FolderSink(output, settings.image_format, settings.quality, settings.overwrite, inputs,
+                            log.warning))
+    sink.remove_stale_temps()
+    if isinstance(source, ImageSource):
+        source.tolerant = True
+        if not settings.overwrite:  # finished outputs are not decoded again
+            source.skip = {p for i, p in enumerate(source.paths)
+                           if sink.target_for(source.name_of(p), i).exists()}
+            sink.skipped = len(source.skip)
+    estimate = _frame_estimate(source)
+    progress = Progress(estimate - sink.skipped if estimate else None, settings.quiet, str(output))
+    try:
+        _stream(source, upscaler, sizes, sink.write, sink.report, _nothing, settings, progress)
+    finally:
+        progress.close()
+    return Summary(progress.done + sink.failed, progress.elapsed, output, _size_on_disk(output),
+                   skipped=sink.skipped, failed=sink.failed)
 
 
 def _stream(source: Source, upscaler: Upscaler, sizes: "_SizeRule", write: Callable[[Frame], None],
@@ -101,7 +128,7 @@ def _stream(source: Source, upscaler: Upscaler, sizes: "_SizeRule", write: Calla
         h, w = batch[0].shape[:2]
         x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2)
         x = x.float() / (65535.0 if batch[0].dtype == np.uint16 else 255.0)
-        out = upscaler.upscale(x, sizes(h, w))
+        out = upscaler.upscale_channels(x, sizes(h, w))
         return [from_tensor(out[i:i + 1], batch[0].dtype) for i in range(len(batch))]
 
     try:
@@ -129,8 +156,7 @@ class _SizeRule:
 def _first_size(source: Source) -> tuple[int, int]:
     if isinstance(source, VideoSource):
         return source.info.height, source.info.width
-    sizes = {read_image(p).shape[:2] for p in source.paths[:1]}
-    return sizes.pop()
+    return read_picture(source.paths[0]).pixels.shape[:2]
 
 
 def _input_paths(source: Source) -> list[Path]:

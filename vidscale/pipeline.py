@@ -107,8 +107,8 @@ def run_pipeline(
     try:
         for item in _batched(inbox, batch):
             if isinstance(item, list):
-                for frame, rgb in zip(item, upscale([f.rgb for f in item])):
-                    outbox.put(replace(frame, rgb=rgb))
+                for frame, pixels in zip(item, upscale([f.pixels for f in item])):
+                    outbox.put(replace(frame, pixels=pixels))
             else:
                 outbox.put(item)
         outbox.put(_END)
@@ -131,7 +131,7 @@ def _batched(inbox: _Channel, size: int) -> Iterator[list[Frame] | av.Packet]:
         if not isinstance(item, Frame):
             yield item  # type: ignore[misc]
             continue
-        if pending and pending[0].rgb.shape != item.rgb.shape:
+        if pending and pending[0].pixels.shape != item.pixels.shape:
             yield pending
             pending = []
         pending.append(item)

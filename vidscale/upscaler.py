@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from vidscale.engine.device import pick_device
 from vidscale.engine.torch_engine import TorchEngine
@@ -52,12 +53,51 @@ class Upscaler:
         kernel = self.model.name if self.model and not self.model.is_network else "bicubic"
         return resize(x, size, kernel).clamp_(0, 1)
 
+    @torch.inference_mode()
+    def upscale_channels(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Like `upscale` for 1 (gray), 3 (RGB) or 4 (RGBA, straight alpha) channels.
+
+        Gray runs as RGB and is averaged back. Alpha runs through the network as
+        gray; colour under fully transparent pixels is meaningless (often black),
+        so it is first filled from opaque neighbours, or edges would darken.
+        """
+        channels = x.shape[1]
+        if channels == 3:
+            return self.upscale(x, size)
+        if channels == 1:
+            return self.upscale(x.expand(-1, 3, -1, -1), size).mean(dim=1, keepdim=True)
+        if channels != 4:
+            raise ValueError(f"expected 1, 3 or 4 channels, got {channels}")
+        x = x.to(self.device, torch.float32)
+        alpha = x[:, 3:]
+        rgb = self.upscale(bleed_colour(x[:, :3], alpha), size)
+        out_alpha = self.upscale(alpha.expand(-1, 3, -1, -1), size).mean(dim=1, keepdim=True)
+        return torch.cat([rgb, out_alpha], dim=1)
+
     def _engine(self, info: zoo.ModelInfo) -> TorchEngine:
         if info.name not in self._engines:
             assert info.path is not None
             self._engines[info.name] = TorchEngine(
                 load_descriptor(info.path), self.device, fp16=self.fp16, tile=self.tile)
         return self._engines[info.name]
+
+
+def bleed_colour(rgb: torch.Tensor, alpha: torch.Tensor, steps: int = 32) -> torch.Tensor:
+    """Fill the colour of fully transparent pixels from their nearest visible ones."""
+    known = (alpha > 0).float()
+    if bool(known.all()) or not bool(known.any()):
+        return rgb
+    colour = rgb * known
+    for _ in range(steps):  # grow the known region by a pixel per step
+        total = F.avg_pool2d(colour, 3, stride=1, padding=1, count_include_pad=False)
+        count = F.avg_pool2d(known, 3, stride=1, padding=1, count_include_pad=False)
+        grown = (count > 0).float()
+        colour = torch.where(known.bool(), colour, total / count.clamp(min=1e-6) * grown)
+        known = torch.maximum(known, grown)
+        if bool(known.all()):
+            return colour
+    mean = (rgb * (alpha > 0)).sum(dim=(2, 3), keepdim=True) / (alpha > 0).sum(dim=(2, 3), keepdim=True)
+    return torch.where(known.bool(), colour, mean.expand_as(colour))
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
@@ -95,8 +135,7 @@ def upscale_image(
 ) -> np.ndarray:
     """Upscale one HxWxC (or HxW) image; returns the same dtype and channel layout.
 
-    RGB goes through the network; gray is upscaled as RGB and averaged back;
-    an alpha channel is resized with Lanczos (networks are trained on colour).
+    C may be 1 (gray), 3 (RGB) or 4 (RGBA): see `Upscaler.upscale_channels`.
     """
     if image.ndim == 2:
         return upscale_image(image[..., None], scale, model, device, width=width,
@@ -106,12 +145,4 @@ def upscale_image(
     up = upscaler or Upscaler(model, device)
     size = output_size(image.shape[0], image.shape[1], scale if not (width or height) else None,
                        width, height)
-    x = to_tensor(image)
-    rgb = x[:, :3] if x.shape[1] >= 3 else x.expand(-1, 3, -1, -1)
-    out = up.upscale(rgb, size)
-    if x.shape[1] == 1:
-        out = out.mean(dim=1, keepdim=True)
-    elif x.shape[1] == 4:
-        alpha = resize(x[:, 3:].to(out.device), size, "lanczos").clamp_(0, 1)
-        out = torch.cat([out, alpha], dim=1)
-    return from_tensor(out, image.dtype)
+    return from_tensor(up.upscale_channels(to_tensor(image), size), image.dtype)

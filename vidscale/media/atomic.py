@@ -10,7 +10,7 @@ from pathlib import Path
 
 from vidscale.errors import UsageError, VidscaleError
 
-_TMP_MARK = ".vidscale-tmp-"
+TMP_MARK = ".vidscale-tmp-"
 # Keeps the temporary name within the usual 255-byte limit on long targets.
 _MAX_NAME_PART = 120
 
@@ -39,7 +39,7 @@ def atomic_output(
 def temp_path_for(target: Path) -> Path:
     """A fresh hidden name in target's directory with target's extension."""
     name = target.name[:_MAX_NAME_PART]
-    return target.with_name(f".{name}{_TMP_MARK}{secrets.token_hex(4)}{target.suffix}")
+    return target.with_name(f".{name}{TMP_MARK}{secrets.token_hex(4)}{target.suffix}")
 
 
 def _check_target(target: Path, overwrite: bool, inputs: Sequence[Path]) -> None:

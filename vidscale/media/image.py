@@ -1,6 +1,7 @@
 """Still images: read and write RGB arrays with PyAV (FFmpeg).
 
-Arrays are HxWx3 RGB, uint8 for 8-bit images and uint16 for deeper ones.
+Pixels are HxWxC arrays (gray, RGB or RGBA), uint8 for 8-bit images and
+uint16 for deeper ones; EXIF, ICC and XMP travel with them (`photo_meta`).
 
 FFmpeg only ever sees open Python file objects, never file names: the
 image2 demuxer/muxer treat names containing '%' as numbered patterns (and
@@ -9,7 +10,7 @@ would read a different file), and names like 'x:y.png' look like protocols.
 
 from __future__ import annotations
 
-import os
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ import av.error
 import numpy as np
 
 from vidscale.errors import UsageError, VidscaleError
+from vidscale.media.photo_meta import PhotoMeta, read_meta, upright, without_orientation, write_meta
 
 IMAGE_SUFFIXES: tuple[str, ...] = (
     ".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp",
@@ -43,31 +45,68 @@ def is_image_path(path: Path | str) -> bool:
 # Reading
 
 
-def read_image(path: Path) -> np.ndarray:
-    """Decode the first frame of an image file to HxWx3 RGB (uint8/uint16)."""
+@dataclass
+class Picture:
+    """Decoded pixels, upright, with the metadata to carry into an output.
+
+    `pixels` is HxWxC: C = 1 (gray), 3 (RGB) or 4 (RGBA, straight alpha);
+    uint8, or uint16 for sources deeper than 8 bits.
+    """
+
+    pixels: np.ndarray
+    meta: PhotoMeta = field(default_factory=PhotoMeta)
+
+
+def read_picture(path: Path) -> Picture:
+    """Decode the first frame of an image file, keeping gray, alpha, depth and metadata."""
     path = Path(path)
+    data = _read_bytes(path)
     try:
-        with open(path, "rb") as fh:
-            if os.fstat(fh.fileno()).st_size == 0:
-                raise VidscaleError(f"{path}: file is empty")
-            with av.open(fh, mode="r") as container:
-                if not container.streams.video:
-                    raise VidscaleError(f"{path}: not an image file")
-                frame = next(container.decode(video=0))
-                return _frame_to_rgb(frame, path)
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if not container.streams.video:
+                raise VidscaleError(f"{path}: not an image file")
+            frame = next(container.decode(video=0))
+            pixels = _frame_to_pixels(frame)
     except StopIteration:
         raise VidscaleError(f"{path}: contains no image") from None
-    # Before OSError: some PyAV errors subclass both.
     except av.error.FFmpegError as e:
         raise VidscaleError(f"{path}: cannot read image: {_reason(e)}") from None
     except ValueError as e:  # PyAV: a pixel format it cannot convert
         raise VidscaleError(f"{path}: unsupported image data: {e}") from None
+    meta = read_meta(data)
+    return Picture(upright(pixels, meta.orientation), without_orientation(meta))
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Decode an image file to HxWx3 RGB (uint8/uint16); gray is expanded.
+
+    For RGB-only consumers (evaluation); transparency is an error here.
+    """
+    pixels = read_picture(path).pixels
+    if pixels.shape[2] == 4:
+        raise VidscaleError(f"{path}: has an alpha channel, which this use cannot keep")
+    return to_rgb(pixels)
+
+
+def to_rgb(pixels: np.ndarray) -> np.ndarray:
+    """HxWxC (1, 3 or 4 channels) -> HxWx3: gray repeated, alpha dropped."""
+    if pixels.shape[2] == 1:
+        return np.repeat(pixels, 3, axis=2)
+    return np.ascontiguousarray(pixels[..., :3])
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
     except FileNotFoundError:
         raise VidscaleError(f"{path}: no such file") from None
     except IsADirectoryError:
         raise VidscaleError(f"{path}: is a directory, not an image") from None
     except OSError as e:
         raise VidscaleError(f"{path}: cannot read file: {e.strerror or e}") from None
+    if not data:
+        raise VidscaleError(f"{path}: file is empty")
+    return data
 
 
 def _reason(e: av.error.FFmpegError) -> str:
@@ -88,19 +127,25 @@ def _may_be_transparent(fmt: av.VideoFormat) -> bool:
     return fmt.has_palette or any(c.is_alpha for c in fmt.components)
 
 
-def _frame_to_rgb(frame: av.VideoFrame, path: Path) -> np.ndarray:
-    deep = _is_deep(frame.format)
-    if not _may_be_transparent(frame.format):
-        # swscale expands gray and handles full-range (yuvj) JPEG by itself.
-        return frame.to_ndarray(format="rgb48le" if deep else "rgb24")
-    rgba = frame.to_ndarray(format="rgba64le" if deep else "rgba")
-    # Fully opaque alpha carries nothing: drop it. This matters because
-    # FFmpeg decodes every lossless WebP as argb, even our own RGB output.
-    if rgba[..., 3].min() < np.iinfo(rgba.dtype).max:
-        raise VidscaleError(
-            f"{path}: images with an alpha channel are not supported yet"
-        )
-    return np.ascontiguousarray(rgba[..., :3])
+def _is_gray(fmt: av.VideoFormat) -> bool:
+    return fmt.name.startswith(("gray", "ya", "mono"))
+
+
+def _frame_to_pixels(frame: av.VideoFrame) -> np.ndarray:
+    fmt = frame.format
+    deep = _is_deep(fmt)
+    if _may_be_transparent(fmt):
+        rgba = frame.to_ndarray(format="rgba64le" if deep else "rgba")
+        # Fully opaque alpha carries nothing: drop it. This matters because
+        # FFmpeg decodes every lossless WebP as argb, even our own RGB output.
+        if rgba[..., 3].min() < np.iinfo(rgba.dtype).max:
+            return rgba
+        pixels = np.ascontiguousarray(rgba[..., :3])
+        return pixels[..., :1] if _is_gray(fmt) else pixels
+    if _is_gray(fmt):
+        return frame.to_ndarray(format="gray16le" if deep else "gray")[..., None]
+    # swscale handles full-range (yuvj) JPEG and CMYK-as-RGB by itself.
+    return frame.to_ndarray(format="rgb48le" if deep else "rgb24")
 
 
 # --------------------------------------------------------------------------
@@ -114,34 +159,60 @@ class _Encoder:
     options: Mapping[str, str] = field(default_factory=dict)
 
 
-def write_image(path: Path, rgb: np.ndarray, quality: int | None = None) -> None:
-    """Encode HxWx3 uint8/uint16 RGB to `path`; the codec follows the suffix.
+def write_image(path: Path, pixels: np.ndarray, quality: int | None = None,
+                meta: PhotoMeta | None = None) -> None:
+    """Encode HxWxC (C = 1, 3 or 4) uint8/uint16 pixels to `path`; the codec follows the suffix.
 
     `quality` (1-100) applies to JPEG and WebP (100 = lossless WebP) and is
-    ignored by the lossless formats. The file is written in place: wrap the
-    call in `atomic_output` so a failure never leaves a partial output.
+    ignored by the lossless formats. `meta` (EXIF, ICC, XMP) is embedded in
+    JPEG, PNG and WebP files. Formats without a channel layout get the nearest
+    one (gray JPEG as neutral colour, alpha dropped for JPEG). The file is
+    written in place: wrap the call in `atomic_output`.
     """
     path = Path(path)
-    _check_rgb(rgb)
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    _check_pixels(pixels)
     _check_quality(quality)
-    encoder = _encoder_for(path, rgb.dtype, quality)
-    if rgb.dtype == np.uint16 and not encoder.pix_fmt.startswith("rgb48"):
-        rgb = _to_8bit(rgb)  # 8-bit-only codec: round, don't let swscale dither
+    encoder = _encoder_for(path, pixels.dtype, quality, pixels.shape[2])
+    pixels = _fit_layout(pixels, encoder.pix_fmt)
+    buffer = io.BytesIO()
     try:
-        with open(path, "wb") as fh:
-            _encode(fh, rgb, encoder)
+        _encode(buffer, pixels, encoder)
     except av.error.FFmpegError as e:
         raise VidscaleError(f"{path}: cannot write image: {_reason(e)}") from None
+    data = buffer.getvalue()
+    if meta is not None:
+        data = write_meta(data, meta)
+    try:
+        path.write_bytes(data)
     except OSError as e:
         raise VidscaleError(f"{path}: cannot write file: {e.strerror or e}") from None
 
 
-def _check_rgb(rgb: np.ndarray) -> None:
+def _check_pixels(pixels: np.ndarray) -> None:
     # Programming errors, not user errors: callers own the array.
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"expected an HxWx3 RGB array, got shape {rgb.shape}")
-    if rgb.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"expected uint8 or uint16 pixels, got {rgb.dtype}")
+    if pixels.ndim != 3 or pixels.shape[2] not in (1, 3, 4):
+        raise ValueError(f"expected an HxWxC array with C in 1, 3, 4; got shape {pixels.shape}")
+    if pixels.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"expected uint8 or uint16 pixels, got {pixels.dtype}")
+
+
+def _fit_layout(pixels: np.ndarray, pix_fmt: str) -> np.ndarray:
+    """Match channels and depth to what the chosen pixel format holds."""
+    channels = 1 if pix_fmt.startswith("gray") else 4 if pix_fmt in _ALPHA_FORMATS else 3
+    if channels == 3:
+        pixels = to_rgb(pixels)
+    elif channels == 4 and pixels.shape[2] != 4:
+        opaque = np.full(pixels.shape[:2] + (1,), np.iinfo(pixels.dtype).max, pixels.dtype)
+        pixels = np.concatenate([to_rgb(pixels), opaque], axis=2)
+    deep_format = any(tag in pix_fmt for tag in ("48", "64", "16"))
+    if pixels.dtype == np.uint16 and not deep_format:
+        pixels = _to_8bit(pixels)  # 8-bit-only codec: round, don't let swscale dither
+    return np.ascontiguousarray(pixels)
+
+
+_ALPHA_FORMATS = ("rgba", "rgba64be", "rgba64le", "bgra", "yuva420p")
 
 
 def _check_quality(quality: int | None) -> None:
@@ -149,22 +220,24 @@ def _check_quality(quality: int | None) -> None:
         raise UsageError(f"image quality must be 1-100, got {quality}")
 
 
-def _encoder_for(path: Path, dtype: np.dtype, quality: int | None) -> _Encoder:
+def _encoder_for(path: Path, dtype: np.dtype, quality: int | None, channels: int = 3) -> _Encoder:
     suffix = path.suffix.lower()
     deep = dtype == np.uint16
+    layout = {1: "gray", 3: "rgb", 4: "rgba"}[channels]
     if suffix == ".png":
         # 'mixed' row filters: ~30% smaller than FFmpeg's default of none.
-        return _Encoder("png", "rgb48be" if deep else "rgb24", {"pred": "mixed"})
+        fmt = {"gray": ("gray", "gray16be"), "rgb": ("rgb24", "rgb48be"), "rgba": ("rgba", "rgba64be")}
+        return _Encoder("png", fmt[layout][deep], {"pred": "mixed"})
     if suffix in (".jpg", ".jpeg"):
         return _jpeg_encoder(DEFAULT_JPEG_QUALITY if quality is None else quality)
     if suffix == ".webp":
-        return _webp_encoder(DEFAULT_WEBP_QUALITY if quality is None else quality)
+        return _webp_encoder(DEFAULT_WEBP_QUALITY if quality is None else quality, channels == 4)
     if suffix in (".tif", ".tiff"):
         # Deflate: far smaller than the default packbits, still lossless.
-        return _Encoder("tiff", "rgb48le" if deep else "rgb24",
-                        {"compression_algo": "deflate"})
+        fmt = {"gray": ("gray", "gray16le"), "rgb": ("rgb24", "rgb48le"), "rgba": ("rgba", "rgba64le")}
+        return _Encoder("tiff", fmt[layout][deep], {"compression_algo": "deflate"})
     if suffix == ".bmp":
-        return _Encoder("bmp", "bgr24")
+        return _Encoder("bmp", {"gray": "gray", "rgb": "bgr24", "rgba": "bgra"}[layout])
     raise UsageError(f"{path}: unsupported image type '{path.suffix}'")
 
 
@@ -184,11 +257,11 @@ def _jpeg_qscale(quality: int) -> int:
     return min(max(round(scale / _IJG_PERCENT_PER_QSCALE), 1), 31)
 
 
-def _webp_encoder(quality: int) -> _Encoder:
+def _webp_encoder(quality: int, alpha: bool = False) -> _Encoder:
     if quality == 100:
         # Lossless must get RGB(A): fed yuv420p, the output is far from exact.
         return _Encoder("libwebp", "bgra", {"lossless": "1"})
-    return _Encoder("libwebp", "yuv420p", {"quality": str(quality)})
+    return _Encoder("libwebp", "yuva420p" if alpha else "yuv420p", {"quality": str(quality)})
 
 
 def _to_8bit(rgb: np.ndarray) -> np.ndarray:
@@ -196,13 +269,18 @@ def _to_8bit(rgb: np.ndarray) -> np.ndarray:
     return ((rgb.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 
-def _encode(fh: BinaryIO, rgb: np.ndarray, encoder: _Encoder) -> None:
-    in_fmt = "rgb48le" if rgb.dtype == np.uint16 else "rgb24"
-    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=in_fmt)
+_INPUT_FORMATS = {(1, False): "gray", (1, True): "gray16le", (3, False): "rgb24",
+                  (3, True): "rgb48le", (4, False): "rgba", (4, True): "rgba64le"}
+
+
+def _encode(fh: BinaryIO, pixels: np.ndarray, encoder: _Encoder) -> None:
+    in_fmt = _INPUT_FORMATS[(pixels.shape[2], pixels.dtype == np.uint16)]
+    data = pixels[..., 0] if pixels.shape[2] == 1 else pixels
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(data), format=in_fmt)
     # image2pipe writes the packet as is; no file-name (pattern) handling.
     with av.open(fh, mode="w", format="image2pipe") as container:
         stream = container.add_stream(encoder.codec, options=dict(encoder.options))
-        stream.width, stream.height = rgb.shape[1], rgb.shape[0]
+        stream.width, stream.height = pixels.shape[1], pixels.shape[0]
         stream.pix_fmt = encoder.pix_fmt
         for packet in stream.encode(frame):
             container.mux(packet)

@@ -16,11 +16,12 @@ import av
 
 from vidscale.encoding import VIDEO_SUFFIXES, EncoderSettings, plan_encoder
 from vidscale.errors import UsageError, VidscaleError
-from vidscale.media.atomic import atomic_output
+from vidscale.media.atomic import TMP_MARK, atomic_output
 from vidscale.media.color import ColorInfo, RgbConverter, for_rgb_source
-from vidscale.media.image import IMAGE_SUFFIXES, write_image
+from vidscale.media.image import IMAGE_SUFFIXES, to_rgb, write_image
+from vidscale.media.photo_meta import carries_meta
 from vidscale.media.sequence import format_pattern, is_pattern
-from vidscale.media.source import Frame, Source, VideoSource
+from vidscale.media.source import Failure, Frame, Source, VideoSource
 from vidscale.media.streams import StreamCopier
 
 Warn = Callable[[str], None]
@@ -39,6 +40,7 @@ class VideoSink:
         options = {"movflags": "+faststart"} if _MUXERS[suffix] in ("mp4", "mov") else {}
         self.container = av.open(str(path), "w", format=_MUXERS[suffix], options=options)
         self.converter = RgbConverter()
+        self._warn, self._warned_alpha = warn, False
         self.color = video.info.color if video else for_rgb_source(size[1], size[0])
         self.stream = self._add_video_stream(size, video, settings)
         self.copier = (StreamCopier(video.container, self.container, skip={video.stream.index}, warn=warn)
@@ -65,7 +67,10 @@ class VideoSink:
         return stream
 
     def write(self, frame: Frame) -> None:
-        out = self.converter.from_rgb(frame.rgb, self.plan.pix_fmt, self.color)
+        if frame.pixels.shape[2] == 4 and not self._warned_alpha:
+            self._warn("video output keeps no transparency: alpha dropped")
+            self._warned_alpha = True
+        out = self.converter.from_rgb(to_rgb(frame.pixels), self.plan.pix_fmt, self.color)
         out.pts, out.time_base = frame.pts, frame.time_base
         out.color_primaries, out.color_trc = self.color.primaries, self.color.transfer
         self.container.mux(self.stream.encode(out))
@@ -105,48 +110,105 @@ def _copy_video_stream_info(src: av.VideoStream, dst: av.VideoStream) -> None:
         dst.set_display_matrix([int.from_bytes(matrix[i:i + 4], "little", signed=True) for i in range(0, 36, 4)])
 
 
+class _PhotoWriter:
+    """Writes one picture with its metadata and a quality near the source's."""
+
+    def __init__(self, quality: int | None, warn: Warn):
+        self.quality, self.warn = quality, warn
+        self._warned: set[str] = set()
+
+    def write(self, target: Path, frame: Frame) -> None:
+        meta = frame.meta
+        if meta is not None and meta.any() and not carries_meta(target.suffix):
+            self._warn_once(target.suffix, f"{target.suffix} outputs do not keep EXIF/ICC/XMP metadata")
+            meta = None
+        write_image(target, frame.pixels, quality=self._quality(frame, target), meta=meta)
+
+    def _quality(self, frame: Frame, target: Path) -> int | None:
+        if self.quality is not None:
+            return self.quality
+        lossy = target.suffix.lower() in (".jpg", ".jpeg", ".webp")
+        source_q = frame.meta.jpeg_quality if frame.meta else None
+        return max(source_q, 75) if lossy and source_q else None  # never below a decent floor
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            self.warn(message)
+
+
 class ImageFileSink:
     """Exactly one picture into one image file."""
 
-    def __init__(self, path: Path, quality: int | None):
-        self.path, self.quality, self.count = path, quality, 0
+    def __init__(self, path: Path, quality: int | None, warn: Warn):
+        self.path, self.count = path, 0
+        self.writer = _PhotoWriter(quality, warn)
 
     def write(self, frame: Frame) -> None:
         if self.count:
             raise VidscaleError(f"{self.path}: the input has more than one frame; "
                                 "write to a folder, a pattern like out/%04d.png, or a video")
-        write_image(self.path, frame.rgb, quality=self.quality)
+        self.writer.write(self.path, frame)
         self.count += 1
 
 
 class FolderSink:
-    """One file per frame: the input's relative names, or numbers for video frames."""
+    """One file per frame: the input's relative names, or numbers for video frames.
+
+    Each file appears complete or not at all, so a file already there is a
+    finished one: it is skipped (a stopped batch resumes) unless overwriting.
+    Unreadable inputs are reported and counted, and the batch goes on.
+    """
 
     def __init__(self, folder: Path, fmt: str | None, quality: int | None, overwrite: bool,
-                 inputs: list[Path]):
-        self.folder, self.fmt, self.quality = folder, fmt, quality
-        self.overwrite, self.inputs = overwrite, inputs
+                 inputs: list[Path], warn: Warn):
+        self.folder, self.fmt, self.overwrite, self.inputs = folder, fmt, overwrite, inputs
+        self.writer = _PhotoWriter(quality, warn)
+        self.warn = warn
+        self.done = self.skipped = self.failed = 0
 
     def target(self, frame: Frame) -> Path:
-        name = frame.name or Path(f"{frame.index + 1:06d}.png")
+        return self.target_for(frame.name or Path(f"{frame.index + 1:06d}.png"), frame.index)
+
+    def target_for(self, name: Path, index: int) -> Path:
         return self.folder / (name.with_suffix(self.fmt) if self.fmt else name)
 
     def write(self, frame: Frame) -> None:
         target = self.target(frame)
+        if target.exists() and not self.overwrite:
+            self.skipped += 1
+            return
         target.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(target, overwrite=self.overwrite, inputs=self.inputs) as tmp:
-            write_image(tmp, frame.rgb, quality=self.quality)
+        try:
+            with atomic_output(target, overwrite=self.overwrite, inputs=self.inputs) as tmp:
+                self.writer.write(tmp, frame)
+        except UsageError:
+            raise  # e.g. the output would overwrite an input: stop, whatever the batch
+        except VidscaleError as exc:
+            self.report(Failure(frame.name or target, str(exc)))
+            return
+        self.done += 1
+
+    def report(self, failure: Failure) -> None:
+        self.failed += 1
+        self.warn(f"skipped: {failure.message}")
+
+    def remove_stale_temps(self) -> None:
+        """Temporary files left by a killed run are never complete outputs."""
+        if self.folder.is_dir():
+            for stale in self.folder.rglob(f".*{TMP_MARK}*"):
+                stale.unlink(missing_ok=True)
 
 
 class PatternSink(FolderSink):
     """Numbered files from a printf pattern such as `out/%04d.png` (numbers start at 1)."""
 
-    def __init__(self, pattern: Path, quality: int | None, overwrite: bool, inputs: list[Path]):
-        super().__init__(pattern.parent, None, quality, overwrite, inputs)
+    def __init__(self, pattern: Path, quality: int | None, overwrite: bool, inputs: list[Path], warn: Warn):
+        super().__init__(pattern.parent, None, quality, overwrite, inputs, warn)
         self.pattern = pattern
 
-    def target(self, frame: Frame) -> Path:
-        return format_pattern(self.pattern, frame.index + 1)
+    def target_for(self, name: Path, index: int) -> Path:
+        return format_pattern(self.pattern, index + 1)
 
 
 def output_kind(spec: str) -> str:

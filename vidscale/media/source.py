@@ -16,18 +16,29 @@ import numpy as np
 
 from vidscale.errors import VidscaleError
 from vidscale.media.color import ColorInfo, RgbConverter, bit_depth, color_of
-from vidscale.media.image import is_image_path, read_image
+from vidscale.media.image import is_image_path, read_picture
+from vidscale.media.photo_meta import PhotoMeta
 from vidscale.media.sequence import folder_images, is_pattern, pattern_images
 
 
 @dataclass
 class Frame:
-    rgb: np.ndarray  # HxWx3, uint8 or uint16
+    pixels: np.ndarray  # HxWxC: gray, RGB or RGBA; uint8 or uint16
     index: int
     pts: int | None
     time_base: Fraction | None
     name: Path | None = None  # path relative to the input folder, for folder outputs
     color: ColorInfo | None = None  # the source's colour description (video only)
+    meta: PhotoMeta | None = None  # EXIF/ICC/XMP of a photo, carried to its output
+    source_suffix: str = ""
+
+
+@dataclass
+class Failure:
+    """An input that could not be read, reported by sinks that go on without it."""
+
+    name: Path
+    message: str
 
 
 @dataclass
@@ -107,19 +118,37 @@ class VideoSource:
 
 
 class ImageSource:
-    """Still images in order; each is a frame, sizes may differ."""
+    """Still images in order; each is a frame, sizes may differ.
+
+    With `tolerant`, an unreadable image becomes a `Failure` item and the
+    rest go on (photo batches); otherwise it stops the job.
+    """
 
     kind = "images"
 
     def __init__(self, paths: list[Path], root: Path | None, fps: Fraction):
         self.paths, self.root, self.fps = paths, root, fps
+        self.tolerant = False
+        self.skip: set[Path] = set()  # inputs whose outputs already exist
         self.info = None
 
-    def items(self, extra: Sequence[av.stream.Stream] = ()) -> Iterator[Frame]:
+    def name_of(self, path: Path) -> Path:
+        return path.relative_to(self.root) if self.root else Path(path.name)
+
+    def items(self, extra: Sequence[av.stream.Stream] = ()) -> Iterator[Frame | Failure]:
         tb = 1 / self.fps
         for index, path in enumerate(self.paths):
-            name = path.relative_to(self.root) if self.root else Path(path.name)
-            yield Frame(read_image(path), index, index, tb, name=name)
+            if path in self.skip:
+                continue
+            try:
+                picture = read_picture(path)
+            except VidscaleError as exc:
+                if not self.tolerant:
+                    raise
+                yield Failure(self.name_of(path), str(exc))
+                continue
+            yield Frame(picture.pixels, index, index, tb, name=self.name_of(path),
+                        meta=picture.meta, source_suffix=path.suffix.lower())
 
     def close(self) -> None:
         pass

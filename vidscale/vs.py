@@ -1,0 +1,289 @@
+"""The VapourSynth filter: `clip = vidscale.vs.upscale(clip, scale=2)` in a .vpy script.
+
+Any constant-format RGB, YUV or GRAY clip goes in; the core's resizer turns it
+into float RGB with the clip's own colour properties (`_Matrix`, `_Range`,
+`_ChromaLocation`...), the same `Upscaler` as the CLI runs, and the result is
+float RGB or `out_format`. This module needs `vapoursynth`; nothing else in
+vidscale imports it.
+
+VapourSynth calls a Python frame callback (`std.ModifyFrame`) for one frame at
+a time per filter instance, so the clip is dealt out to `batch` instances
+("lanes": frame n goes to lane n % batch) that run on VapourSynth's threads at
+once, and a `Batcher` groups their concurrent requests into one network call.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+import vapoursynth as vs
+
+from vidscale.errors import UsageError
+from vidscale.media.color import guess_matrix
+from vidscale.scale import output_size
+from vidscale.upscaler import Upscaler
+
+BACKENDS = {"auto": None, "torch": None, "cpu": "cpu", "cuda": "cuda"}
+# How long the first of a batch waits for the others: well under a network
+# call, and enough for VapourSynth's threads to deliver their frames.
+GATHER_S = 0.005
+DEFAULT_CUDA_BATCH = 4
+# Frame properties that describe pixels of the input size, not the output's.
+SIZE_BOUND_PROPS = ("_Alpha",)
+
+Format = int | vs.PresetVideoFormat | vs.VideoFormat
+
+
+def upscale(
+    clip: vs.VideoNode,
+    scale: float = 2,
+    model: str | None = None,
+    backend: str = "auto",
+    device: str | None = None,
+    tile: int | None = None,
+    fp16: bool | None = None,
+    temporal: bool = False,
+    batch: int | None = None,
+    out_format: Format | None = None,
+) -> vs.VideoNode:
+    """Upscale `clip` by `scale` with `model` (default: the built-in for the scale).
+
+    Returns float RGB (RGBS; RGBH with `fp16=True`) unless `out_format` names
+    another format, e.g. `clip.format` for the input's. `batch` is how many
+    frames go through the network together (default 4 on CUDA, 1 on the CPU;
+    at most `core.num_threads`). Errors in the arguments or the model are
+    raised here, at script load.
+    """
+    if temporal:
+        raise UsageError("temporal=True is not available yet")
+    _check_constant(clip)
+    size = output_size(clip.height, clip.width, scale)
+    upscaler = Upscaler(model, _device(backend, device), tile, fp16)  # unknown models fail now
+    target = _target_format(out_format, fp16)
+    tags = color_tags(clip, size)
+    work = vs.GRAY if target.color_family == vs.GRAY else vs.RGB
+    work_format = vs.core.query_video_format(work, vs.FLOAT, 16 if fp16 else 32)
+    lanes = _lanes(batch, upscaler.device)
+    up = _upscaled(_to_float_rgb(clip, tags), upscaler, size, work_format, lanes)
+    return _convert(up, target, tags)
+
+
+@dataclass(frozen=True)
+class ColorTags:
+    """How the clip's pixels are coded: VapourSynth's (H.273) enum values."""
+
+    matrix: int
+    range: int  # vs.RANGE_LIMITED (0) or vs.RANGE_FULL (1)
+    chromaloc: int
+
+
+def color_tags(clip: vs.VideoNode, out_size: tuple[int, int]) -> ColorTags:
+    """The first frame's colour properties, with VapourSynth's usual defaults for the gaps.
+
+    These serve as the resizer's arguments; a frame's own properties override
+    them, so only frames without tags fall back to these.
+    """
+    props = clip.get_frame(0).props
+    rgb = clip.format.color_family == vs.RGB
+    matrix = int(props.get("_Matrix", vs.MATRIX_UNSPECIFIED))
+    if matrix in (vs.MATRIX_RGB, vs.MATRIX_UNSPECIFIED):
+        # untagged YUV: what players assume for its size; RGB: what the output's size asks
+        h, w = out_size if rgb else (clip.height, clip.width)
+        matrix = guess_matrix(w, h)
+    return ColorTags(matrix, _range_of(props, vs.RANGE_FULL if rgb else vs.RANGE_LIMITED),
+                     int(props.get("_ChromaLocation", vs.CHROMA_LEFT)))
+
+
+def _range_of(props: vs.FrameProps, default: int) -> int:
+    """`_Range`, or `_ColorRange` from sources older than R74 (same values)."""
+    for key in ("_Range", "_ColorRange"):  # reading the old name warns: only when needed
+        if key in props:
+            return int(props[key])
+    return default
+
+
+def _check_constant(clip: vs.VideoNode) -> None:
+    if not isinstance(clip, vs.VideoNode):
+        raise UsageError(f"vidscale.vs.upscale needs a video clip, got {type(clip).__name__}")
+    if clip.format is None or clip.width == 0 or clip.height == 0:
+        raise UsageError("vidscale.vs.upscale: variable-size or variable-format clips are not "
+                         "supported; resize the clip to one size and format first")
+    if clip.format.color_family not in (vs.RGB, vs.YUV, vs.GRAY):
+        raise UsageError(f"vidscale.vs.upscale: unsupported format {clip.format.name}")
+
+
+def _device(backend: str, device: str | None) -> str | None:
+    """`backend` names the engine or the device class; `device` can pick a GPU."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    forced = BACKENDS[backend]
+    if forced and device and not str(device).startswith(forced):
+        raise ValueError(f"backend {backend!r} contradicts device {device!r}")
+    return device or forced
+
+
+def _target_format(out_format: Format | None, fp16: bool | None) -> vs.VideoFormat:
+    if out_format is None:
+        return vs.core.get_video_format(vs.RGBH if fp16 else vs.RGBS)
+    fmt_id = out_format.id if isinstance(out_format, vs.VideoFormat) else int(out_format)
+    try:
+        fmt = vs.core.get_video_format(fmt_id)
+    except vs.Error:
+        fmt = None
+    if fmt is None or fmt.color_family not in (vs.RGB, vs.YUV, vs.GRAY):
+        raise UsageError(f"out_format {out_format!r} is not an RGB, YUV or GRAY video format")
+    return fmt
+
+
+def _lanes(batch: int | None, device: torch.device) -> int:
+    """Frames per network call; more than VapourSynth has threads would never fill."""
+    if batch is not None and batch < 1:
+        raise UsageError(f"batch {batch} is impossible: it must be 1 or more")
+    wanted = batch or (DEFAULT_CUDA_BATCH if device.type == "cuda" else 1)
+    return max(1, min(wanted, vs.core.num_threads))
+
+
+def _to_float_rgb(clip: vs.VideoNode, tags: ColorTags) -> vs.VideoNode:
+    """Float RGB from any format; the resizer reads each frame's own colour tags first."""
+    fmt = clip.format
+    if fmt.color_family == vs.RGB and fmt.sample_type == vs.FLOAT:
+        return clip  # RGBS/RGBH: the network takes them as they are
+    kwargs: dict[str, Any] = {"range_in": tags.range}
+    if fmt.color_family != vs.RGB:
+        kwargs.update(matrix_in=tags.matrix, chromaloc_in=tags.chromaloc)
+    return vs.core.resize.Bicubic(clip, format=vs.RGBS, **kwargs)
+
+
+def _convert(clip: vs.VideoNode, target: vs.VideoFormat, tags: ColorTags) -> vs.VideoNode:
+    """The upscaled float RGB (or gray) in the requested format, coded like the input."""
+    if clip.format.id == target.id:
+        return clip
+    if target.color_family == vs.YUV:
+        return vs.core.resize.Bicubic(clip, format=target.id, matrix=tags.matrix,
+                                      range=tags.range, chromaloc=tags.chromaloc)
+    if target.color_family == vs.GRAY:
+        return vs.core.resize.Point(clip, format=target.id, range=tags.range)
+    return vs.core.resize.Point(clip, format=target.id)
+
+
+def _upscaled(rgb: vs.VideoNode, upscaler: Upscaler, size: tuple[int, int],
+              work_format: vs.VideoFormat, lanes: int) -> vs.VideoNode:
+    """`rgb` through the network, dealt out to `lanes` frame callbacks that run at once."""
+    dtype = torch.float16 if work_format.bits_per_sample == 16 else torch.float32
+    infer = partial(_infer, upscaler, size, dtype, work_format.num_planes == 1)
+    select = partial(_modify_frame, Batcher(infer, lanes))
+    outs = []
+    for lane in range(lanes):
+        src = rgb if lanes == 1 else vs.core.std.SelectEvery(rgb, lanes, lane, modify_duration=False)
+        blank = vs.core.std.BlankClip(src, width=size[1], height=size[0], format=work_format.id,
+                                      keep=True)
+        outs.append(vs.core.std.ModifyFrame(blank, [src, blank], select))
+    return outs[0] if lanes == 1 else vs.core.std.Interleave(outs, modify_duration=False)
+
+
+def _modify_frame(batcher: Batcher, n: int, f: Sequence[vs.VideoFrame]) -> vs.VideoFrame:
+    src, blank = f
+    planes = batcher([np.asarray(src[p]) for p in range(src.format.num_planes)])
+    out = blank.copy()
+    for p in range(out.format.num_planes):
+        np.copyto(np.asarray(out[p]), planes[p])
+    _copy_props(src, out)
+    return out
+
+
+def _copy_props(src: vs.VideoFrame, out: vs.VideoFrame) -> None:
+    """The source frame's properties (timing, SAR, custom ones), retagged for the output."""
+    out.props.clear()
+    out.props.update(src.props)
+    for key in SIZE_BOUND_PROPS:
+        out.props.pop(key, None)
+    # float RGB from the resizer is tagged RGB already; gray made from it must not be
+    out.props["_Matrix"] = vs.MATRIX_RGB if out.format.color_family == vs.RGB else vs.MATRIX_UNSPECIFIED
+
+
+def _infer(upscaler: Upscaler, size: tuple[int, int], dtype: torch.dtype, gray: bool,
+           items: list[list[np.ndarray]]) -> np.ndarray:
+    """A batch of frames (each a list of float planes) -> NxCxHxW array at `size`."""
+    height, width = items[0][0].shape
+    batch = np.empty((len(items), 3, height, width), dtype=items[0][0].dtype)
+    for i, planes in enumerate(items):
+        for p, plane in enumerate(planes):
+            batch[i, p] = plane
+    y = upscaler.upscale(torch.from_numpy(batch), size)
+    if gray:
+        y = y.mean(dim=1, keepdim=True)  # as `upscale_image` does for gray pictures
+    return y.to(dtype).cpu().numpy()
+
+
+@dataclass
+class _Job:
+    item: Any
+    deadline: float
+    done: bool = False
+    result: Any = None
+    error: BaseException | None = None
+
+
+class Batcher:
+    """Groups concurrent calls into batched calls of `fn`, one batch at a time.
+
+    A caller queues its item and waits. Whichever waiting caller finds no batch
+    running takes the oldest items (up to `max_batch`) once the batch is full
+    or the oldest has waited `gather_s`, runs `fn` on them outside the lock and
+    hands every caller its result. Items queued while a batch runs form the
+    next one, so the device never waits for the gathering.
+    """
+
+    def __init__(self, fn: Callable[[list[Any]], Sequence[Any]], max_batch: int,
+                 gather_s: float = GATHER_S):
+        self._fn, self._max, self._gather = fn, max_batch, gather_s
+        self._cond = threading.Condition()
+        self._queue: list[_Job] = []
+        self._busy = False
+
+    def __call__(self, item: Any) -> Any:
+        job = _Job(item, time.monotonic() + self._gather)
+        with self._cond:
+            self._queue.append(job)
+            self._cond.notify_all()
+        while batch := self._claim(job):
+            self._run(batch)
+        if job.error is not None:
+            raise job.error
+        return job.result
+
+    def _claim(self, job: _Job) -> list[_Job]:
+        """Wait until `job` is done ([]) or this caller is to run the next batch."""
+        with self._cond:
+            while not job.done:
+                if self._busy or not self._queue:
+                    self._cond.wait()
+                    continue
+                wait = self._queue[0].deadline - time.monotonic()
+                if len(self._queue) >= self._max or wait <= 0:
+                    batch, self._queue = self._queue[: self._max], self._queue[self._max:]
+                    self._busy = True
+                    return batch
+                self._cond.wait(wait)
+            return []
+
+    def _run(self, batch: list[_Job]) -> None:
+        results: Sequence[Any] = ()
+        error: BaseException | None = None
+        try:
+            results = self._fn([job.item for job in batch])
+        except BaseException as exc:  # every caller in the batch gets it
+            error = exc
+        with self._cond:
+            for i, job in enumerate(batch):
+                job.done, job.error = True, error
+                job.result = None if error else results[i]
+            self._busy = False
+            self._cond.notify_all()
