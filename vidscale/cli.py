@@ -67,10 +67,11 @@ def _model_options(f):  # type: ignore[no-untyped-def]
 @click.option("--fps", default="24", show_default=True, help="Frame rate when images become a video.")
 @click.option("--codec", help="Video encoder (default: libx264; libx265 for >8-bit; libsvtav1 for webm).")
 @click.option("--crf", type=float, help="Constant-quality level of the encoder.")
-@click.option("--preset", help="Encoder speed preset.")
+@click.option("--encoder-preset", "preset", help="Encoder speed preset (e.g. slow, medium, veryfast; 0-13 for SVT-AV1).")
 @click.option("--pix-fmt", help="Output pixel format (default: the source's).")
 @click.option("--encoder-opt", multiple=True, metavar="KEY=VALUE", help="Extra encoder option (repeatable).")
 @click.option("--quality", type=click.IntRange(1, 100), help="Quality of lossy image outputs (JPEG, WebP).")
+@click.option("--preset", "preset_spec", metavar="NAME|PATH", help="Settings from a preset (`vidscale presets`); flags win.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--verbose", "-v", is_flag=True, help="Show details and tracebacks.")
@@ -78,7 +79,7 @@ def upscale(source: str, output: str, scale: float | None, width: int | None, he
             model: str | None, device: str, tile: int | None, fp16: bool | None, batch: int,
             recursive: bool, image_format: str | None, fps: str, codec: str | None, crf: float | None,
             preset: str | None, pix_fmt: str | None, encoder_opt: tuple[str, ...], quality: int | None,
-            overwrite: bool, quiet: bool, verbose: bool) -> None:
+            preset_spec: str | None, overwrite: bool, quiet: bool, verbose: bool) -> None:
     """Upscale SOURCE (video, image, folder, pattern or glob) into OUTPUT."""
     from vidscale.encoding import EncoderSettings, parse_encoder_opts
     from vidscale.job import JobSettings, run_job
@@ -90,10 +91,76 @@ def upscale(source: str, output: str, scale: float | None, width: int | None, he
                            tile=tile, fp16=fp16, batch=batch, recursive=recursive,
                            image_format=f".{image_format}" if image_format else None,
                            quality=quality, overwrite=overwrite, quiet=quiet, encoder=encoder)
+    if preset_spec:
+        _apply_preset(preset_spec, settings, output)
     summary = run_job(source, output, settings)
     log.info("%s", summary.line())
     if summary.failed:
         raise VidscaleError(f"{summary.failed} of {summary.frames} inputs failed (named above)")
+
+
+def _apply_preset(spec: str, settings: "JobSettings", output: str) -> None:  # noqa: F821
+    """Fill every setting the command line left at its default from the preset."""
+    from vidscale.presets import find_preset
+
+    preset = find_preset(spec)
+    ctx = click.get_current_context()
+
+    def unset(param: str) -> bool:
+        return ctx.get_parameter_source(param) != click.core.ParameterSource.COMMANDLINE
+
+    values = preset.values
+    container = values.get("container")
+    if container and Path(output).suffix.lower() != container:
+        raise UsageError(f"preset {preset.name} writes {container} files; the output is {output}")
+    sized = not (unset("width") and unset("height"))
+    for key in ("model", "batch", "quality", "tile", "temporal"):
+        if key in values and unset(key):
+            setattr(settings, key, values[key])
+    if "scale" in values and unset("scale") and not sized:
+        settings.scale = float(values["scale"])
+    enc, ours = values.get("encoder", {}), settings.encoder
+    for key in ("codec", "crf", "preset", "pix_fmt"):
+        if key in enc and unset(key):
+            setattr(ours, key, enc[key])
+    ours.options = {**{k: str(v) for k, v in enc.get("options", {}).items()}, **ours.options}
+
+
+@cli.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--scale", "-s", type=float, default=2.0, show_default=True, help="Factor between 1 and 8.")
+@_model_options
+@click.option("--crop", help="X,Y,W,H region of the input to compare (input pixels).")
+@click.option("--at", "at_s", type=click.FloatRange(min=0), default=0.0, help="Video: time in seconds.")
+@click.option("--duration", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              help="Video output: length of the side-by-side clip in seconds.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+def compare(source: Path, output: Path, scale: float, model: str | None, device: str, tile: int | None,
+            fp16: bool | None, crop: str | None, at_s: float, duration: float, overwrite: bool) -> None:
+    """Bicubic next to the network: an image, an .html slider page, or a video clip."""
+    from vidscale import compare as cmp
+    from vidscale.models import zoo
+    from vidscale.scale import check_scale
+    from vidscale.upscaler import Upscaler
+
+    check_scale(scale)
+    if not source.exists():
+        raise VidscaleError(f"{source}: no such file")
+    upscaler = Upscaler(model, device, tile=tile, fp16=fp16)
+    name = model or "+".join(m.name for m in zoo.default_chain(scale))
+    cmp.compare(source, output, scale, upscaler, name, cmp.parse_crop(crop), at_s, duration, overwrite)
+
+
+@cli.command("presets")
+def list_presets() -> None:
+    """List the built-in presets."""
+    from vidscale.presets import builtin_presets
+
+    presets = builtin_presets()
+    width = max(len(name) for name in presets)
+    for name, preset in presets.items():
+        click.echo(f"{name.ljust(width)}  {preset.description}")
 
 
 def _parse_fps(text: str) -> Fraction:

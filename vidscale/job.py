@@ -37,6 +37,7 @@ class JobSettings:
     recursive: bool = False
     image_format: str | None = None  # e.g. ".png" for folder outputs
     quality: int | None = None
+    temporal: float | bool | None = None  # strength of the anti-flicker pass; None/False: off
     overwrite: bool = False
     quiet: bool = False
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
