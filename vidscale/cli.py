@@ -61,6 +61,7 @@ def _model_options(f):  # type: ignore[no-untyped-def]
 @click.option("--height", type=click.IntRange(min=1), help="Output height (width follows unless given).")
 @_model_options
 @click.option("--batch", type=click.IntRange(1, 256), default=1, show_default=True, help="Frames per inference batch.")
+@click.option("--frames", "max_frames", type=click.IntRange(min=1), help="Video: only the first N frames.")
 @click.option("--recursive", "-r", is_flag=True, help="Walk subfolders of a folder input (the output mirrors them).")
 @click.option("--format", "image_format", type=click.Choice(["png", "jpg", "webp", "tif", "bmp"]),
               help="Image type for folder outputs (default: keep each input's).")
@@ -77,7 +78,7 @@ def _model_options(f):  # type: ignore[no-untyped-def]
 @click.option("--verbose", "-v", is_flag=True, help="Show details and tracebacks.")
 def upscale(source: str, output: str, scale: float | None, width: int | None, height: int | None,
             model: str | None, device: str, tile: int | None, fp16: bool | None, batch: int,
-            recursive: bool, image_format: str | None, fps: str, codec: str | None, crf: float | None,
+            max_frames: int | None, recursive: bool, image_format: str | None, fps: str, codec: str | None, crf: float | None,
             preset: str | None, pix_fmt: str | None, encoder_opt: tuple[str, ...], quality: int | None,
             preset_spec: str | None, overwrite: bool, quiet: bool, verbose: bool) -> None:
     """Upscale SOURCE (video, image, folder, pattern or glob) into OUTPUT."""
@@ -90,7 +91,8 @@ def upscale(source: str, output: str, scale: float | None, width: int | None, he
     settings = JobSettings(scale=scale, width=width, height=height, model=model, device=device,
                            tile=tile, fp16=fp16, batch=batch, recursive=recursive,
                            image_format=f".{image_format}" if image_format else None,
-                           quality=quality, overwrite=overwrite, quiet=quiet, encoder=encoder)
+                           quality=quality, overwrite=overwrite, quiet=quiet, encoder=encoder,
+                           max_frames=max_frames)
     if preset_spec:
         _apply_preset(preset_spec, settings, output)
     summary = run_job(source, output, settings)
@@ -150,6 +152,43 @@ def compare(source: Path, output: Path, scale: float, model: str | None, device:
     upscaler = Upscaler(model, device, tile=tile, fp16=fp16)
     name = model or "+".join(m.name for m in zoo.default_chain(scale))
     cmp.compare(source, output, scale, upscaler, name, cmp.parse_crop(crop), at_s, duration, overwrite)
+
+
+@cli.command()
+@click.argument("source", required=False, type=click.Path(path_type=Path))
+@click.option("--synthetic", metavar="WxH", help="Measure on a generated clip of this size instead of SOURCE.")
+@click.option("--frames", type=click.IntRange(min=2), default=48, show_default=True)
+@click.option("--scale", "-s", type=float, default=2.0, show_default=True)
+@click.option("--model", "-m", help="Model (default: the built-in for the scale).")
+@click.option("--device", default="auto", show_default=True)
+@click.option("--batch", type=click.IntRange(1, 256), default=1, show_default=True)
+@click.option("--codec", help="Video encoder for the encode stage and the pipeline.")
+@click.option("--encoder-preset", "preset", help="Encoder speed preset.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def bench(source: Path | None, synthetic: str | None, frames: int, scale: float, model: str | None,
+          device: str, batch: int, codec: str | None, preset: str | None, as_json: bool) -> None:
+    """Each stage alone (decode, upload, infer, download, encode), then the whole pipeline."""
+    import tempfile
+
+    from vidscale.bench import run_bench, synthetic_clip
+    from vidscale.encoding import EncoderSettings
+    from vidscale.scale import check_scale
+
+    check_scale(scale)
+    encoder = EncoderSettings(codec=codec, preset=preset)
+    with tempfile.TemporaryDirectory(prefix="vidscale-bench-src-") as tmp:
+        if synthetic:
+            try:
+                width, height = (int(v) for v in synthetic.lower().split("x"))
+            except ValueError:
+                raise UsageError(f"--synthetic {synthetic}: expected WIDTHxHEIGHT") from None
+            source = synthetic_clip(Path(tmp), width, height, frames)
+        elif source is None:
+            raise UsageError("give a SOURCE video or --synthetic WxH")
+        elif not source.is_file():
+            raise VidscaleError(f"{source}: no such file")
+        result = run_bench(source, frames, model, device, batch, scale, encoder)
+    click.echo(result.to_json() if as_json else result.table())
 
 
 @cli.command("presets")

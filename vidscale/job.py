@@ -38,6 +38,7 @@ class JobSettings:
     image_format: str | None = None  # e.g. ".png" for folder outputs
     quality: int | None = None
     temporal: float | bool | None = None  # strength of the anti-flicker pass; None/False: off
+    max_frames: int | None = None  # video: stop after this many frames
     overwrite: bool = False
     quiet: bool = False
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
@@ -51,6 +52,7 @@ class Summary:
     output_bytes: int
     skipped: int = 0  # outputs already there (a resumed batch)
     failed: int = 0  # inputs that could not be read or written
+    steady_fps: float = 0.0  # rate between the first and last frame, start-up excluded
 
     def line(self) -> str:
         fps = self.frames / self.seconds if self.seconds > 0 else 0.0
@@ -67,6 +69,8 @@ def run_job(source_spec: str, output_spec: str, settings: JobSettings) -> Summar
     if settings.scale is not None and (settings.width or settings.height):
         raise UsageError("give either --scale or --width/--height, not both")
     source = open_source(source_spec, settings.recursive, settings.encoder.fps)
+    if isinstance(source, VideoSource):
+        source.limit = settings.max_frames
     try:
         upscaler = Upscaler(settings.model, settings.device, tile=settings.tile, fp16=settings.fp16)
         return _run(source, Path(output_spec), kind, upscaler, settings)
@@ -93,7 +97,8 @@ def _run(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: 
                 _stream(source, upscaler, sizes, sink.write, _no_packets, _nothing, settings, progress)
     finally:
         progress.close()
-    return Summary(progress.done, progress.elapsed, output, _size_on_disk(output))
+    return Summary(progress.done, progress.elapsed, output, _size_on_disk(output),
+                   steady_fps=progress.steady_fps)
 
 
 def _run_files(source: Source, output: Path, kind: str, upscaler: Upscaler, sizes: "_SizeRule",
@@ -169,12 +174,13 @@ def _frame_estimate(source: Source) -> int | None:
         return len(source.paths)
     info = source.info
     if info.frames:
-        return info.frames
+        return min(info.frames, source.limit or info.frames)
     if source.stream.duration:
         seconds = float(source.stream.duration * info.time_base)
     else:  # some containers (webm) only know the whole file's duration
         seconds = (source.container.duration or 0) / 1_000_000
-    return round(seconds * float(info.rate)) if seconds and info.rate else None
+    estimate = round(seconds * float(info.rate)) if seconds and info.rate else None
+    return min(estimate, source.limit) if estimate and source.limit else estimate or source.limit
 
 
 def _check_folder(folder: Path, source: Source) -> None:

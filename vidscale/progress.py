@@ -17,12 +17,17 @@ class Progress:
         self.total, self.label, self.quiet = total or None, label, quiet
         self.done = 0
         self.started = self._last_line = time.monotonic()
+        self.first_frame_at: float | None = None  # for the steady-state rate
+        self.last_frame_at: float | None = None
         self._bar = None
         if not quiet and sys.stderr.isatty():
             self._bar = tqdm(total=self.total, unit="frame", desc=label, dynamic_ncols=True, leave=False)
 
     def update(self, n: int = 1) -> None:
         self.done += n
+        self.last_frame_at = time.monotonic()
+        if self.first_frame_at is None:
+            self.first_frame_at = self.last_frame_at
         if self._bar is not None:
             self._bar.update(n)
         elif not self.quiet and time.monotonic() - self._last_line >= PLAIN_INTERVAL_S:
@@ -39,6 +44,14 @@ class Progress:
         else:
             text = f"{self.done} frames, {fps:.2f} fps"
         return text
+
+    @property
+    def steady_fps(self) -> float:
+        """Frames per second between the first and the last frame out: start-up and
+        the encoder's final flush excluded, as a long video would amortise them."""
+        if self.first_frame_at is None or self.last_frame_at is None or self.done < 2:
+            return 0.0
+        return (self.done - 1) / max(self.last_frame_at - self.first_frame_at, 1e-9)
 
     @property
     def elapsed(self) -> float:

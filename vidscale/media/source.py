@@ -71,6 +71,7 @@ class VideoSource:
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
             raise _fail(path, "not a readable media file", exc) from None
         self.stream = self._main_video_stream()
+        self.limit: int | None = None  # stop after this many frames
         ctx = self.stream.codec_context
         if ctx is None:
             raise VidscaleError(f"{path}: no decoder for its video stream in this FFmpeg build")
@@ -103,6 +104,8 @@ class VideoSource:
                 for frame in packet.decode():
                     yield self._frame(frame, index, converter)
                     index += 1
+                    if index == self.limit:
+                        return
         except av.error.FFmpegError as exc:
             raise _fail(self.path, f"cannot decode frame {index}", exc) from None
         if index == 0:

@@ -1,0 +1,171 @@
+"""`vidscale bench`: each pipeline stage alone, then the whole pipeline, on the same frames.
+
+Efficiency = pipeline fps / slowest stage fps: 1.0 means the stages overlap
+perfectly and the slowest one alone sets the pace. Stage rates exclude
+start-up (a warm-up batch runs first); the pipeline rate is measured from
+its first to its last output frame, so model loading and the encoder's
+final flush are left out, as a long video would amortise them.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+from vidscale.encoding import EncoderSettings, plan_encoder
+from vidscale.errors import UsageError
+from vidscale.job import JobSettings, run_job
+from vidscale.media.color import RgbConverter, for_rgb_source
+from vidscale.media.source import Frame, VideoSource
+from vidscale.scale import output_size
+from vidscale.upscaler import Upscaler, from_tensor
+
+
+@dataclass
+class BenchResult:
+    source: str
+    frames: int
+    input_size: tuple[int, int]
+    output_size: tuple[int, int]
+    device: str
+    model: str
+    batch: int
+    stages: dict[str, float] = field(default_factory=dict)  # name -> frames per second
+    pipeline_fps: float = 0.0
+
+    @property
+    def efficiency(self) -> float:
+        return self.pipeline_fps / min(self.stages.values()) if self.stages else 0.0
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "source": self.source, "frames": self.frames, "input": list(self.input_size[::-1]),
+            "output": list(self.output_size[::-1]), "device": self.device, "model": self.model,
+            "batch": self.batch, "stages": {k: round(v, 3) for k, v in self.stages.items()},
+            "pipeline_fps": round(self.pipeline_fps, 3), "efficiency": round(self.efficiency, 3),
+        })
+
+    def table(self) -> str:
+        slowest = min(self.stages, key=self.stages.get)  # type: ignore[arg-type]
+        rows = [f"{self.source}: {self.frames} frames {self.input_size[1]}x{self.input_size[0]} -> "
+                f"{self.output_size[1]}x{self.output_size[0]}, {self.model} on {self.device}, batch {self.batch}",
+                f"{'stage':<10} {'fps':>10}"]
+        rows += [f"{name:<10} {fps:>10.2f}{'  <- slowest' if name == slowest else ''}"
+                 for name, fps in self.stages.items()]
+        rows.append(f"{'pipeline':<10} {self.pipeline_fps:>10.2f}")
+        rows.append(f"efficiency {self.efficiency:.2f} (pipeline / slowest stage)")
+        return "\n".join(rows)
+
+
+def synthetic_clip(folder: Path, width: int, height: int, frames: int) -> Path:
+    """A moving test pattern encoded losslessly-ish (x264, CRF 0 ultrafast) to decode like a real file."""
+    path = folder / f"synthetic-{width}x{height}.mkv"
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=24, options={"crf": "0", "preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            rgb = np.stack([np.sin((x + 4 * i) / 17), np.cos((y - 3 * i) / 13), np.sin((x + y) / 29)], -1)
+            frame = av.VideoFrame.from_ndarray(((rgb * 0.45 + 0.5) * 255).astype(np.uint8), format="rgb24")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return path
+
+
+def _timed(fn: Callable[[], int], device: torch.device) -> float:
+    """Frames per second of `fn` (which returns how many frames it handled)."""
+    _sync(device)
+    start = time.perf_counter()
+    count = fn()
+    _sync(device)
+    return count / max(time.perf_counter() - start, 1e-9)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_bench(source: Path, frames: int, model: str | None, device: str | None, batch: int,
+              scale: float, encoder: EncoderSettings) -> BenchResult:
+    decoded: list[Frame] = []
+    video = VideoSource(source)
+    video.limit = frames
+    up = Upscaler(model, device)
+    result = BenchResult(source.name, 0, (video.info.height, video.info.width), (0, 0), str(up.device),
+                         model or "default", batch)
+    result.stages["decode"] = _timed(lambda: _decode(video, decoded), up.device)
+    video.close()
+    if not decoded:
+        raise UsageError(f"{source}: no frames to measure")
+    result.frames = len(decoded)
+    size = output_size(*decoded[0].pixels.shape[:2], scale)
+    size = (size[0] - size[0] % 2, size[1] - size[1] % 2)
+    result.output_size = size
+    batches = [decoded[i:i + batch] for i in range(0, len(decoded), batch)]
+    uploaded: list[torch.Tensor] = []
+    result.stages["upload"] = _timed(lambda: _upload(batches, up.device, uploaded), up.device)
+    outputs: list[torch.Tensor] = []
+    up.upscale(uploaded[0][:1], size)  # warm-up: model load, cuDNN autotuning, allocator
+    result.stages["infer"] = _timed(lambda: _infer(up, uploaded, size, outputs), up.device)
+    images: list[np.ndarray] = []
+    result.stages["download"] = _timed(lambda: _download(outputs, images), up.device)
+    with tempfile.TemporaryDirectory(prefix="vidscale-bench-") as tmp:
+        result.stages["encode"] = _timed(lambda: _encode(images, Path(tmp) / "enc.mp4", encoder), up.device)
+        del images, outputs, uploaded
+        settings = JobSettings(scale=scale, model=model, device=device, batch=batch, quiet=True,
+                               encoder=encoder, max_frames=frames)
+        summary = run_job(str(source), str(Path(tmp) / "pipeline.mp4"), settings)
+        result.pipeline_fps = summary.steady_fps
+    return result
+
+
+def _decode(video: VideoSource, out: list[Frame]) -> int:
+    out.extend(f for f in video.items() if isinstance(f, Frame))
+    return len(out)
+
+
+def _upload(batches: list[list[Frame]], device: torch.device, out: list[torch.Tensor]) -> int:
+    for group in batches:
+        x = torch.from_numpy(np.stack([f.pixels for f in group])).to(device).permute(0, 3, 1, 2)
+        out.append(x.float().div_(255.0))
+    return sum(len(g) for g in batches)
+
+
+def _infer(up: Upscaler, batches: list[torch.Tensor], size: tuple[int, int], out: list[torch.Tensor]) -> int:
+    for x in batches:
+        out.append(up.upscale(x, size))
+    return sum(x.shape[0] for x in batches)
+
+
+def _download(batches: list[torch.Tensor], out: list[np.ndarray]) -> int:
+    for y in batches:
+        out.extend(from_tensor(y[i:i + 1], np.uint8) for i in range(y.shape[0]))
+    return len(out)
+
+
+def _encode(images: list[np.ndarray], path: Path, settings: EncoderSettings) -> int:
+    """The video sink's work alone: RGB -> YUV conversion and encoding."""
+    h, w = images[0].shape[:2]
+    plan = plan_encoder(path.suffix, False, "yuv420p", settings)
+    color = for_rgb_source(w, h)
+    converter = RgbConverter()
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream(plan.codec, rate=24, options=dict(plan.options))
+        stream.width, stream.height, stream.pix_fmt = w, h, plan.pix_fmt
+        stream.codec_context.time_base = Fraction(1, 24)
+        for i, rgb in enumerate(images):
+            frame = converter.from_rgb(rgb, plan.pix_fmt, color)
+            frame.pts, frame.time_base = i, Fraction(1, 24)
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return len(images)
