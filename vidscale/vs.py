@@ -7,9 +7,10 @@ float RGB or `out_format`. This module needs `vapoursynth`; nothing else in
 vidscale imports it.
 
 VapourSynth calls a Python frame callback (`std.ModifyFrame`) for one frame at
-a time per filter instance, so the clip is dealt out to `batch` instances
-("lanes": frame n goes to lane n % batch) that run on VapourSynth's threads at
-once, and a `Batcher` groups their concurrent requests into one network call.
+a time per filter instance, so the clip is dealt out to several instances
+("lanes": frame n goes to lane n % lanes) that run on VapourSynth's threads at
+once, and a `Batcher` groups their concurrent requests into network calls of
+up to `batch` frames, one call at a time.
 """
 
 from __future__ import annotations
@@ -67,11 +68,11 @@ def upscale(
     size = output_size(clip.height, clip.width, scale)
     upscaler = Upscaler(model, _device(backend, device), tile, fp16)  # unknown models fail now
     target = _target_format(out_format, fp16)
-    tags = color_tags(clip, size)
+    tags = _color_tags(clip, size)
     work = vs.GRAY if target.color_family == vs.GRAY else vs.RGB
     work_format = vs.core.query_video_format(work, vs.FLOAT, 16 if fp16 else 32)
-    lanes = _lanes(batch, upscaler.device)
-    up = _upscaled(_to_float_rgb(clip, tags), upscaler, size, work_format, lanes)
+    batch, lanes = _batching(batch, upscaler.device, clip.num_frames)
+    up = _upscaled(_to_float_rgb(clip, tags), upscaler, size, work_format, batch, lanes)
     return _convert(up, target, tags)
 
 
@@ -84,7 +85,7 @@ class ColorTags:
     chromaloc: int
 
 
-def color_tags(clip: vs.VideoNode, out_size: tuple[int, int]) -> ColorTags:
+def _color_tags(clip: vs.VideoNode, out_size: tuple[int, int]) -> ColorTags:
     """The first frame's colour properties, with VapourSynth's usual defaults for the gaps.
 
     These serve as the resizer's arguments; a frame's own properties override
@@ -142,12 +143,18 @@ def _target_format(out_format: Format | None, fp16: bool | None) -> vs.VideoForm
     return fmt
 
 
-def _lanes(batch: int | None, device: torch.device) -> int:
-    """Frames per network call; more than VapourSynth has threads would never fill."""
+def _batching(batch: int | None, device: torch.device, frames: int) -> tuple[int, int]:
+    """(frames per network call, frame callbacks running at once).
+
+    Two batches' worth of callbacks, so that the next batch gathers while one
+    runs; neither more than VapourSynth has threads (or batches would never
+    fill) nor than the clip has frames.
+    """
     if batch is not None and batch < 1:
         raise UsageError(f"batch {batch} is impossible: it must be 1 or more")
-    wanted = batch or (DEFAULT_CUDA_BATCH if device.type == "cuda" else 1)
-    return max(1, min(wanted, vs.core.num_threads))
+    most = min(vs.core.num_threads, frames)
+    batch = max(1, min(batch or (DEFAULT_CUDA_BATCH if device.type == "cuda" else 1), most))
+    return batch, max(batch, min(2 * batch, most))
 
 
 def _to_float_rgb(clip: vs.VideoNode, tags: ColorTags) -> vs.VideoNode:
@@ -174,11 +181,11 @@ def _convert(clip: vs.VideoNode, target: vs.VideoFormat, tags: ColorTags) -> vs.
 
 
 def _upscaled(rgb: vs.VideoNode, upscaler: Upscaler, size: tuple[int, int],
-              work_format: vs.VideoFormat, lanes: int) -> vs.VideoNode:
+              work_format: vs.VideoFormat, batch: int, lanes: int) -> vs.VideoNode:
     """`rgb` through the network, dealt out to `lanes` frame callbacks that run at once."""
     dtype = torch.float16 if work_format.bits_per_sample == 16 else torch.float32
     infer = partial(_infer, upscaler, size, dtype, work_format.num_planes == 1)
-    select = partial(_modify_frame, Batcher(infer, lanes))
+    select = partial(_modify_frame, Batcher(infer, batch, GATHER_S))
     outs = []
     for lane in range(lanes):
         src = rgb if lanes == 1 else vs.core.std.SelectEvery(rgb, lanes, lane, modify_duration=False)
@@ -200,10 +207,11 @@ def _modify_frame(batcher: Batcher, n: int, f: Sequence[vs.VideoFrame]) -> vs.Vi
 
 def _copy_props(src: vs.VideoFrame, out: vs.VideoFrame) -> None:
     """The source frame's properties (timing, SAR, custom ones), retagged for the output."""
+    keys = set(src.props.keys()).difference(SIZE_BOUND_PROPS)
+    if "_Range" in keys:
+        keys.discard("_ColorRange")  # its deprecated twin (R74-R7x): reading it warns
     out.props.clear()
-    out.props.update(src.props)
-    for key in SIZE_BOUND_PROPS:
-        out.props.pop(key, None)
+    out.props.update({key: src.props[key] for key in keys})
     # float RGB from the resizer is tagged RGB already; gray made from it must not be
     out.props["_Matrix"] = vs.MATRIX_RGB if out.format.color_family == vs.RGB else vs.MATRIX_UNSPECIFIED
 
@@ -238,7 +246,7 @@ class Batcher:
     running takes the oldest items (up to `max_batch`) once the batch is full
     or the oldest has waited `gather_s`, runs `fn` on them outside the lock and
     hands every caller its result. Items queued while a batch runs form the
-    next one, so the device never waits for the gathering.
+    next one, so gathering overlaps the running batch.
     """
 
     def __init__(self, fn: Callable[[list[Any]], Sequence[Any]], max_batch: int,
