@@ -49,6 +49,9 @@ def _model_options(f):  # type: ignore[no-untyped-def]
     f = click.option("--fp16/--no-fp16", default=None, help="Half precision (default: on CUDA when the model supports it).")(f)
     f = click.option("--tile", type=click.IntRange(min=32), help="Tile size in input pixels (default: from free memory).")(f)
     f = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")(f)
+    f = click.option("--backend", type=click.Choice(["auto", "tensorrt", "cuda", "cpu", "torch"], case_sensitive=False),
+                     default="auto", show_default=True,
+                     help="auto: TensorRT, else CUDA, else CPU; torch: PyTorch on --device.")(f)
     f = click.option("--model", "-m", help="Built-in or user model name, a model file, or bicubic/lanczos.")(f)
     return f
 
@@ -77,7 +80,7 @@ def _model_options(f):  # type: ignore[no-untyped-def]
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--verbose", "-v", is_flag=True, help="Show details and tracebacks.")
 def upscale(source: str, output: str, scale: float | None, width: int | None, height: int | None,
-            model: str | None, device: str, tile: int | None, fp16: bool | None, batch: int,
+            model: str | None, backend: str, device: str, tile: int | None, fp16: bool | None, batch: int,
             max_frames: int | None, recursive: bool, image_format: str | None, fps: str, codec: str | None, crf: float | None,
             preset: str | None, pix_fmt: str | None, encoder_opt: tuple[str, ...], quality: int | None,
             preset_spec: str | None, overwrite: bool, quiet: bool, verbose: bool) -> None:
@@ -89,7 +92,7 @@ def upscale(source: str, output: str, scale: float | None, width: int | None, he
     encoder = EncoderSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
                               options=parse_encoder_opts(encoder_opt), fps=_parse_fps(fps))
     settings = JobSettings(scale=scale, width=width, height=height, model=model, device=device,
-                           tile=tile, fp16=fp16, batch=batch, recursive=recursive,
+                           backend=backend, tile=tile, fp16=fp16, batch=batch, recursive=recursive,
                            image_format=f".{image_format}" if image_format else None,
                            quality=quality, overwrite=overwrite, quiet=quiet, encoder=encoder,
                            max_frames=max_frames)
@@ -138,7 +141,7 @@ def _apply_preset(spec: str, settings: "JobSettings", output: str) -> None:  # n
 @click.option("--duration", type=click.FloatRange(min=0), default=2.0, show_default=True,
               help="Video output: length of the side-by-side clip in seconds.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
-def compare(source: Path, output: Path, scale: float, model: str | None, device: str, tile: int | None,
+def compare(source: Path, output: Path, scale: float, model: str | None, backend: str, device: str, tile: int | None,
             fp16: bool | None, crop: str | None, at_s: float, duration: float, overwrite: bool) -> None:
     """Bicubic next to the network: an image, an .html slider page, or a video clip."""
     from vidscale import compare as cmp
@@ -149,7 +152,7 @@ def compare(source: Path, output: Path, scale: float, model: str | None, device:
     check_scale(scale)
     if not source.exists():
         raise VidscaleError(f"{source}: no such file")
-    upscaler = Upscaler(model, device, tile=tile, fp16=fp16)
+    upscaler = Upscaler(model, device, tile=tile, fp16=fp16, backend=backend)
     name = model or "+".join(m.name for m in zoo.default_chain(scale))
     cmp.compare(source, output, scale, upscaler, name, cmp.parse_crop(crop), at_s, duration, overwrite)
 
@@ -269,12 +272,26 @@ def import_model(path: Path, name: str | None, overwrite: bool) -> None:
     click.echo(f"imported {name}: {desc.architecture.name} x{desc.scale} -> {folder / (name + '.safetensors')}")
 
 
+@models.command("export")
+@click.argument("name")
+@click.argument("out", type=click.Path(path_type=Path))
+@click.option("--opset", type=click.IntRange(13, 21), default=17, show_default=True, help="ONNX opset.")
+@click.option("--fp16", is_flag=True, help="Compute in half precision inside; input and output stay float32.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing file.")
+def export_model(name: str, out: Path, opset: int, fp16: bool, overwrite: bool) -> None:
+    """Export NAME to ONNX: float32 NCHW RGB in [0, 1], dynamic batch/height/width."""
+    from vidscale.engine.onnx_export import export_onnx
+
+    export_onnx(name, out, opset=opset, fp16=fp16, overwrite=overwrite)
+    click.echo(f"{out}: opset {opset}; input 'input' (N,3,H,W), output 'output' (N,3,H*s,W*s)")
+
+
 @cli.command("eval")
 @click.argument("hr_dir", type=click.Path(path_type=Path))
 @click.option("--lr", "lr_dir", type=click.Path(path_type=Path), help="Low-res inputs (default: bicubic downscales of HR).")
 @click.option("--scale", "-s", type=click.IntRange(2, 8), required=True, help="Integer scale of the pairs.")
 @_model_options
-def eval_cmd(hr_dir: Path, lr_dir: Path | None, scale: int, model: str | None, device: str,
+def eval_cmd(hr_dir: Path, lr_dir: Path | None, scale: int, model: str | None, backend: str, device: str,
              tile: int | None, fp16: bool | None) -> None:
     """Y-PSNR/SSIM of a model against ground truth in HR_DIR, beside bicubic."""
     from vidscale.evaluate import evaluate, format_table, pair_images
@@ -282,7 +299,7 @@ def eval_cmd(hr_dir: Path, lr_dir: Path | None, scale: int, model: str | None, d
     from vidscale.upscaler import Upscaler
 
     pairs = pair_images(hr_dir, lr_dir, scale)
-    upscaler = Upscaler(model, device, tile=tile, fp16=fp16)
+    upscaler = Upscaler(model, device, tile=tile, fp16=fp16, backend=backend)
     name = model or "+".join(m.name for m in zoo.default_chain(scale))
     click.echo(format_table(evaluate(pairs, scale, upscaler), name))
 

@@ -31,6 +31,7 @@ class JobSettings:
     height: int | None = None
     model: str | None = None
     device: str | None = None
+    backend: str | None = None  # auto, tensorrt, cuda, cpu or torch
     tile: int | None = None
     fp16: bool | None = None
     batch: int = 1
@@ -72,7 +73,8 @@ def run_job(source_spec: str, output_spec: str, settings: JobSettings) -> Summar
     if isinstance(source, VideoSource):
         source.limit = settings.max_frames
     try:
-        upscaler = Upscaler(settings.model, settings.device, tile=settings.tile, fp16=settings.fp16)
+        upscaler = Upscaler(settings.model, settings.device, tile=settings.tile, fp16=settings.fp16,
+                            backend=settings.backend)
         return _run(source, Path(output_spec), kind, upscaler, settings)
     finally:
         source.close()

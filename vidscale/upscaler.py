@@ -2,7 +2,7 @@
 
 A job asks for an output size; the chain is planned from the factor between
 input and output (`scale.passes_needed`, `zoo.default_chain`), each network
-runs in a `TorchEngine`, and an antialiased bicubic step trims any surplus
+runs in an engine (PyTorch, or TensorRT: `engine.backend`), and an antialiased bicubic step trims any surplus
 (e.g. x3 from an x4 network).
 """
 
@@ -12,10 +12,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vidscale.engine.device import pick_device
-from vidscale.engine.torch_engine import TorchEngine
+from vidscale.engine.backend import Engine, backend_device, make_engine, pick_backend
 from vidscale.models import zoo
-from vidscale.models.loading import load_descriptor
 from vidscale.resample import resize
 from vidscale.scale import output_size, passes_needed
 
@@ -27,11 +25,13 @@ class Upscaler:
         device: str | torch.device | None = None,
         tile: int | None = None,
         fp16: bool | None = None,
+        backend: str | None = None,
     ):
         self.model = zoo.resolve(model) if model else None
-        self.device = pick_device(device)
+        self.backend = pick_backend(backend, device)
+        self.device = backend_device(self.backend, device)
         self.tile, self.fp16 = tile, fp16
-        self._engines: dict[str, TorchEngine] = {}
+        self._engines: dict[str, Engine] = {}
         if self.model and self.model.is_network:
             self.model_scale = self._engine(self.model).scale  # loads now: bad files fail early
 
@@ -74,11 +74,10 @@ class Upscaler:
         out_alpha = self.upscale(alpha.expand(-1, 3, -1, -1), size).mean(dim=1, keepdim=True)
         return torch.cat([rgb, out_alpha], dim=1)
 
-    def _engine(self, info: zoo.ModelInfo) -> TorchEngine:
+    def _engine(self, info: zoo.ModelInfo) -> Engine:
         if info.name not in self._engines:
-            assert info.path is not None
-            self._engines[info.name] = TorchEngine(
-                load_descriptor(info.path), self.device, fp16=self.fp16, tile=self.tile)
+            self._engines[info.name] = make_engine(info, self.backend, self.device,
+                                                   fp16=self.fp16, tile=self.tile)
         return self._engines[info.name]
 
 

@@ -16,6 +16,7 @@ import spandrel
 import torch
 import torch.nn.functional as F
 
+from vidscale.engine.onnx_export import fold_reparameterized
 from vidscale.engine.tiling import run_tiled
 from vidscale.errors import VidscaleError
 
@@ -42,7 +43,8 @@ class TorchEngine:
         self.scale: int = desc.scale
         self.device = device
         self.dtype = _pick_dtype(desc, device, fp16)
-        self.model = desc.model.to(device=device, dtype=self.dtype).eval()
+        # fold SPAN-style re-parameterised convs once (fp32), not on every forward
+        self.model = fold_reparameterized(desc.model).to(device=device, dtype=self.dtype).eval()
         self.requirements = desc.size_requirements
         self.fixed_tile = tile
         self.overlap = overlap or OVERLAP_BY_ARCH.get(desc.architecture.id, DEFAULT_OVERLAP)

@@ -1,0 +1,103 @@
+"""Which engine runs a network (`--backend auto|tensorrt|cuda|cpu|torch`).
+
+`auto` prefers TensorRT (when it imports and a GPU is present), then PyTorch
+on CUDA, then PyTorch on the CPU; `torch` is PyTorch on whatever `--device`
+picks. `pick_backend` names the concrete backend, `backend_device` the torch
+device it runs on, and `make_engine` builds the engine.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Protocol
+
+import spandrel
+import torch
+
+from vidscale.engine.device import pick_device
+from vidscale.engine.torch_engine import TorchEngine
+from vidscale.errors import UsageError
+from vidscale.models import zoo
+from vidscale.models.loading import load_descriptor
+
+BACKENDS = ("auto", "tensorrt", "cuda", "cpu", "torch")
+
+
+class Engine(Protocol):
+    scale: int
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def tensorrt_available() -> bool:
+    """Installed, without importing it (that loads CUDA libraries and takes a while)."""
+    return importlib.util.find_spec("tensorrt") is not None
+
+
+def pick_backend(name: str | None, device: str | torch.device | None = None) -> str:
+    """'tensorrt', 'cuda' or 'cpu' for a `--backend` and `--device` pair."""
+    backend = (name or "auto").strip().lower()
+    if backend not in BACKENDS:
+        raise UsageError(f"--backend {name!r}: expected one of {', '.join(BACKENDS)}")
+    wants = _device_type(device)
+    if backend in ("auto", "torch"):
+        if wants == "cpu" or (wants is None and not cuda_available()):
+            return "cpu"
+        return "tensorrt" if backend == "auto" and tensorrt_available() else "cuda"
+    if wants is not None and wants != ("cpu" if backend == "cpu" else "cuda"):
+        raise UsageError(f"--backend {backend} does not run on --device {device}")
+    if backend == "tensorrt" and not tensorrt_available():
+        from vidscale.engine.tensorrt_engine import MISSING
+        raise UsageError(MISSING)
+    if backend != "cpu" and not cuda_available():
+        raise UsageError(f"--backend {backend}: no CUDA GPU is available")
+    return backend
+
+
+def backend_device(backend: str, device: str | torch.device | None = None) -> torch.device:
+    """The torch device a concrete backend runs on (`cuda:N` from `--device` is kept)."""
+    if backend == "cpu":
+        return torch.device("cpu")
+    if _device_type(device) == "cuda":
+        return pick_device(device)
+    return pick_device("cuda")  # says plainly when there is no GPU
+
+
+def make_engine(model: zoo.ModelInfo | spandrel.ImageModelDescriptor, backend: str,
+                device: torch.device, fp16: bool | None = None, tile: int | None = None,
+                overlap: int | None = None) -> Engine:
+    """A `TorchEngine` or `TensorRTEngine` for a model file or an already loaded model."""
+    desc = model if isinstance(model, spandrel.ImageModelDescriptor) else _load(model)
+    if backend != "tensorrt":
+        return TorchEngine(desc, device, fp16=fp16, tile=tile, overlap=overlap)
+    from vidscale.engine import cache
+    from vidscale.engine.tensorrt_engine import TensorRTEngine
+
+    if isinstance(model, zoo.ModelInfo):
+        name, digest = model.name, cache.file_sha256(model.path)  # type: ignore[arg-type]
+    else:
+        name, digest = "model", cache.state_dict_sha256(desc.model.state_dict())
+    return TensorRTEngine(desc, device, fp16=fp16, tile=tile, overlap=overlap,
+                          model_name=name, model_sha256=digest)
+
+
+def _load(info: zoo.ModelInfo) -> spandrel.ImageModelDescriptor:
+    if not info.is_network or info.path is None:
+        raise UsageError(f"{info.name} is a resizer, not a network")
+    return load_descriptor(info.path)
+
+
+def _device_type(device: str | torch.device | None) -> str | None:
+    """'cpu' or 'cuda' when `--device` names one, None for auto."""
+    if isinstance(device, torch.device):
+        return device.type
+    spec = (device or "auto").strip().lower()
+    if spec == "auto":
+        return None
+    if spec == "cpu" or spec.startswith("cuda"):
+        return spec[:4]
+    return pick_device(spec).type  # raises its usual message for anything else
