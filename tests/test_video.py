@@ -247,3 +247,23 @@ def test_library_call(tmp_path: Path) -> None:
     summary = vidscale.upscale(src, tmp_path / "out.mkv", model="lanczos", scale=1.5, quiet=True)
     assert summary.frames == 3 and summary.output_bytes > 0
     assert (video_stream(tmp_path / "out.mkv").codec_context.width, video_stream(tmp_path / "out.mkv").codec_context.height) == (96, 72)
+
+
+def test_temporal_pass_keeps_frames_and_times_and_steadies_a_static_scene(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    base = pattern(0, 48, 64).astype(int)
+    frames = tmp_path / "noisy"
+    frames.mkdir()
+    for i in range(8):  # a still scene with fresh noise in every frame, like grainy footage
+        write_image(frames / f"{i:02d}.png", np.clip(base + rng.integers(-8, 9, base.shape), 0, 255).astype(np.uint8))
+    plain, steady = tmp_path / "plain.mkv", tmp_path / "steady.mkv"
+    assert run(frames / "%02d.png", plain, "-m", "lanczos", "--codec", "ffv1", "--fps", "12") == 0
+    assert run(frames / "%02d.png", steady, "-m", "lanczos", "--codec", "ffv1", "--fps", "12", "--temporal") == 0
+    assert frame_times(plain) == frame_times(steady) and len(frame_times(steady)) == 8
+
+    def flicker(path: Path) -> float:
+        with av.open(str(path)) as c:
+            stack = np.stack([f.to_ndarray(format="rgb24").astype(float) for f in c.decode(video=0)])
+        return float(np.abs(np.diff(stack[2:], axis=0)).mean())
+
+    assert flicker(steady) < 0.6 * flicker(plain)

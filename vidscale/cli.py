@@ -65,6 +65,8 @@ def _model_options(f):  # type: ignore[no-untyped-def]
 @_model_options
 @click.option("--batch", type=click.IntRange(1, 256), default=1, show_default=True, help="Frames per inference batch.")
 @click.option("--frames", "max_frames", type=click.IntRange(min=1), help="Video: only the first N frames.")
+@click.option("--temporal", type=click.FloatRange(0, 1), is_flag=False, flag_value=0.7, default=None,
+              metavar="[STRENGTH]", help="Anti-flicker pass; strength 0-1 (0.7 when given alone).")
 @click.option("--recursive", "-r", is_flag=True, help="Walk subfolders of a folder input (the output mirrors them).")
 @click.option("--format", "image_format", type=click.Choice(["png", "jpg", "webp", "tif", "bmp"]),
               help="Image type for folder outputs (default: keep each input's).")
@@ -81,7 +83,7 @@ def _model_options(f):  # type: ignore[no-untyped-def]
 @click.option("--verbose", "-v", is_flag=True, help="Show details and tracebacks.")
 def upscale(source: str, output: str, scale: float | None, width: int | None, height: int | None,
             model: str | None, backend: str, device: str, tile: int | None, fp16: bool | None, batch: int,
-            max_frames: int | None, recursive: bool, image_format: str | None, fps: str, codec: str | None, crf: float | None,
+            max_frames: int | None, temporal: float | None, recursive: bool, image_format: str | None, fps: str, codec: str | None, crf: float | None,
             preset: str | None, pix_fmt: str | None, encoder_opt: tuple[str, ...], quality: int | None,
             preset_spec: str | None, overwrite: bool, quiet: bool, verbose: bool) -> None:
     """Upscale SOURCE (video, image, folder, pattern or glob) into OUTPUT."""
@@ -95,7 +97,7 @@ def upscale(source: str, output: str, scale: float | None, width: int | None, he
                            backend=backend, tile=tile, fp16=fp16, batch=batch, recursive=recursive,
                            image_format=f".{image_format}" if image_format else None,
                            quality=quality, overwrite=overwrite, quiet=quiet, encoder=encoder,
-                           max_frames=max_frames)
+                           max_frames=max_frames, temporal=temporal)
     if preset_spec:
         _apply_preset(preset_spec, settings, output)
     summary = run_job(source, output, settings)

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -20,6 +21,9 @@ from vidscale.pipeline import run_pipeline
 from vidscale.progress import Progress
 from vidscale.scale import output_size
 from vidscale.upscaler import Upscaler, from_tensor
+
+if TYPE_CHECKING:
+    from vidscale.temporal import TemporalFilter
 
 log = logging.getLogger("vidscale")
 
@@ -132,12 +136,17 @@ def _run_files(source: Source, output: Path, kind: str, upscaler: Upscaler, size
 def _stream(source: Source, upscaler: Upscaler, sizes: "_SizeRule", write: Callable[[Frame], None],
             write_packet: Callable, finish: Callable[[], None], settings: JobSettings, progress: Progress,
             carried: list | None = None, on_error: Callable[[], None] = lambda: None) -> None:
+    temporal = _temporal_filter(settings, upscaler)
+
     def upscale(batch: list[np.ndarray]) -> list[np.ndarray]:
         h, w = batch[0].shape[:2]
         x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2)
         x = x.float() / (65535.0 if batch[0].dtype == np.uint16 else 255.0)
         out = upscaler.upscale_channels(x, sizes(h, w))
-        return [from_tensor(out[i:i + 1], batch[0].dtype) for i in range(len(batch))]
+        frames = [out[i:i + 1] for i in range(len(batch))]
+        if temporal is not None and batch[0].shape[2] == 3:  # batches arrive in frame order
+            frames = [temporal.apply(lr, sr) for lr, sr in zip(batch, frames)]
+        return [from_tensor(f, batch[0].dtype) for f in frames]
 
     try:
         run_pipeline(source.items(carried or ()), upscale, write, write_packet, finish,
@@ -145,6 +154,18 @@ def _stream(source: Source, upscaler: Upscaler, sizes: "_SizeRule", write: Calla
     except BaseException:
         on_error()
         raise
+
+
+def _temporal_filter(settings: JobSettings, upscaler: Upscaler) -> "TemporalFilter | None":
+    """The anti-flicker pass, when asked for (`True` means the default strength)."""
+    if settings.temporal is None or settings.temporal is False:
+        return None
+    from vidscale.temporal import DEFAULT_STRENGTH, TemporalFilter
+
+    strength = DEFAULT_STRENGTH if settings.temporal is True else float(settings.temporal)
+    if not 0 <= strength <= 1:
+        raise UsageError(f"--temporal {strength:g}: strength must be between 0 and 1")
+    return TemporalFilter(strength, upscaler.device)
 
 
 class _SizeRule:
