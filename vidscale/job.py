@@ -13,6 +13,7 @@ import torch
 
 from vidscale.encoding import EncoderSettings
 from vidscale.errors import UsageError, VidscaleError
+from vidscale.media.animated import AnimatedSink, AnimatedSource, wants_animation
 from vidscale.media.atomic import atomic_output
 from vidscale.media.image import read_picture
 from vidscale.media.sinks import FolderSink, ImageFileSink, PatternSink, VideoSink, output_kind
@@ -74,7 +75,7 @@ def run_job(source_spec: str, output_spec: str, settings: JobSettings) -> Summar
     if settings.scale is not None and (settings.width or settings.height):
         raise UsageError("give either --scale or --width/--height, not both")
     source = open_source(source_spec, settings.recursive, settings.encoder.fps)
-    if isinstance(source, VideoSource):
+    if isinstance(source, (VideoSource, AnimatedSource)):
         source.limit = settings.max_frames
     try:
         upscaler = Upscaler(settings.model, settings.device, tile=settings.tile, fp16=settings.fp16,
@@ -97,6 +98,12 @@ def _run(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: 
                                  settings.encoder, log.warning)
                 _stream(source, upscaler, sizes, sink.write, sink.write_packet, sink.close, settings,
                         progress, sink.carried_streams(), on_error=sink.abort)
+        elif wants_animation(source, output.suffix):
+            with atomic_output(output, settings.overwrite, inputs) as tmp:
+                sink = AnimatedSink(tmp, output.suffix.lower(), sizes(*_first_size(source)), settings.quality,
+                                    log.warning, plays=getattr(source, "plays", 0))
+                _stream(source, upscaler, sizes, sink.write, _no_packets, sink.close, settings, progress,
+                        on_error=sink.abort)
         else:
             with atomic_output(output, settings.overwrite, inputs) as tmp:
                 sink = ImageFileSink(tmp, settings.quality, log.warning)
@@ -183,13 +190,13 @@ class _SizeRule:
 
 
 def _first_size(source: Source) -> tuple[int, int]:
-    if isinstance(source, VideoSource):
+    if isinstance(source, (VideoSource, AnimatedSource)):
         return source.info.height, source.info.width
     return read_picture(source.paths[0]).pixels.shape[:2]
 
 
 def _input_paths(source: Source) -> list[Path]:
-    return [source.path] if isinstance(source, VideoSource) else list(source.paths)
+    return [source.path] if isinstance(source, (VideoSource, AnimatedSource)) else list(source.paths)
 
 
 def _frame_estimate(source: Source) -> int | None:

@@ -16,6 +16,7 @@ import av
 
 from vidscale.encoding import VIDEO_SUFFIXES, EncoderSettings, plan_encoder
 from vidscale.errors import UsageError, VidscaleError
+from vidscale.media.animated import ANIMATED_ONLY_SUFFIXES, AnimatedSource
 from vidscale.media.atomic import TMP_MARK, atomic_output
 from vidscale.media.color import ColorInfo, RgbConverter, for_rgb_source
 from vidscale.media.image import IMAGE_SUFFIXES, to_rgb, write_image
@@ -34,6 +35,8 @@ class VideoSink:
     def __init__(self, path: Path, suffix: str, size: tuple[int, int], source: Source,
                  settings: EncoderSettings, warn: Warn):
         video = source if isinstance(source, VideoSource) else None
+        # Animations keep their own clock too (GIF: centiseconds), not --fps.
+        self.clock = source.info if isinstance(source, (VideoSource, AnimatedSource)) else None
         deep = bool(video and video.info.deep)
         self.plan = plan_encoder(suffix, deep, video.info.pix_fmt if video else None, settings)
         os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole configuration otherwise
@@ -48,12 +51,12 @@ class VideoSink:
 
     def _add_video_stream(self, size: tuple[int, int], video: VideoSource | None,
                           settings: EncoderSettings) -> av.VideoStream:
-        rate = (video.info.rate if video else None) or settings.fps
+        rate = (self.clock.rate if self.clock else None) or settings.fps
         stream = self.container.add_stream(self.plan.codec, rate=rate)
         ctx = stream.codec_context
         ctx.height, ctx.width = size
         ctx.pix_fmt = self.plan.pix_fmt
-        ctx.time_base = video.info.time_base if video else 1 / settings.fps
+        ctx.time_base = self.clock.time_base if self.clock else 1 / settings.fps
         stream.time_base = ctx.time_base
         ctx.options = dict(self.plan.options)
         if self.plan.bit_rate is not None:
@@ -219,7 +222,7 @@ def output_kind(spec: str) -> str:
     if path.is_dir() or spec.endswith(("/", "\\")) or not path.suffix:
         return "folder"
     suffix = path.suffix.lower()
-    if suffix in IMAGE_SUFFIXES:
+    if suffix in IMAGE_SUFFIXES or suffix in ANIMATED_ONLY_SUFFIXES:
         return "image"
     if suffix in VIDEO_SUFFIXES:
         return "video"

@@ -173,6 +173,10 @@ def open_source(spec: str, recursive: bool = False, fps: Fraction = Fraction(24)
         raise VidscaleError(f"{path}: not a regular file")
     if path.stat().st_size == 0:
         raise VidscaleError(f"{path}: file is empty")
+    from vidscale.media.animated import AnimatedSource, is_animated  # here: animated.py imports this module
+
+    if is_animated(path):
+        return AnimatedSource(path)
     if is_image_path(path):
         return ImageSource([path], None, fps)
     return VideoSource(path)
