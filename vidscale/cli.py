@@ -65,8 +65,10 @@ def _model_options(f):  # type: ignore[no-untyped-def]
 @_model_options
 @click.option("--batch", type=click.IntRange(1, 256), default=1, show_default=True, help="Frames per inference batch.")
 @click.option("--frames", "max_frames", type=click.IntRange(min=1), help="Video: only the first N frames.")
+# flag_value is temporal.DEFAULT_STRENGTH (tested), written out so that --help needs no torch import
 @click.option("--temporal", type=click.FloatRange(0, 1), is_flag=False, flag_value=0.7, default=None,
-              metavar="[STRENGTH]", help="Anti-flicker pass; strength 0-1 (0.7 when given alone).")
+              metavar="[STRENGTH]", help="Anti-flicker pass: blends the motion-compensated previous output "
+              "where the low-res frames agree; STRENGTH 0-1 (0.7 when given alone).")
 @click.option("--recursive", "-r", is_flag=True, help="Walk subfolders of a folder input (the output mirrors them).")
 @click.option("--format", "image_format", type=click.Choice(["png", "jpg", "webp", "tif", "bmp"]),
               help="Image type for folder outputs (default: keep each input's).")

@@ -26,6 +26,7 @@ import numpy as np
 from vidscale.metrics import psnr_y
 
 FlowMethod = Literal["dis", "farneback"]
+Motion = list[tuple[np.ndarray, np.ndarray]]  # per frame pair: backward flow, visibility mask
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def _crop(a: np.ndarray, crop: int) -> np.ndarray:
     return a[crop:-crop, crop:-crop] if crop > 0 else a
 
 
-def truth_motion(truth: Sequence[np.ndarray], method: FlowMethod = "dis") -> list[tuple[np.ndarray, np.ndarray]]:
+def truth_motion(truth: Sequence[np.ndarray], method: FlowMethod = "dis") -> Motion:
     """(backward flow, visibility mask) for each consecutive pair of ground-truth frames.
 
     Separate from the error so one sequence's motion serves many outputs.
@@ -97,8 +98,7 @@ def truth_motion(truth: Sequence[np.ndarray], method: FlowMethod = "dis") -> lis
     return motion
 
 
-def warping_error(outputs: Sequence[np.ndarray], motion: list[tuple[np.ndarray, np.ndarray]],
-                  crop: int = 0) -> float:
+def warping_error(outputs: Sequence[np.ndarray], motion: Motion, crop: int = 0) -> float:
     """Mean over t of the masked squared RGB error between output t and warped output t-1."""
     if len(outputs) != len(motion) + 1:
         raise ValueError(f"{len(outputs)} outputs for {len(motion) + 1} ground-truth frames")
@@ -117,7 +117,7 @@ def mean_psnr(outputs: Sequence[np.ndarray], truth: Sequence[np.ndarray], crop: 
 
 
 def score(outputs: Sequence[np.ndarray], truth: Sequence[np.ndarray], crop: int = 0,
-          motion: list[tuple[np.ndarray, np.ndarray]] | None = None) -> SequenceScore:
+          motion: Motion | None = None) -> SequenceScore:
     """Warping error and mean Y-PSNR of 8-bit outputs against the ground truth, `crop` = scale."""
     motion = truth_motion(truth) if motion is None else motion
     return SequenceScore(warping_error(outputs, motion, crop), mean_psnr(outputs, truth, crop))

@@ -143,7 +143,7 @@ def _run_files(source: Source, output: Path, kind: str, upscaler: Upscaler, size
 def _stream(source: Source, upscaler: Upscaler, sizes: "_SizeRule", write: Callable[[Frame], None],
             write_packet: Callable, finish: Callable[[], None], settings: JobSettings, progress: Progress,
             carried: list | None = None, on_error: Callable[[], None] = lambda: None) -> None:
-    temporal = _temporal_filter(settings, upscaler)
+    temporal = _temporal_filter(settings, upscaler, source)
 
     def upscale(batch: list[np.ndarray]) -> list[np.ndarray]:
         h, w = batch[0].shape[:2]
@@ -163,9 +163,15 @@ def _stream(source: Source, upscaler: Upscaler, sizes: "_SizeRule", write: Calla
         raise
 
 
-def _temporal_filter(settings: JobSettings, upscaler: Upscaler) -> "TemporalFilter | None":
-    """The anti-flicker pass, when asked for (`True` means the default strength)."""
+def _temporal_filter(settings: JobSettings, upscaler: Upscaler, source: Source) -> "TemporalFilter | None":
+    """The anti-flicker pass, when asked for (`True` means the default strength).
+
+    Off for a folder of photos: unrelated pictures have no motion to follow.
+    """
     if settings.temporal is None or settings.temporal is False:
+        return None
+    if isinstance(source, ImageSource) and source.root is not None:
+        log.info("--temporal: off for a folder of photos (use a pattern or glob for frames)")
         return None
     from vidscale.temporal import DEFAULT_STRENGTH, TemporalFilter
 

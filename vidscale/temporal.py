@@ -2,17 +2,18 @@
 
 A single-image network invents detail for each frame on its own, so that
 detail flickers. For each frame this pass estimates the motion from the
-current to the previous *low-resolution* input (OpenCV DIS: cheap, since the
-frames are small), warps the previous *output* onto the current frame on the
-engine's device, and blends it in where the motion-compensated low-res
-frames agree:
+current to the previous *low-resolution* input (OpenCV DIS on the CPU:
+cheap, since the frames are small), warps the previous *output* onto the
+current frame on the engine's device, and blends it in where the
+motion-compensated low-res frames agree:
 
-    out = sr + strength * confidence * (warp(previous out) - sr)
+    history = warp(previous out) + change of the low-res frame's smooth brightness
+    out = sr + strength * confidence * (history - sr)
 
 Blending with the previous output rather than the previous plain upscale
 makes the pass recursive: on a static area it is an exponential moving
 average over about (1 + s) / (1 - s) frames, which removes several times
-more flicker than a two-frame average can, at the same strength.
+more flicker than a two-frame average can at the same strength.
 
 Confidence is exp(-(r / sigma)^2) of the residual r between the current
 low-res frame and the warped previous one (both slightly blurred, so
@@ -21,6 +22,12 @@ the frame. Moving edges, occlusions and lighting changes get a large
 residual and keep the plain output, so nothing ghosts. When fewer than half
 of the pixels can be followed (a cut, a flash, a whip pan) the history is
 dropped and the frame passes through unchanged.
+
+The brightness term keeps fades and slow lighting changes (too gentle to
+lower the confidence) from lagging behind: the history is corrected to the
+current frame at a coarse scale (Gaussian, 2 low-res pixels), so what
+carries over is the finer detail, where the flicker is. Without it a fade
+costs over 1 dB.
 """
 
 from __future__ import annotations
@@ -40,86 +47,115 @@ DEFAULT_SIGMA = 0.04
 # Below this mean confidence the frame is taken to start a new scene.
 CUT_MATCH = 0.5
 _BLUR_SIGMA = 0.8
+# Scale (low-res pixels) of the brightness the history is corrected to: fades and lighting
+# changes are smooth, the flicker of invented detail is not.
+RELIGHT_SIGMA = 2.0
 
 
 class TemporalFilter:
     """Stateful: feed it every frame of one clip, in order; `reset()` between clips."""
 
     def __init__(self, strength: float = DEFAULT_STRENGTH, device: str | torch.device | None = None,
-                 sigma: float = DEFAULT_SIGMA, cut_match: float = CUT_MATCH):
+                 sigma: float = DEFAULT_SIGMA, cut_match: float = CUT_MATCH, recursive: bool = True,
+                 relight: float = RELIGHT_SIGMA):
         if not 0 <= strength <= 1:
             raise ValueError(f"temporal strength must be 0-1, got {strength}")
         self.strength, self.sigma, self.cut_match = strength, sigma, cut_match
+        self.recursive = recursive  # False: blend with the previous plain upscale (for comparison)
+        self.relight = relight  # 0: no brightness correction of the history (for comparison)
         self.device = torch.device(device) if device is not None else None
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_FAST)
-        self.cuts = 0  # scene cuts seen (not counting the first frame)
+        self.cuts = 0  # scene cuts found (size changes included, the first frame not)
         self.reset()
 
     def reset(self) -> None:
         """Forget the history: the next frame passes through unchanged."""
         self._gray: np.ndarray | None = None
-        self._smooth: np.ndarray | None = None
+        self._lows: torch.Tensor | None = None
         self._out: torch.Tensor | None = None
 
     @torch.inference_mode()
     def apply(self, lr: np.ndarray, sr: torch.Tensor) -> torch.Tensor:
         """One frame: HxWx3 uint8/uint16 low-res input, 1x3xHxW [0, 1] upscale of it -> output.
 
-        The output has `sr`'s shape, dtype and device.
+        The output has `sr`'s shape, dtype and device; `sr` itself is never modified.
         """
         if sr.ndim != 4 or sr.shape[0] != 1:
             raise ValueError(f"expected a 1xCxHxW tensor, got shape {tuple(sr.shape)}")
-        gray, smooth = to_gray(lr), _smooth(lr)
-        prev_out, prev_gray, prev_smooth = self._out, self._gray, self._smooth
-        out = sr
-        if prev_out is not None and prev_out.shape == sr.shape and prev_gray.shape == gray.shape:
-            out = self._blend(sr, prev_out, gray, prev_gray, smooth, prev_smooth)
-        elif prev_out is not None:
-            self.cuts += 1  # a new size is a new scene
-        self._gray, self._smooth = gray, smooth
-        self._out = out if self.strength > 0 else None
-        return out
-
-    def _blend(self, sr: torch.Tensor, prev_out: torch.Tensor, gray: np.ndarray, prev_gray: np.ndarray,
-               smooth: np.ndarray, prev_smooth: np.ndarray) -> torch.Tensor:
-        flow = self._dis.calc(gray, prev_gray, None)  # current -> previous, low-res pixels
-        conf = self._confidence(flow, smooth, prev_smooth)
-        if conf.mean() < self.cut_match:
-            self.cuts += 1
+        if self.strength == 0:
             return sr
         device = self.device or sr.device
-        grid, weight = _sampling(flow, conf, tuple(sr.shape[-2:]), device)
-        warped = F.grid_sample(prev_out.to(device, torch.float32), grid, mode="bilinear",
-                               padding_mode="border", align_corners=False)
-        out = torch.lerp(sr.to(device, torch.float32), warped, weight * self.strength)
-        return out.to(sr.device, sr.dtype)
+        gray, lows = to_gray(lr), self._lows_of(lr, device)
+        out = sr
+        if self._continues(gray, sr):
+            out = self._blend(sr, gray, lows, device)
+        elif self._out is not None:
+            self.cuts += 1  # a new frame size is a new scene
+        history = out if self.recursive else sr
+        self._gray, self._lows, self._out = gray, lows, history.to(device, torch.float32)
+        return out
 
-    def _confidence(self, flow: np.ndarray, smooth: np.ndarray, prev_smooth: np.ndarray) -> np.ndarray:
-        """Per low-res pixel, 0-1: how well the previous frame, moved by `flow`, matches this one."""
-        points = _pixel_grid(*flow.shape[:2]) + flow
-        warped = cv2.remap(prev_smooth, points[..., 0], points[..., 1], cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)
-        residual = np.abs(smooth - warped).max(axis=-1)
-        h, w = flow.shape[:2]
-        inside = ((points[..., 0] >= 0) & (points[..., 0] <= w - 1)
-                  & (points[..., 1] >= 0) & (points[..., 1] <= h - 1))
-        return np.exp(-np.square(residual / self.sigma)) * inside
+    def _continues(self, gray: np.ndarray, sr: torch.Tensor) -> bool:
+        return (self._out is not None and self._gray is not None
+                and self._out.shape == sr.shape and self._gray.shape == gray.shape)
+
+    def _blend(self, sr: torch.Tensor, gray: np.ndarray, lows: torch.Tensor,
+               device: torch.device) -> torch.Tensor:
+        assert self._gray is not None and self._lows is not None and self._out is not None
+        flow = _normalised(self._dis.calc(gray, self._gray, None), device)  # current -> previous
+        change = lows - _warp(self._lows, flow)  # what motion does not explain, at two scales
+        residual = change[:, :3].abs().amax(dim=1, keepdim=True)
+        conf = torch.exp(-torch.square(residual / self.sigma)) * _inside(flow)
+        if float(conf.mean()) < self.cut_match:
+            self.cuts += 1
+            return sr
+        size = tuple(sr.shape[-2:])
+        big = F.interpolate(torch.cat([flow, conf, change[:, 3:]], dim=1), size=size, mode="bilinear",
+                            align_corners=False)
+        # The history takes on the current frame's smooth brightness (fades, lighting), so only
+        # the finer detail, where the flicker is, carries over from frame to frame.
+        history = _warp(self._out, big[:, :2]) + big[:, 3:]
+        out = torch.lerp(sr.to(device, torch.float32), history, big[:, 2:3] * self.strength)
+        return out.clamp_(0, 1).to(sr.device, sr.dtype)
+
+    def _lows_of(self, lr: np.ndarray, device: torch.device) -> torch.Tensor:
+        """1x6xhxw on `device`: the low-res frame lightly blurred (coding noise is not change),
+        then its smooth brightness (zero when relighting is off)."""
+        scale = 65535.0 if lr.dtype == np.uint16 else 255.0
+        x = torch.from_numpy(np.ascontiguousarray(lr)).to(device).permute(2, 0, 1)[None].float() / scale
+        light = _blur(x, self.relight) if self.relight > 0 else torch.zeros_like(x)
+        return torch.cat([_blur(x, _BLUR_SIGMA), light], dim=1)
 
 
-def _smooth(lr: np.ndarray) -> np.ndarray:
-    """Low-res frame as float [0, 1], blurred so coding noise does not count as change."""
-    scale = 65535.0 if lr.dtype == np.uint16 else 255.0
-    return cv2.GaussianBlur(lr.astype(np.float32) / scale, (0, 0), _BLUR_SIGMA)
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of an NCHW tensor, edges repeated."""
+    k = _gaussian(sigma, x.device)
+    c = x.shape[1]
+    x = F.pad(x, (k.shape[-1] // 2,) * 4, mode="replicate")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 @lru_cache(maxsize=4)
-def _pixel_grid(h: int, w: int) -> np.ndarray:
-    """HxWx2 (x, y) pixel coordinates."""
-    xs, ys = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return np.dstack([xs, ys])
+def _gaussian(sigma: float, device: torch.device) -> torch.Tensor:
+    radius = max(1, round(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    k = torch.exp(-(x**2) / (2 * sigma**2))
+    return (k / k.sum()).to(device)
 
 
-@lru_cache(maxsize=4)
+def _normalised(flow: np.ndarray, device: torch.device) -> torch.Tensor:
+    """HxWx2 flow in pixels -> 1x2xHxW in grid_sample units (2 = the frame's width/height).
+
+    In these units a shift is the same fraction of the frame at any size, so
+    the low-res flow serves the output after plain interpolation.
+    """
+    h, w = flow.shape[:2]
+    t = torch.from_numpy(flow).to(device).permute(2, 0, 1)[None]
+    return t * torch.tensor([2 / w, 2 / h], device=device).view(1, 2, 1, 1)
+
+
+@lru_cache(maxsize=8)
 def _unit_grid(h: int, w: int, device: torch.device) -> torch.Tensor:
     """1xHxWx2 pixel centres in grid_sample's [-1, 1] coordinates (align_corners=False)."""
     ys = (2 * torch.arange(h, dtype=torch.float32) + 1) / h - 1
@@ -127,15 +163,19 @@ def _unit_grid(h: int, w: int, device: torch.device) -> torch.Tensor:
     return torch.stack(torch.meshgrid(xs, ys, indexing="xy"), dim=-1)[None].to(device)
 
 
-def _sampling(flow: np.ndarray, conf: np.ndarray, size: tuple[int, int],
-              device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Low-res flow and confidence -> grid_sample grid and blend weight at the output size.
+def _grid(flow: torch.Tensor) -> torch.Tensor:
+    h, w = flow.shape[-2:]
+    return _unit_grid(h, w, flow.device) + flow.permute(0, 2, 3, 1)
 
-    In [-1, 1] units a shift is the same fraction of the frame at any size, so
-    the flow is normalised at low res and then just interpolated up.
-    """
-    h, w = flow.shape[:2]
-    small = np.dstack([flow[..., 0] * (2 / w), flow[..., 1] * (2 / h), conf]).astype(np.float32)
-    small_t = torch.from_numpy(small).permute(2, 0, 1)[None].to(device)
-    big = F.interpolate(small_t, size=size, mode="bilinear", align_corners=False)
-    return _unit_grid(*size, device) + big[:, :2].permute(0, 2, 3, 1), big[:, 2:]
+
+def _warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Sample `image` at x + flow(x) (normalised flow of the same size), bilinear, edges repeated."""
+    return F.grid_sample(image, _grid(flow), mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def _inside(flow: torch.Tensor) -> torch.Tensor:
+    """1x1xHxW: 1 where x + flow(x) stays between the outer pixel centres, else 0."""
+    h, w = flow.shape[-2:]
+    g = _grid(flow)
+    limit = torch.tensor([1 - 1 / w, 1 - 1 / h], device=flow.device) + 1e-6
+    return (g.abs() <= limit).all(dim=-1, keepdim=True).permute(0, 3, 1, 2).float()
