@@ -21,6 +21,12 @@ def test_bench_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert report["output"] == [128, 96]
 
 
+def test_bench_times_the_temporal_pass(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--synthetic", "64x48", "--frames", "6", "-m", "lanczos", "--temporal", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["stages"]["temporal"] > 0 and report["pipeline_fps"] > 0
+
+
 def test_bench_table_on_a_file(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", str(SAMPLES / "bunny.webm"), "--frames", "4", "-m", "bicubic"]) == 0
     out = capsys.readouterr().out

@@ -175,3 +175,27 @@ def test_real_photos(tmp_path: Path) -> None:
         src_meta, out_meta = read_meta((folder / name).read_bytes()), read_meta((out / name).read_bytes())
         assert out_meta.icc == src_meta.icc and out_meta.xmp == src_meta.xmp, name
         assert (out_meta.exif is None) == (src_meta.exif is None), name
+
+
+def test_avif_output_with_quality(tmp_path: Path) -> None:
+    src = tmp_path / "in.png"
+    write_image(src, gradient(40, 64))
+    for q in (30, 90):
+        assert run(src, tmp_path / f"q{q}.avif", "-m", "lanczos", "--quality", str(q)) == 0
+    hi, lo = tmp_path / "q90.avif", tmp_path / "q30.avif"
+    assert hi.read_bytes()[4:12] == b"ftypavif"
+    assert hi.stat().st_size > lo.stat().st_size
+    back = read_picture(hi).pixels
+    assert back.shape == (80, 128, 3)
+    want = vidscale.upscale_image(gradient(40, 64), scale=2, model="lanczos").astype(int)
+    assert np.abs(back.astype(int) - want).mean() < 4
+
+
+def test_cmyk_jpeg_reads_as_rgb(tmp_path: Path) -> None:
+    image = pytest.importorskip("PIL.Image")  # PyAV cannot write CMYK JPEG; Pillow can
+    src = tmp_path / "cmyk.jpg"
+    image.new("CMYK", (40, 30), (0, 255, 255, 0)).save(src, quality=95)  # pure red
+    assert run(src, tmp_path / "o.png", "-m", "lanczos") == 0
+    out = read_picture(tmp_path / "o.png").pixels
+    assert out.shape == (60, 80, 3)
+    assert np.abs(out[30, 40].astype(int) - [255, 0, 0]).max() <= 3

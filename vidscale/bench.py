@@ -96,7 +96,7 @@ def _sync(device: torch.device) -> None:
 
 
 def run_bench(source: Path, frames: int, model: str | None, device: str | None, batch: int,
-              scale: float, encoder: EncoderSettings) -> BenchResult:
+              scale: float, encoder: EncoderSettings, temporal: float | None = None) -> BenchResult:
     decoded: list[Frame] = []
     video = VideoSource(source)
     video.limit = frames
@@ -117,13 +117,15 @@ def run_bench(source: Path, frames: int, model: str | None, device: str | None, 
     outputs: list[torch.Tensor] = []
     up.upscale(uploaded[0][:1], size)  # warm-up: model load, cuDNN autotuning, allocator
     result.stages["infer"] = _timed(lambda: _infer(up, uploaded, size, outputs), up.device)
+    if temporal is not None:
+        result.stages["temporal"] = _timed(lambda: _temporal(temporal, up, decoded, outputs), up.device)
     images: list[np.ndarray] = []
     result.stages["download"] = _timed(lambda: _download(outputs, images), up.device)
     with tempfile.TemporaryDirectory(prefix="vidscale-bench-") as tmp:
         result.stages["encode"] = _timed(lambda: _encode(images, Path(tmp) / "enc.mp4", encoder), up.device)
         del images, outputs, uploaded
         settings = JobSettings(scale=scale, model=model, device=device, batch=batch, quiet=True,
-                               encoder=encoder, max_frames=frames)
+                               encoder=encoder, max_frames=frames, temporal=temporal)
         summary = run_job(str(source), str(Path(tmp) / "pipeline.mp4"), settings)
         result.pipeline_fps = summary.steady_fps
     return result
@@ -145,6 +147,20 @@ def _infer(up: Upscaler, batches: list[torch.Tensor], size: tuple[int, int], out
     for x in batches:
         out.append(up.upscale(x, size))
     return sum(x.shape[0] for x in batches)
+
+
+def _temporal(strength: float, up: Upscaler, frames: list[Frame], outputs: list[torch.Tensor]) -> int:
+    """The anti-flicker pass alone, over the network's outputs in frame order."""
+    from vidscale.temporal import TemporalFilter
+
+    flt = TemporalFilter(strength, up.device)
+    lows = iter(f.pixels for f in frames)
+    count = 0
+    for y in outputs:
+        for i in range(y.shape[0]):
+            flt.apply(next(lows), y[i:i + 1])
+            count += 1
+    return count
 
 
 def _download(batches: list[torch.Tensor], out: list[np.ndarray]) -> int:

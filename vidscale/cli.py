@@ -70,7 +70,7 @@ def _model_options(f):  # type: ignore[no-untyped-def]
               metavar="[STRENGTH]", help="Anti-flicker pass: blends the motion-compensated previous output "
               "where the low-res frames agree; STRENGTH 0-1 (0.7 when given alone).")
 @click.option("--recursive", "-r", is_flag=True, help="Walk subfolders of a folder input (the output mirrors them).")
-@click.option("--format", "image_format", type=click.Choice(["png", "jpg", "webp", "tif", "bmp"]),
+@click.option("--format", "image_format", type=click.Choice(["png", "jpg", "webp", "avif", "tif", "bmp"]),
               help="Image type for folder outputs (default: keep each input's).")
 @click.option("--fps", default="24", show_default=True, help="Frame rate when images become a video.")
 @click.option("--codec", help="Video encoder (default: libx264; libx265 for >8-bit; libsvtav1 for webm).")
@@ -171,9 +171,12 @@ def compare(source: Path, output: Path, scale: float, model: str | None, backend
 @click.option("--batch", type=click.IntRange(1, 256), default=1, show_default=True)
 @click.option("--codec", help="Video encoder for the encode stage and the pipeline.")
 @click.option("--encoder-preset", "preset", help="Encoder speed preset.")
+@click.option("--temporal", type=click.FloatRange(0, 1), is_flag=False, flag_value=0.7, default=None,
+              metavar="[STRENGTH]", help="Also time the anti-flicker pass (and run the pipeline with it).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def bench(source: Path | None, synthetic: str | None, frames: int, scale: float, model: str | None,
-          device: str, batch: int, codec: str | None, preset: str | None, as_json: bool) -> None:
+          device: str, batch: int, codec: str | None, preset: str | None, temporal: float | None,
+          as_json: bool) -> None:
     """Each stage alone (decode, upload, infer, download, encode), then the whole pipeline."""
     import tempfile
 
@@ -194,7 +197,7 @@ def bench(source: Path | None, synthetic: str | None, frames: int, scale: float,
             raise UsageError("give a SOURCE video or --synthetic WxH")
         elif not source.is_file():
             raise VidscaleError(f"{source}: no such file")
-        result = run_bench(source, frames, model, device, batch, scale, encoder)
+        result = run_bench(source, frames, model, device, batch, scale, encoder, temporal)
     click.echo(result.to_json() if as_json else result.table())
 
 
