@@ -11,12 +11,18 @@ a time per filter instance, so the clip is dealt out to several instances
 ("lanes": frame n goes to lane n % lanes) that run on VapourSynth's threads at
 once, and a `Batcher` groups their concurrent requests into network calls of
 up to `batch` frames, one call at a time.
+
+With `temporal` the anti-flicker pass (`vidscale.temporal`) must see the frames
+in order, so one callback serves them all through a `SequentialRunner`: each
+request also receives the `WARMUP` source frames before it, to fill a gap in
+the order or to rebuild the pass's history after a jump.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -29,6 +35,7 @@ import vapoursynth as vs
 from vidscale.errors import UsageError
 from vidscale.media.color import guess_matrix
 from vidscale.scale import output_size
+from vidscale.temporal import DEFAULT_STRENGTH, TemporalFilter
 from vidscale.upscaler import Upscaler
 
 BACKENDS = {"auto": None, "torch": None, "cpu": "cpu", "cuda": "cuda"}
@@ -38,6 +45,11 @@ GATHER_S = 0.005
 DEFAULT_CUDA_BATCH = 4
 # Frame properties that describe pixels of the input size, not the output's.
 SIZE_BOUND_PROPS = ("_Alpha",)
+# Frames of history rebuilt after a jump: the pass keeps at most 0.7 (its default strength)
+# of the history per frame, so what is missing weighs at most 0.7^8 ~ 6% in the output.
+WARMUP = 8
+# Outputs made ahead of their request (filling a gap in the order), kept until asked for.
+AHEAD = 16
 
 Format = int | vs.PresetVideoFormat | vs.VideoFormat
 
@@ -50,7 +62,7 @@ def upscale(
     device: str | None = None,
     tile: int | None = None,
     fp16: bool | None = None,
-    temporal: bool = False,
+    temporal: bool | float = False,
     batch: int | None = None,
     out_format: Format | None = None,
 ) -> vs.VideoNode:
@@ -61,9 +73,14 @@ def upscale(
     frames go through the network together (default 4 on CUDA, 1 on the CPU;
     at most `core.num_threads`). Errors in the arguments or the model are
     raised here, at script load.
+
+    `temporal` adds the anti-flicker pass: True for its default strength, or a
+    strength 0-1. It sees every frame in order, so it runs one frame at a time
+    (`batch` is ignored). Small gaps in the order VapourSynth asks in are filled
+    exactly; after a jump back or far ahead the `WARMUP` frames before rebuild the
+    pass's history, close to (not bit-identical with) a run in order.
     """
-    if temporal:
-        raise UsageError("temporal=True is not available yet")
+    strength = _temporal_strength(temporal)
     _check_constant(clip)
     size = output_size(clip.height, clip.width, scale)
     upscaler = Upscaler(model, _device(backend, device), tile, fp16)  # unknown models fail now
@@ -71,9 +88,24 @@ def upscale(
     tags = _color_tags(clip, size)
     work = vs.GRAY if target.color_family == vs.GRAY else vs.RGB
     work_format = vs.core.query_video_format(work, vs.FLOAT, 16 if fp16 else 32)
-    batch, lanes = _batching(batch, upscaler.device, clip.num_frames)
-    up = _upscaled(_to_float_rgb(clip, tags), upscaler, size, work_format, batch, lanes)
+    rgb = _to_float_rgb(clip, tags)
+    if strength is None:
+        batch, lanes = _batching(batch, upscaler.device, clip.num_frames)
+        up = _upscaled(rgb, upscaler, size, work_format, batch, lanes)
+    else:
+        up = _temporal_upscaled(rgb, TemporalFilter(strength, upscaler.device), upscaler, size,
+                                work_format)
     return _convert(up, target, tags)
+
+
+def _temporal_strength(temporal: bool | float | None) -> float | None:
+    """The anti-flicker strength asked for; None when off (strength 0 changes nothing)."""
+    if temporal is None or temporal is False:
+        return None
+    strength = DEFAULT_STRENGTH if temporal is True else float(temporal)
+    if not 0 <= strength <= 1:
+        raise UsageError(f"temporal {strength:g}: strength must be between 0 and 1")
+    return strength or None
 
 
 @dataclass(frozen=True)
@@ -219,15 +251,118 @@ def _copy_props(src: vs.VideoFrame, out: vs.VideoFrame) -> None:
 def _infer(upscaler: Upscaler, size: tuple[int, int], dtype: torch.dtype, gray: bool,
            items: list[list[np.ndarray]]) -> np.ndarray:
     """A batch of frames (each a list of float planes) -> NxCxHxW array at `size`."""
+    return _to_numpy(_network(upscaler, size, items), dtype, gray)
+
+
+def _network(upscaler: Upscaler, size: tuple[int, int], items: list[list[np.ndarray]]) -> torch.Tensor:
+    """A batch of frames (each a list of float RGB planes) -> Nx3xHxW in [0, 1] on the engine's device."""
     height, width = items[0][0].shape
     batch = np.empty((len(items), 3, height, width), dtype=items[0][0].dtype)
     for i, planes in enumerate(items):
         for p, plane in enumerate(planes):
             batch[i, p] = plane
-    y = upscaler.upscale(torch.from_numpy(batch), size)
+    return upscaler.upscale(torch.from_numpy(batch), size)
+
+
+def _to_numpy(y: torch.Tensor, dtype: torch.dtype, gray: bool) -> np.ndarray:
     if gray:
         y = y.mean(dim=1, keepdim=True)  # as `upscale_image` does for gray pictures
     return y.to(dtype).cpu().numpy()
+
+
+# ---------------------------------------------------------------- temporal pass
+
+
+def _temporal_upscaled(rgb: vs.VideoNode, pass_: TemporalFilter, upscaler: Upscaler,
+                       size: tuple[int, int], work_format: vs.VideoFormat) -> vs.VideoNode:
+    """`rgb` through the network and the anti-flicker pass, in frame order whatever VS asks."""
+    dtype = torch.float16 if work_format.bits_per_sample == 16 else torch.float32
+    step = partial(_temporal_step, upscaler, size, dtype, work_format.num_planes == 1, pass_)
+    runner = SequentialRunner(step, pass_.reset)
+    # clip d hands out frame n - d with frame n, so the callback can fill gaps and warm up
+    earlier = [_delayed(rgb, d) for d in range(1, min(WARMUP, rgb.num_frames - 1) + 1)]
+    blank = vs.core.std.BlankClip(rgb, width=size[1], height=size[0], format=work_format.id, keep=True)
+    return vs.core.std.ModifyFrame(blank, [rgb, blank, *earlier], partial(_modify_temporal, runner))
+
+
+def _delayed(clip: vs.VideoNode, d: int) -> vs.VideoNode:
+    """Frame n is `clip`'s frame max(0, n - d)."""
+    return clip[0] * d + clip[: clip.num_frames - d]
+
+
+def _modify_temporal(runner: SequentialRunner, n: int, f: Sequence[vs.VideoFrame]) -> vs.VideoFrame:
+    src, blank, earlier = f[0], f[1], f[2:]
+
+    def source(k: int) -> list[np.ndarray]:  # frame k (n - WARMUP <= k <= n) as float planes
+        frame = src if k == n else earlier[n - k - 1]
+        return [np.asarray(frame[p]) for p in range(frame.format.num_planes)]
+
+    planes = runner(n, source)
+    out = blank.copy()
+    for p in range(out.format.num_planes):
+        np.copyto(np.asarray(out[p]), planes[p])
+    _copy_props(src, out)
+    return out
+
+
+def _temporal_step(upscaler: Upscaler, size: tuple[int, int], dtype: torch.dtype, gray: bool,
+                   pass_: TemporalFilter, planes: list[np.ndarray]) -> np.ndarray:
+    """One frame's float RGB planes -> its CxHxW output, through the network and the pass."""
+    sr = _network(upscaler, size, [planes])
+    # the pass reads the low-res frame as integers (its flow estimator wants 8 bits)
+    lr = np.rint(np.clip(np.stack(planes, axis=-1), 0, 1) * 65535).astype(np.uint16)
+    return _to_numpy(pass_.apply(lr, sr), dtype, gray)[0]
+
+
+class SequentialRunner:
+    """Runs a stateful per-frame `step` in frame order, whatever order the frames are asked in.
+
+    A request for frame n (with `source(k)` giving input frame k for n - warmup <= k <= n):
+    - made ahead earlier: that output;
+    - at most `warmup` frames past the last one stepped: the frames between are stepped
+      first (kept for their requests), then n; exactly what a run in order gives;
+    - otherwise (back in the clip, or a jump): `reset()`, then the `warmup` frames before n
+      rebuild the history, and n is stepped.
+    Outputs with less than `warmup` frames of history (other than from frame 0) are never
+    handed out, so every output is within the warm-up's error of a run in order.
+    """
+
+    def __init__(self, step: Callable[[list[np.ndarray]], Any], reset: Callable[[], None],
+                 warmup: int = WARMUP, ahead: int = AHEAD):
+        self._step, self._reset, self._warmup, self._keep = step, reset, warmup, ahead
+        self._lock = threading.Lock()
+        self._last: int | None = -1  # last frame stepped; None: the state is unusable
+        self._start = 0  # first frame of the current history
+        self._ahead: OrderedDict[int, Any] = OrderedDict()
+
+    def __call__(self, n: int, source: Callable[[int], list[np.ndarray]]) -> Any:
+        with self._lock:
+            if n in self._ahead:
+                return self._ahead.pop(n)
+            try:
+                return self._run_to(n, source)
+            except BaseException:
+                self._last = None  # stopped mid-way: start over next time
+                raise
+
+    def _run_to(self, n: int, source: Callable[[int], list[np.ndarray]]) -> Any:
+        if self._last is None or not self._last < n <= self._last + self._warmup + 1:
+            self._reset()
+            self._start = max(0, n - self._warmup)
+            self._last = self._start - 1
+        for k in range(self._last + 1, n):
+            out = self._step(source(k))
+            self._last = k
+            if self._start == 0 or k - self._start >= self._warmup:
+                self._keep_ahead(k, out)
+        out = self._step(source(n))
+        self._last = n
+        return out
+
+    def _keep_ahead(self, k: int, out: Any) -> None:
+        self._ahead[k] = out
+        while len(self._ahead) > self._keep:
+            self._ahead.popitem(last=False)  # the oldest: its request is least likely to come
 
 
 @dataclass
