@@ -51,7 +51,7 @@ class Upscaler:
         for info in self.plan(factor):
             x = self._engine(info)(x)
         kernel = self.model.name if self.model and not self.model.is_network else "bicubic"
-        return resize(x, size, kernel).clamp_(0, 1)
+        return resize(x, size, kernel).clamp(0, 1)  # not in place: at x1 resize returns its input
 
     @torch.inference_mode()
     def upscale_channels(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

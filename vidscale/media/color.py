@@ -73,14 +73,16 @@ def bit_depth(fmt: av.VideoFormat) -> int:
 
 
 class RgbConverter:
-    """Frame <-> HxWx3 RGB arrays (uint8, or uint16 for deep formats), one per thread."""
+    """Frame <-> HxWx3 RGB or HxWx4 RGBA arrays (uint8, or uint16 for deep formats), one per thread."""
 
     def __init__(self) -> None:
         self._sws = VideoReformatter()
 
-    def to_rgb(self, frame: av.VideoFrame, color: ColorInfo, deep: bool) -> np.ndarray:
-        fmt = "rgb48le" if deep else "rgb24"
-        if frame.format.name in ("rgb24", "rgb48le", "gbrp", "gbrp10le", "gbrp16le", "rgba", "bgra"):
+    def to_rgb(self, frame: av.VideoFrame, color: ColorInfo, deep: bool, alpha: bool = False) -> np.ndarray:
+        """HxWx3 RGB, or HxWx4 straight-alpha RGBA with `alpha` (opaque for frames without it)."""
+        fmt = ("rgba64le" if deep else "rgba") if alpha else ("rgb48le" if deep else "rgb24")
+        if frame.format.name in ("rgb24", "rgb48le", "gbrp", "gbrp10le", "gbrp16le", "rgba", "bgra", "argb",
+                                 "abgr", "rgba64le", "rgba64be", "gbrap", "gbrap10le", "gbrap16le"):
             return self._sws.reformat(frame, format=fmt).to_ndarray()
         rgb = self._sws.reformat(
             frame, format=fmt, src_colorspace=_SWS_MATRIX[color.matrix],
@@ -89,7 +91,10 @@ class RgbConverter:
         return rgb.to_ndarray()
 
     def from_rgb(self, rgb: np.ndarray, pix_fmt: str, color: ColorInfo) -> av.VideoFrame:
-        src = av.VideoFrame.from_ndarray(rgb, format="rgb48le" if rgb.dtype == np.uint16 else "rgb24")
+        """RGB or RGBA (straight alpha) -> `pix_fmt`; alpha survives only into formats that have it."""
+        deep = rgb.dtype == np.uint16
+        layout = ("rgba64le" if deep else "rgba") if rgb.shape[2] == 4 else ("rgb48le" if deep else "rgb24")
+        src = av.VideoFrame.from_ndarray(rgb, format=layout)
         if pix_fmt.startswith(("rgb", "bgr", "gbr")):
             return self._sws.reformat(src, format=pix_fmt)
         out = self._sws.reformat(

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import av
 
-from vidscale.encoding import VIDEO_SUFFIXES, EncoderSettings, plan_encoder
+from vidscale.encoding import VIDEO_SUFFIXES, EncoderSettings, has_alpha, plan_encoder
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.media.animated import ANIMATED_ONLY_SUFFIXES, AnimatedSource
 from vidscale.media.atomic import TMP_MARK, atomic_output
@@ -39,6 +39,7 @@ class VideoSink:
         self.clock = source.info if isinstance(source, (VideoSource, AnimatedSource)) else None
         deep = bool(video and video.info.deep)
         self.plan = plan_encoder(suffix, deep, video.info.pix_fmt if video else None, settings)
+        self.alpha = has_alpha(self.plan.pix_fmt)  # RGBA frames keep their alpha
         os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole configuration otherwise
         options = {"movflags": "+faststart"} if _MUXERS[suffix] in ("mp4", "mov") else {}
         self.container = av.open(str(path), "w", format=_MUXERS[suffix], options=options)
@@ -70,10 +71,12 @@ class VideoSink:
         return stream
 
     def write(self, frame: Frame) -> None:
-        if frame.pixels.shape[2] == 4 and not self._warned_alpha:
+        keep = self.alpha and frame.pixels.shape[2] == 4
+        if frame.pixels.shape[2] == 4 and not keep and not self._warned_alpha:
             self._warn("video output keeps no transparency: alpha dropped")
             self._warned_alpha = True
-        out = self.converter.from_rgb(to_rgb(frame.pixels), self.plan.pix_fmt, self.color)
+        pixels = frame.pixels if keep else to_rgb(frame.pixels)
+        out = self.converter.from_rgb(pixels, self.plan.pix_fmt, self.color)
         out.pts, out.time_base = frame.pts, frame.time_base
         out.color_primaries, out.color_trc = self.color.primaries, self.color.transfer
         self.container.mux(self.stream.encode(out))
@@ -102,7 +105,8 @@ class VideoSink:
 def _copy_video_stream_info(src: av.VideoStream, dst: av.VideoStream) -> None:
     """Metadata, disposition, sample aspect and rotation of the source's video stream."""
     for key, value in src.metadata.items():
-        if key.lower() not in ("encoder", "duration", "handler_name", "vendor_id"):
+        # alpha_mode: the Matroska muxer sets it from the pixel format, true only when alpha is kept
+        if key.lower() not in ("encoder", "duration", "handler_name", "vendor_id", "alpha_mode"):
             dst.metadata[key] = value
     dst.disposition = src.disposition
     sar = src.codec_context.sample_aspect_ratio or src.sample_aspect_ratio
@@ -130,7 +134,7 @@ class _PhotoWriter:
     def _quality(self, frame: Frame, target: Path) -> int | None:
         if self.quality is not None:
             return self.quality
-        lossy = target.suffix.lower() in (".jpg", ".jpeg", ".webp")
+        lossy = target.suffix.lower() in (".jpg", ".jpeg", ".webp", ".avif")
         source_q = frame.meta.jpeg_quality if frame.meta else None
         return max(source_q, 75) if lossy and source_q else None  # never below a decent floor
 

@@ -51,6 +51,7 @@ class VideoInfo:
     deep: bool  # more than 8 bits per component
     pix_fmt: str
     color: ColorInfo
+    alpha: bool = False  # frames are RGBA (straight alpha)
 
 
 def _fail(path: Path, what: str, exc: BaseException) -> VidscaleError:
@@ -60,7 +61,7 @@ def _fail(path: Path, what: str, exc: BaseException) -> VidscaleError:
 
 
 class VideoSource:
-    """A media file demuxed and decoded with PyAV."""
+    """A media file demuxed and decoded with PyAV; RGBA frames when the stream has alpha."""
 
     kind = "video"
 
@@ -83,6 +84,28 @@ class VideoSource:
             pix_fmt=ctx.format.name if ctx.format else "yuv420p", color=color_of(ctx))
         if not ctx.width or not ctx.height:
             raise VidscaleError(f"{path}: video stream has no picture size")
+        self.decoder = self._alpha_decoder()  # None: the stream's own decoder
+        if self.decoder is not None:
+            self.info.alpha, self.info.pix_fmt = True, "yuva420p"
+        elif ctx.format is not None and any(c.is_alpha for c in ctx.format.components):
+            self.info.alpha = True  # e.g. ProRes 4444, PNG or QuickTime RLE with alpha
+
+    def _alpha_decoder(self) -> av.VideoCodecContext | None:
+        """A libvpx decoder for VP8/VP9 with alpha: FFmpeg's native ones ignore the alpha plane,
+        which Matroska carries in BlockAdditional side data."""
+        name = {"vp8": "libvpx", "vp9": "libvpx-vp9"}.get(self.stream.codec_context.name)
+        if name is None or self.stream.metadata.get("alpha_mode", self.stream.metadata.get("ALPHA_MODE")) != "1":
+            return None
+        try:
+            ctx = av.CodecContext.create(name, "r")
+        except (av.error.FFmpegError, ValueError):
+            return None  # FFmpeg built without libvpx: opaque, as before
+        src = self.stream.codec_context
+        if src.extradata:
+            ctx.extradata = src.extradata
+        ctx.width, ctx.height = src.width, src.height
+        ctx.thread_type = "AUTO"
+        return ctx
 
     def _main_video_stream(self) -> av.VideoStream:
         videos = [s for s in self.container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
@@ -101,7 +124,7 @@ class VideoSource:
                     if packet.dts is not None or packet.pts is not None:
                         yield packet
                     continue
-                for frame in packet.decode():
+                for frame in (self.decoder.decode(packet) if self.decoder else packet.decode()):
                     yield self._frame(frame, index, converter)
                     index += 1
                     if index == self.limit:
@@ -113,7 +136,7 @@ class VideoSource:
 
     def _frame(self, frame: av.VideoFrame, index: int, converter: RgbConverter) -> Frame:
         color = color_of(frame)
-        rgb = converter.to_rgb(frame, color, self.info.deep)
+        rgb = converter.to_rgb(frame, color, self.info.deep, alpha=self.info.alpha)
         return Frame(rgb, index, frame.pts, frame.time_base or self.info.time_base, color=color)
 
     def close(self) -> None:
