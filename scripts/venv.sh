@@ -26,3 +26,7 @@ extras="${1:-}"
 spec="."
 [ -n "$extras" ] && spec=".[$extras]"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e "$spec"
+# vspipe finds its Python through a per-install entry in the user's VapourSynth configuration
+if [ -x .venv/bin/vapoursynth ]; then
+    .venv/bin/vapoursynth config >/dev/null
+fi
