@@ -27,7 +27,7 @@ from vidscale.job import JobSettings, run_job
 from vidscale.media.color import RgbConverter, for_rgb_source
 from vidscale.media.source import Frame, VideoSource
 from vidscale.scale import output_size
-from vidscale.upscaler import Upscaler, from_tensor
+from vidscale.upscaler import Upscaler, batch_to_tensor, from_tensor
 
 
 @dataclass
@@ -138,8 +138,7 @@ def _decode(video: VideoSource, out: list[Frame]) -> int:
 
 def _upload(batches: list[list[Frame]], device: torch.device, out: list[torch.Tensor]) -> int:
     for group in batches:
-        x = torch.from_numpy(np.stack([f.pixels for f in group])).to(device).permute(0, 3, 1, 2)
-        out.append(x.float().div_(255.0))
+        out.append(batch_to_tensor([f.pixels for f in group], device))
     return sum(len(g) for g in batches)
 
 

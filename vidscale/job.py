@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from vidscale.encoding import EncoderSettings
 from vidscale.errors import UsageError, VidscaleError
@@ -21,7 +20,7 @@ from vidscale.media.source import Frame, ImageSource, Source, VideoSource, open_
 from vidscale.pipeline import run_pipeline
 from vidscale.progress import Progress
 from vidscale.scale import output_size
-from vidscale.upscaler import Upscaler, from_tensor
+from vidscale.upscaler import Upscaler, batch_to_tensor, from_tensor
 
 if TYPE_CHECKING:
     from vidscale.temporal import TemporalFilter
@@ -147,9 +146,7 @@ def _stream(source: Source, upscaler: Upscaler, sizes: "_SizeRule", write: Calla
 
     def upscale(batch: list[np.ndarray]) -> list[np.ndarray]:
         h, w = batch[0].shape[:2]
-        x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2)
-        x = x.float() / (65535.0 if batch[0].dtype == np.uint16 else 255.0)
-        out = upscaler.upscale_channels(x, sizes(h, w))
+        out = upscaler.upscale_channels(batch_to_tensor(batch, upscaler.device), sizes(h, w))
         frames = [out[i:i + 1] for i in range(len(batch))]
         if temporal is not None and batch[0].shape[2] == 3:  # batches arrive in frame order
             frames = [temporal.apply(lr, sr) for lr, sr in zip(batch, frames)]
