@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
 
 from vidscale.media.source import Frame
 from vidscale.pipeline import run_pipeline
+
+
+class Done:
+    """A batch computed at once (the CPU's case)."""
+
+    def __init__(self, pixels: list[np.ndarray]):
+        self.pixels = pixels
+
+    def result(self) -> list[np.ndarray]:
+        return self.pixels
+
+
+def at_once(fn: Callable[[list[np.ndarray]], list[np.ndarray]]) -> Callable[[list[Frame]], Done]:
+    return lambda batch: Done(fn([f.pixels for f in batch]))  # type: ignore[misc]
 
 
 def frames(n: int, shapes: list[tuple[int, int]] | None = None) -> Iterator[Frame]:
@@ -37,7 +51,7 @@ def test_order_batches_and_bounded_read_ahead() -> None:
         batches.append(len(arrays))
         return [a + 1 for a in arrays]
 
-    run_pipeline(source(), upscale, lambda f: written.append(int(f.pixels[0, 0, 0])), lambda p: None,
+    run_pipeline(source(), at_once(upscale), lambda f: written.append(int(f.pixels[0, 0, 0])), lambda p: None,
                  lambda: None, batch=batch)
     assert written == [i + 1 for i in range(50)]
     assert set(batches[:-1]) == {batch}
@@ -53,7 +67,7 @@ def test_size_changes_split_batches() -> None:
         sizes.append([a.shape for a in arrays])
         return arrays
 
-    run_pipeline(frames(6, shapes), upscale, lambda f: None, lambda p: None, lambda: None, batch=8)
+    run_pipeline(frames(6, shapes), at_once(upscale), lambda f: None, lambda p: None, lambda: None, batch=8)
     assert [len(b) for b in sizes] == [2, 3, 1]
     assert all(len(set(b)) == 1 for b in sizes)
 
@@ -81,7 +95,7 @@ def test_a_failing_stage_stops_everything(stage: str) -> None:
 
     before = threading.active_count()
     with pytest.raises(ValueError, match=f"{stage} failed"):
-        run_pipeline(source(), upscale, write, lambda p: None, finish, batch=2)
+        run_pipeline(source(), at_once(upscale), write, lambda p: None, finish, batch=2)
     assert threading.active_count() == before  # no stage left running
 
 
@@ -91,6 +105,6 @@ def test_packets_pass_through_in_order() -> None:
     for f in frames(3):
         items.append(f)
         items.append(f"packet{f.index}")
-    run_pipeline(iter(items), lambda a: a, lambda f: events.append(f"frame{f.index}"),
+    run_pipeline(iter(items), at_once(lambda a: a), lambda f: events.append(f"frame{f.index}"),
                  lambda p: events.append(p), lambda: events.append("end"), batch=1)  # type: ignore[arg-type]
     assert events == ["frame0", "packet0", "frame1", "packet1", "frame2", "packet2", "end"]

@@ -13,7 +13,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -21,13 +21,16 @@ import av
 import numpy as np
 import torch
 
-from vidscale.encoding import EncoderSettings, plan_encoder
+from vidscale.encoding import EncoderPlan, has_alpha, plan_encoder
 from vidscale.errors import UsageError
-from vidscale.job import JobSettings, run_job
-from vidscale.media.color import RgbConverter, for_rgb_source
+from vidscale.job import JobSettings, run_job, transfer_for, yuv_route
+from vidscale.media import yuv
+from vidscale.media.color import ColorInfo, RgbConverter
 from vidscale.media.source import Frame, VideoSource
+from vidscale.media.yuv import YuvImage
 from vidscale.scale import output_size
-from vidscale.upscaler import Upscaler, batch_to_tensor, from_tensor
+from vidscale.transfer import Pixels, Transfer
+from vidscale.upscaler import Upscaler
 
 
 @dataclass
@@ -95,38 +98,43 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_bench(source: Path, frames: int, model: str | None, device: str | None, batch: int,
-              scale: float, encoder: EncoderSettings, temporal: float | None = None) -> BenchResult:
-    decoded: list[Frame] = []
+def run_bench(source: Path, settings: JobSettings) -> BenchResult:
+    """Time each stage on the same frames, then the whole job with `settings`."""
     video = VideoSource(source)
-    video.limit = frames
-    up = Upscaler(model, device)
+    video.limit = settings.max_frames
+    up = Upscaler(settings.model, settings.device, tile=settings.tile, precision=settings.precision,
+                  backend=settings.backend)
     result = BenchResult(source.name, 0, (video.info.height, video.info.width), (0, 0), str(up.device),
-                         model or "default", batch)
+                         settings.model or "default", settings.batch)
+    plan = plan_encoder(".mp4", video.info.deep, video.info.pix_fmt, settings.encoder)
+    route = yuv_route(video, plan.pix_fmt, has_alpha(plan.pix_fmt), video.info.color, up.device, settings)
+    decoded: list[Frame] = []
     result.stages["decode"] = _timed(lambda: _decode(video, decoded), up.device)
     video.close()
     if not decoded:
         raise UsageError(f"{source}: no frames to measure")
     result.frames = len(decoded)
-    size = output_size(*decoded[0].pixels.shape[:2], scale)
-    size = (size[0] - size[0] % 2, size[1] - size[1] % 2)
-    result.output_size = size
-    batches = [decoded[i:i + batch] for i in range(0, len(decoded), batch)]
+    h, w = (decoded[0].pixels.height, decoded[0].pixels.width) if route else decoded[0].pixels.shape[:2]
+    size = output_size(h, w, settings.scale)
+    result.output_size = size = (size[0] - size[0] % 2, size[1] - size[1] % 2)
+    transfer = transfer_for(decoded[0], route)
+    batches = [decoded[i:i + settings.batch] for i in range(0, len(decoded), settings.batch)]
     uploaded: list[torch.Tensor] = []
-    result.stages["upload"] = _timed(lambda: _upload(batches, up.device, uploaded), up.device)
+    result.stages["upload"] = _timed(lambda: _upload(batches, transfer, up.device, uploaded), up.device)
     outputs: list[torch.Tensor] = []
-    up.upscale(uploaded[0][:1], size)  # warm-up: model load, cuDNN autotuning, allocator
+    up.upscale(uploaded[0], size)  # warm-up: model load, cuDNN autotuning, CUDA graph capture
     result.stages["infer"] = _timed(lambda: _infer(up, uploaded, size, outputs), up.device)
-    if temporal is not None:
-        result.stages["temporal"] = _timed(lambda: _temporal(temporal, up, decoded, outputs), up.device)
-    images: list[np.ndarray] = []
-    result.stages["download"] = _timed(lambda: _download(outputs, images), up.device)
+    if settings.temporal is not None:
+        result.stages["temporal"] = _timed(lambda: _temporal(settings.temporal, up, decoded, outputs),  # type: ignore[arg-type]
+                                           up.device)
+    converted: list[Pixels] = []
+    result.stages["download"] = _timed(lambda: _download(outputs, transfer, converted), up.device)
+    del outputs, uploaded
     with tempfile.TemporaryDirectory(prefix="vidscale-bench-") as tmp:
-        result.stages["encode"] = _timed(lambda: _encode(images, Path(tmp) / "enc.mp4", encoder), up.device)
-        del images, outputs, uploaded
-        settings = JobSettings(scale=scale, model=model, device=device, batch=batch, quiet=True,
-                               encoder=encoder, max_frames=frames, temporal=temporal)
-        summary = run_job(str(source), str(Path(tmp) / "pipeline.mp4"), settings)
+        result.stages["encode"] = _timed(
+            lambda: _encode(converted, Path(tmp) / "enc.mp4", plan, video.info.color), up.device)
+        del converted
+        summary = run_job(str(source), str(Path(tmp) / "pipeline.mp4"), replace(settings, quiet=True))
         result.pipeline_fps = summary.steady_fps
     return result
 
@@ -136,9 +144,21 @@ def _decode(video: VideoSource, out: list[Frame]) -> int:
     return len(out)
 
 
-def _upload(batches: list[list[Frame]], device: torch.device, out: list[torch.Tensor]) -> int:
+def _upload(batches: list[list[Frame]], transfer: Transfer, device: torch.device,
+            out: list[torch.Tensor]) -> int:
+    """Host to device through page-locked memory, then to float RGB there (the stager's path)."""
+    pinned: list[torch.Tensor] = []
     for group in batches:
-        out.append(batch_to_tensor([f.pixels for f in group], device))
+        planes = transfer.planes([f.pixels for f in group])
+        if [tuple(t.shape) for t in pinned] != [(len(p), *p[0].shape) for p in planes]:
+            pinned = [torch.from_numpy(np.stack(p)) for p in planes]
+            pinned = [t.pin_memory() if device.type == "cuda" else t for t in pinned]
+        for buffer, plane in zip(pinned, planes):
+            for i, frame in enumerate(plane):
+                buffer.numpy()[i] = frame
+        tensors = [t.to(device, non_blocking=True) for t in pinned]
+        out.append(transfer.to_float(tensors))
+        _sync(device)  # the pinned buffers are rewritten next
     return sum(len(g) for g in batches)
 
 
@@ -157,30 +177,31 @@ def _temporal(strength: float, up: Upscaler, frames: list[Frame], outputs: list[
     count = 0
     for y in outputs:
         for i in range(y.shape[0]):
-            flt.apply(next(lows), y[i:i + 1])
+            flt.apply(next(lows), y[i:i + 1])  # type: ignore[arg-type]
             count += 1
     return count
 
 
-def _download(batches: list[torch.Tensor], out: list[np.ndarray]) -> int:
+def _download(batches: list[torch.Tensor], transfer: Transfer, out: list[Pixels]) -> int:
+    """Convert to the encoder's format on the device, then device to host."""
     for y in batches:
-        out.extend(from_tensor(y[i:i + 1], np.uint8) for i in range(y.shape[0]))
+        out.extend(transfer.split([t.cpu().numpy() for t in transfer.from_float(y)]))
     return len(out)
 
 
-def _encode(images: list[np.ndarray], path: Path, settings: EncoderSettings) -> int:
-    """The video sink's work alone: RGB -> YUV conversion and encoding."""
-    h, w = images[0].shape[:2]
-    plan = plan_encoder(path.suffix, False, "yuv420p", settings)
-    color = for_rgb_source(w, h)
+def _encode(pictures: list[Pixels], path: Path, plan: EncoderPlan, color: ColorInfo) -> int:
+    """The video sink's work alone: RGB -> YUV conversion (unless done on the device) and encoding."""
+    first = pictures[0]
+    h, w = (first.height, first.width) if isinstance(first, YuvImage) else first.shape[:2]
     converter = RgbConverter()
     with av.open(str(path), "w") as out:
         stream = out.add_stream(plan.codec, rate=24, options=dict(plan.options))
         stream.width, stream.height, stream.pix_fmt = w, h, plan.pix_fmt
         stream.codec_context.time_base = Fraction(1, 24)
-        for i, rgb in enumerate(images):
-            frame = converter.from_rgb(rgb, plan.pix_fmt, color)
+        for i, picture in enumerate(pictures):
+            frame = (yuv.to_frame(picture) if isinstance(picture, YuvImage)
+                     else converter.from_rgb(picture, plan.pix_fmt, color))
             frame.pts, frame.time_base = i, Fraction(1, 24)
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
-    return len(images)
+    return len(pictures)

@@ -46,7 +46,9 @@ def cli() -> None:
 
 
 def _model_options(f):  # type: ignore[no-untyped-def]
-    f = click.option("--fp16/--no-fp16", default=None, help="Half precision (default: on CUDA when the model supports it).")(f)
+    f = click.option("--precision", type=click.Choice(["auto", "fp16", "bf16", "fp32"], case_sensitive=False),
+                     default="auto", show_default=True,
+                     help="Compute type; auto: fp16 on CUDA when the model supports it, fp32 on the CPU.")(f)
     f = click.option("--tile", type=click.IntRange(min=32), help="Tile size in input pixels (default: from free memory).")(f)
     f = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")(f)
     f = click.option("--backend", type=click.Choice(["auto", "tensorrt", "cuda", "cpu", "torch"], case_sensitive=False),
@@ -84,7 +86,7 @@ def _model_options(f):  # type: ignore[no-untyped-def]
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--verbose", "-v", is_flag=True, help="Show details and tracebacks.")
 def upscale(source: str, output: str, scale: float | None, width: int | None, height: int | None,
-            model: str | None, backend: str, device: str, tile: int | None, fp16: bool | None, batch: int,
+            model: str | None, backend: str, device: str, tile: int | None, precision: str, batch: int,
             max_frames: int | None, temporal: float | None, recursive: bool, image_format: str | None, fps: str, codec: str | None, crf: float | None,
             preset: str | None, pix_fmt: str | None, encoder_opt: tuple[str, ...], quality: int | None,
             preset_spec: str | None, overwrite: bool, quiet: bool, verbose: bool) -> None:
@@ -96,7 +98,7 @@ def upscale(source: str, output: str, scale: float | None, width: int | None, he
     encoder = EncoderSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
                               options=parse_encoder_opts(encoder_opt), fps=_parse_fps(fps))
     settings = JobSettings(scale=scale, width=width, height=height, model=model, device=device,
-                           backend=backend, tile=tile, fp16=fp16, batch=batch, recursive=recursive,
+                           backend=backend, tile=tile, precision=precision, batch=batch, recursive=recursive,
                            image_format=f".{image_format}" if image_format else None,
                            quality=quality, overwrite=overwrite, quiet=quiet, encoder=encoder,
                            max_frames=max_frames, temporal=temporal)
@@ -146,7 +148,7 @@ def _apply_preset(spec: str, settings: "JobSettings", output: str) -> None:  # n
               help="Video output: length of the side-by-side clip in seconds.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 def compare(source: Path, output: Path, scale: float, model: str | None, backend: str, device: str, tile: int | None,
-            fp16: bool | None, crop: str | None, at_s: float, duration: float, overwrite: bool) -> None:
+            precision: str, crop: str | None, at_s: float, duration: float, overwrite: bool) -> None:
     """Bicubic next to the network: an image, an .html slider page, or a video clip."""
     from vidscale import compare as cmp
     from vidscale.models import zoo
@@ -156,7 +158,7 @@ def compare(source: Path, output: Path, scale: float, model: str | None, backend
     check_scale(scale)
     if not source.exists():
         raise VidscaleError(f"{source}: no such file")
-    upscaler = Upscaler(model, device, tile=tile, fp16=fp16, backend=backend)
+    upscaler = Upscaler(model, device, tile=tile, precision=precision, backend=backend)
     name = model or "+".join(m.name for m in zoo.default_chain(scale))
     cmp.compare(source, output, scale, upscaler, name, cmp.parse_crop(crop), at_s, duration, overwrite)
 
@@ -167,21 +169,28 @@ def compare(source: Path, output: Path, scale: float, model: str | None, backend
 @click.option("--frames", type=click.IntRange(min=2), default=48, show_default=True)
 @click.option("--scale", "-s", type=float, default=2.0, show_default=True)
 @click.option("--model", "-m", help="Model (default: the built-in for the scale).")
+@click.option("--backend", type=click.Choice(["auto", "tensorrt", "cuda", "cpu", "torch"], case_sensitive=False),
+              default="auto", show_default=True)
 @click.option("--device", default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp16", "bf16", "fp32"], case_sensitive=False),
+              default="auto", show_default=True)
 @click.option("--batch", type=click.IntRange(1, 256), default=1, show_default=True)
+@click.option("--device-color/--host-color", default=None,
+              help="YUV<->RGB on the inference device or in swscale on the host (default: device on CUDA).")
 @click.option("--codec", help="Video encoder for the encode stage and the pipeline.")
 @click.option("--encoder-preset", "preset", help="Encoder speed preset.")
 @click.option("--temporal", type=click.FloatRange(0, 1), is_flag=False, flag_value=0.7, default=None,
               metavar="[STRENGTH]", help="Also time the anti-flicker pass (and run the pipeline with it).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def bench(source: Path | None, synthetic: str | None, frames: int, scale: float, model: str | None,
-          device: str, batch: int, codec: str | None, preset: str | None, temporal: float | None,
-          as_json: bool) -> None:
+          backend: str, device: str, precision: str, batch: int, codec: str | None, preset: str | None,
+          temporal: float | None, device_color: bool | None, as_json: bool) -> None:
     """Each stage alone (decode, upload, infer, download, encode), then the whole pipeline."""
     import tempfile
 
     from vidscale.bench import run_bench, synthetic_clip
     from vidscale.encoding import EncoderSettings
+    from vidscale.job import JobSettings
     from vidscale.scale import check_scale
 
     check_scale(scale)
@@ -197,7 +206,10 @@ def bench(source: Path | None, synthetic: str | None, frames: int, scale: float,
             raise UsageError("give a SOURCE video or --synthetic WxH")
         elif not source.is_file():
             raise VidscaleError(f"{source}: no such file")
-        result = run_bench(source, frames, model, device, batch, scale, encoder, temporal)
+        settings = JobSettings(scale=scale, model=model, backend=backend, device=device, precision=precision,
+                               batch=batch, encoder=encoder, max_frames=frames, temporal=temporal,
+                               device_color=device_color)
+        result = run_bench(source, settings)
     click.echo(result.to_json() if as_json else result.table())
 
 
@@ -299,14 +311,14 @@ def export_model(name: str, out: Path, opset: int, fp16: bool, overwrite: bool) 
 @click.option("--scale", "-s", type=click.IntRange(2, 8), required=True, help="Integer scale of the pairs.")
 @_model_options
 def eval_cmd(hr_dir: Path, lr_dir: Path | None, scale: int, model: str | None, backend: str, device: str,
-             tile: int | None, fp16: bool | None) -> None:
+             tile: int | None, precision: str) -> None:
     """Y-PSNR/SSIM of a model against ground truth in HR_DIR, beside bicubic."""
     from vidscale.evaluate import evaluate, format_table, pair_images
     from vidscale.models import zoo
     from vidscale.upscaler import Upscaler
 
     pairs = pair_images(hr_dir, lr_dir, scale)
-    upscaler = Upscaler(model, device, tile=tile, fp16=fp16, backend=backend)
+    upscaler = Upscaler(model, device, tile=tile, precision=precision, backend=backend)
     name = model or "+".join(m.name for m in zoo.default_chain(scale))
     click.echo(format_table(evaluate(pairs, scale, upscaler), name))
 

@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import torch
 
 from vidscale.encoding import EncoderSettings
+from vidscale.engine.staging import Pending, Stager
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.media.animated import AnimatedSink, AnimatedSource, wants_animation
 from vidscale.media.atomic import atomic_output
@@ -20,7 +22,10 @@ from vidscale.media.source import Frame, ImageSource, Source, VideoSource, open_
 from vidscale.pipeline import run_pipeline
 from vidscale.progress import Progress
 from vidscale.scale import output_size
-from vidscale.upscaler import Upscaler, batch_to_tensor, from_tensor
+from vidscale.media.color import ColorInfo
+from vidscale.media.yuv import supports as yuv_supports
+from vidscale.transfer import Pixels, RgbTransfer, Transfer, YuvTransfer
+from vidscale.upscaler import Upscaler
 
 if TYPE_CHECKING:
     from vidscale.temporal import TemporalFilter
@@ -37,12 +42,13 @@ class JobSettings:
     device: str | None = None
     backend: str | None = None  # auto, tensorrt, cuda, cpu or torch
     tile: int | None = None
-    fp16: bool | None = None
+    precision: str | None = None  # auto, fp16, bf16 or fp32
     batch: int = 1
     recursive: bool = False
     image_format: str | None = None  # e.g. ".png" for folder outputs
     quality: int | None = None
     temporal: float | bool | None = None  # strength of the anti-flicker pass; None/False: off
+    device_color: bool | None = None  # video YUV<->RGB on the inference device; None: on CUDA only
     max_frames: int | None = None  # video: stop after this many frames
     overwrite: bool = False
     quiet: bool = False
@@ -77,7 +83,7 @@ def run_job(source_spec: str, output_spec: str, settings: JobSettings) -> Summar
     if isinstance(source, (VideoSource, AnimatedSource)):
         source.limit = settings.max_frames
     try:
-        upscaler = Upscaler(settings.model, settings.device, tile=settings.tile, fp16=settings.fp16,
+        upscaler = Upscaler(settings.model, settings.device, tile=settings.tile, precision=settings.precision,
                             backend=settings.backend)
         return _run(source, Path(output_spec), kind, upscaler, settings)
     finally:
@@ -96,7 +102,9 @@ def _run(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: 
                 sink = VideoSink(tmp, output.suffix.lower(), sizes(*_first_size(source)), source,
                                  settings.encoder, log.warning)
                 _stream(source, upscaler, sizes, sink.write, sink.write_packet, sink.close, settings,
-                        progress, sink.carried_streams(), on_error=sink.abort)
+                        progress, sink.carried_streams(), on_error=sink.abort,
+                        yuv=yuv_route(source, sink.plan.pix_fmt, sink.alpha, sink.color, upscaler.device,
+                                      settings))
         elif wants_animation(source, output.suffix):
             with atomic_output(output, settings.overwrite, inputs) as tmp:
                 sink = AnimatedSink(tmp, output.suffix.lower(), sizes(*_first_size(source)), settings.quality,
@@ -141,23 +149,73 @@ def _run_files(source: Source, output: Path, kind: str, upscaler: Upscaler, size
 
 def _stream(source: Source, upscaler: Upscaler, sizes: "_SizeRule", write: Callable[[Frame], None],
             write_packet: Callable, finish: Callable[[], None], settings: JobSettings, progress: Progress,
-            carried: list | None = None, on_error: Callable[[], None] = lambda: None) -> None:
+            carried: list | None = None, on_error: Callable[[], None] = lambda: None,
+            yuv: YuvRoute | None = None) -> None:
     temporal = _temporal_filter(settings, upscaler, source)
+    stager = Stager(upscaler.device)
 
-    def upscale(batch: list[np.ndarray]) -> list[np.ndarray]:
-        h, w = batch[0].shape[:2]
-        out = upscaler.upscale_channels(batch_to_tensor(batch, upscaler.device), sizes(h, w))
-        frames = [out[i:i + 1] for i in range(len(batch))]
-        if temporal is not None and batch[0].shape[2] == 3:  # batches arrive in frame order
-            frames = [temporal.apply(lr, sr) for lr, sr in zip(batch, frames)]
-        return [from_tensor(f, batch[0].dtype) for f in frames]
+    def upscale(frames: list[Frame]) -> _Started:
+        batch = [f.pixels for f in frames]
+        transfer = transfer_for(frames[0], yuv)
+        size = sizes(*_size_of(batch[0]))
+
+        def compute(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+            out = upscaler.upscale_channels(transfer.to_float(tensors), size)
+            if temporal is not None and out.shape[1] == 3:  # batches arrive in frame order
+                out = torch.cat([temporal.apply(lr, out[i:i + 1]) for i, lr in enumerate(batch)])  # type: ignore[arg-type]
+            return transfer.from_float(out)
+
+        return _Started(stager.submit(transfer.planes(batch), compute), transfer)
 
     try:
-        run_pipeline(source.items(carried or ()), upscale, write, write_packet, finish,
-                     batch=settings.batch, on_frame=progress.update)
+        run_pipeline(source.items(carried or ()), upscale, write, write_packet, finish,  # type: ignore[arg-type]
+                     batch=settings.batch, on_frame=progress.update, depth=stager.depth)
     except BaseException:
         on_error()
         raise
+
+
+class _Started:
+    """A batch in flight; its result is one pixels object per frame."""
+
+    def __init__(self, pending: Pending, transfer: Transfer):
+        self.pending, self.transfer = pending, transfer
+
+    def result(self) -> list[Pixels]:
+        return self.transfer.split(self.pending.result())
+
+
+def transfer_for(frame: Frame, yuv: YuvRoute | None) -> Transfer:
+    if isinstance(frame.pixels, np.ndarray):
+        return RgbTransfer(frame.pixels.dtype)
+    assert yuv is not None and frame.color is not None
+    return YuvTransfer(frame.pixels, frame.color, yuv.pix_fmt, yuv.color)
+
+
+@dataclass(frozen=True)
+class YuvRoute:
+    """Video whose YUV crosses to the device as decoded and leaves as the encoder takes it."""
+
+    pix_fmt: str  # the encoder's
+    color: ColorInfo  # the output's matrix and range
+
+
+def yuv_route(source: Source, pix_fmt: str, alpha: bool, color: ColorInfo, device: torch.device,
+              settings: JobSettings) -> YuvRoute | None:
+    """Whether colour conversion runs on the device (then `source` decodes to planes): by
+    default on CUDA, for formats it knows, and not with the temporal pass (its motion
+    search reads RGB frames on the host). `pix_fmt`, `alpha`, `color`: the encoder's."""
+    wanted = settings.device_color if settings.device_color is not None else device.type == "cuda"
+    if not wanted or not isinstance(source, VideoSource) or source.info.alpha or alpha:
+        return None
+    if settings.temporal not in (None, False) or not yuv_supports(pix_fmt):
+        return None
+    source.yuv_planes = True  # frames in formats the device cannot convert still come as RGB
+    return YuvRoute(pix_fmt, color)
+
+
+def _size_of(pixels: Pixels) -> tuple[int, int]:
+    return pixels.shape[:2] if isinstance(pixels, np.ndarray) else (pixels.height, pixels.width)
 
 
 def _temporal_filter(settings: JobSettings, upscaler: Upscaler, source: Source) -> "TemporalFilter | None":

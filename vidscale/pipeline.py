@@ -1,8 +1,10 @@
 """The streaming pipeline: decode thread -> batched inference -> encode thread.
 
 Bounded queues keep memory flat however long the input is, and the three
-stages overlap, so the slowest one sets the pace. Packets of carried
-streams (audio, subtitles...) travel through the same queues so the sink
+stages overlap, so the slowest one sets the pace. Inference is asynchronous
+on a GPU: up to `depth` batches are in flight (see `engine/staging.py`)
+before the oldest one's result is waited for. Packets of carried streams
+(audio, subtitles...) travel through the same queues, in order, so the sink
 can interleave them with the video.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from typing import Protocol
@@ -22,7 +25,15 @@ from vidscale.media.source import Frame
 _END = object()
 _POLL_S = 0.1
 
-UpscaleBatch = Callable[[list[np.ndarray]], list[np.ndarray]]
+
+
+class Batch(Protocol):
+    """A batch on its way through the network."""
+
+    def result(self) -> list[object]: ...
+
+
+UpscaleBatch = Callable[[list[Frame]], Batch]  # starts a batch; its result: each frame's new pixels
 
 
 class Sink(Protocol):
@@ -82,6 +93,7 @@ def run_pipeline(
     finish: Callable[[], None],
     batch: int = 1,
     on_frame: Callable[[], None] = lambda: None,
+    depth: int = 1,
 ) -> None:
     """Run decode, inference and encode concurrently; re-raise the first failure."""
     stop = threading.Event()
@@ -105,12 +117,10 @@ def run_pipeline(
     for w in workers:
         w.start()
     try:
+        ahead = _InFlight(outbox, depth)
         for item in _batched(inbox, batch):
-            if isinstance(item, list):
-                for frame, pixels in zip(item, upscale([f.pixels for f in item])):
-                    outbox.put(replace(frame, pixels=pixels))
-            else:
-                outbox.put(item)
+            ahead.add(item if not isinstance(item, list) else (item, upscale(item)))
+        ahead.drain()
         outbox.put(_END)
         workers[1].join()  # the encoder drains the queue and finishes the file
     except _Stopped:
@@ -124,6 +134,35 @@ def run_pipeline(
             raise w.error
 
 
+class _InFlight:
+    """Batches started but not yet handed to the encoder, with the packets between them."""
+
+    def __init__(self, outbox: _Channel, depth: int):
+        self.outbox, self.depth = outbox, depth
+        self.items: deque[tuple[list[Frame], Batch] | av.Packet] = deque()
+        self.batches = 0
+
+    def add(self, item: tuple[list[Frame], Batch] | av.Packet) -> None:
+        self.items.append(item)
+        self.batches += isinstance(item, tuple)
+        self._emit(self.depth)
+
+    def drain(self) -> None:
+        self._emit(0)
+
+    def _emit(self, keep: int) -> None:
+        """Hand over items in order while more than `keep` batches are in flight."""
+        while self.items and (not isinstance(self.items[0], tuple) or self.batches > keep):
+            item = self.items.popleft()
+            if not isinstance(item, tuple):
+                self.outbox.put(item)
+                continue
+            self.batches -= 1
+            frames, pending = item
+            for frame, pixels in zip(frames, pending.result(), strict=True):
+                self.outbox.put(replace(frame, pixels=pixels))
+
+
 def _batched(inbox: _Channel, size: int) -> Iterator[list[Frame] | av.Packet]:
     """Runs of up to `size` same-sized frames; packets pass straight through."""
     pending: list[Frame] = []
@@ -131,7 +170,7 @@ def _batched(inbox: _Channel, size: int) -> Iterator[list[Frame] | av.Packet]:
         if not isinstance(item, Frame):
             yield item  # type: ignore[misc]
             continue
-        if pending and pending[0].pixels.shape != item.pixels.shape:
+        if pending and _key(pending[0]) != _key(item):
             yield pending
             pending = []
         pending.append(item)
@@ -140,3 +179,11 @@ def _batched(inbox: _Channel, size: int) -> Iterator[list[Frame] | av.Packet]:
             pending = []
     if pending:
         yield pending
+
+
+def _key(frame: Frame) -> tuple[object, ...]:
+    """What frames of one batch share: array shape and dtype (or YUV format and size), and colour."""
+    p = frame.pixels
+    shape = ((*p.shape, p.dtype) if isinstance(p, np.ndarray)
+             else (p.pix_fmt, p.height, p.width, p.chroma_location))
+    return (*shape, frame.color)

@@ -24,13 +24,13 @@ class Upscaler:
         model: str | None = None,
         device: str | torch.device | None = None,
         tile: int | None = None,
-        fp16: bool | None = None,
+        precision: str | None = None,
         backend: str | None = None,
     ):
         self.model = zoo.resolve(model) if model else None
         self.backend = pick_backend(backend, device)
         self.device = backend_device(self.backend, device)
-        self.tile, self.fp16 = tile, fp16
+        self.tile, self.precision = tile, precision
         self._engines: dict[str, Engine] = {}
         if self.model and self.model.is_network:
             self.model_scale = self._engine(self.model).scale  # loads now: bad files fail early
@@ -79,7 +79,7 @@ class Upscaler:
     def _engine(self, info: zoo.ModelInfo) -> Engine:
         if info.name not in self._engines:
             self._engines[info.name] = make_engine(info, self.backend, self.device,
-                                                   fp16=self.fp16, tile=self.tile)
+                                                   precision=self.precision, tile=self.tile)
         return self._engines[info.name]
 
 

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
+from vidscale.engine.backend import pick_backend
 from vidscale.errors import UsageError
 from vidscale.media.color import guess_matrix
 from vidscale.scale import output_size
@@ -83,7 +84,8 @@ def upscale(
     strength = _temporal_strength(temporal)
     _check_constant(clip)
     size = output_size(clip.height, clip.width, scale)
-    upscaler = Upscaler(model, _device(backend, device), tile, fp16)  # unknown models fail now
+    dev = _device(backend, device)
+    upscaler = Upscaler(model, dev, tile, _precision(fp16, dev))  # unknown models fail now
     target = _target_format(out_format, fp16)
     tags = _color_tags(clip, size)
     work = vs.GRAY if target.color_family == vs.GRAY else vs.RGB
@@ -160,6 +162,13 @@ def _device(backend: str, device: str | None) -> str | None:
     if forced and device and not str(device).startswith(forced):
         raise ValueError(f"backend {backend!r} contradicts device {device!r}")
     return device or forced
+
+
+def _precision(fp16: bool | None, device: str | None) -> str | None:
+    """fp16=True computes in fp16 on CUDA; on the CPU (fp32 only) it just means RGBH output."""
+    if fp16 is None:
+        return None
+    return "fp16" if fp16 and pick_backend("torch", device) != "cpu" else "fp32"
 
 
 def _target_format(out_format: Format | None, fp16: bool | None) -> vs.VideoFormat:

@@ -68,12 +68,12 @@ def backend_device(backend: str, device: str | torch.device | None = None) -> to
 
 
 def make_engine(model: zoo.ModelInfo | spandrel.ImageModelDescriptor, backend: str,
-                device: torch.device, fp16: bool | None = None, tile: int | None = None,
+                device: torch.device, precision: str | None = None, tile: int | None = None,
                 overlap: int | None = None) -> Engine:
     """A `TorchEngine` or `TensorRTEngine` for a model file or an already loaded model."""
     desc = model if isinstance(model, spandrel.ImageModelDescriptor) else _load(model)
     if backend != "tensorrt":
-        return TorchEngine(desc, device, fp16=fp16, tile=tile, overlap=overlap)
+        return TorchEngine(desc, device, precision=precision, tile=tile, overlap=overlap)
     from vidscale.engine import cache
     from vidscale.engine.tensorrt_engine import TensorRTEngine
 
@@ -81,7 +81,7 @@ def make_engine(model: zoo.ModelInfo | spandrel.ImageModelDescriptor, backend: s
         name, digest = model.name, cache.file_sha256(model.path)  # type: ignore[arg-type]
     else:
         name, digest = "model", cache.state_dict_sha256(desc.model.state_dict())
-    return TensorRTEngine(desc, device, fp16=fp16, tile=tile, overlap=overlap,
+    return TensorRTEngine(desc, device, precision=precision, tile=tile, overlap=overlap,
                           model_name=name, model_sha256=digest)
 
 

@@ -42,7 +42,7 @@ from vidscale.engine.torch_engine import (
     _memory_budget,
     _pad_to_requirements,
     _padded_size,
-    _pick_dtype,
+    pick_dtype,
 )
 from vidscale.errors import ModelError, UsageError, VidscaleError
 
@@ -127,7 +127,7 @@ class TensorRTEngine:
         self,
         desc: spandrel.ImageModelDescriptor,
         device: torch.device,
-        fp16: bool | None = None,
+        precision: str | None = None,
         tile: int | None = None,
         overlap: int | None = None,
         *,
@@ -139,7 +139,9 @@ class TensorRTEngine:
             raise UsageError("--backend tensorrt runs on a CUDA GPU only")
         self.desc, self.device, self.scale = desc, device, desc.scale
         self.model_name, self.model_sha256 = model_name, model_sha256
-        self.precision = "fp16" if _pick_dtype(desc, device, fp16) == torch.float16 else "fp32"
+        if (precision or "").lower() == "bf16":  # our ONNX export computes in fp16 or fp32 only
+            raise UsageError("--backend tensorrt builds fp16 or fp32 engines, not bf16")
+        self.precision = "fp16" if pick_dtype(desc, device, precision) == torch.float16 else "fp32"
         self.requirements = desc.size_requirements
         self.fixed_tile = tile
         self.overlap = overlap or OVERLAP_BY_ARCH.get(desc.architecture.id, DEFAULT_OVERLAP)

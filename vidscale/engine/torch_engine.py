@@ -4,6 +4,11 @@ The engine takes NCHW float32 RGB in [0, 1] and returns the model's output
 at `scale` times the size. Frames too large for memory are tiled; inputs a
 network cannot take (its size requirements) are padded and cropped back;
 a CUDA out-of-memory error retries with smaller tiles.
+
+On CUDA it runs in fp16 (or bf16) with channels_last weights (the layout
+tensor cores want), lets cuDNN time its algorithms for each shape, and
+replays whole-frame batches as CUDA graphs (`graphs.py`): a video's frames
+all share one shape, and a graph launches a whole network's kernels at once.
 """
 
 from __future__ import annotations
@@ -16,9 +21,10 @@ import spandrel
 import torch
 import torch.nn.functional as F
 
+from vidscale.engine.graphs import GraphCache
 from vidscale.engine.onnx_export import fold_reparameterized
 from vidscale.engine.tiling import run_tiled
-from vidscale.errors import VidscaleError
+from vidscale.errors import ModelError, UsageError, VidscaleError
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +35,8 @@ MIN_TILE = 64
 OVERLAP_BY_ARCH = {"SPAN": 32, "Compact": 32, "ESRGAN": 192}
 DEFAULT_OVERLAP = 128
 CPU_BUDGET_CAP = 8 << 30
+PRECISIONS = ("auto", "fp16", "bf16", "fp32")
+_HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class TorchEngine:
@@ -36,36 +44,51 @@ class TorchEngine:
         self,
         desc: spandrel.ImageModelDescriptor,
         device: torch.device,
-        fp16: bool | None = None,
+        precision: str | None = None,
         tile: int | None = None,
         overlap: int | None = None,
+        graphs: bool = True,
     ):
         self.scale: int = desc.scale
         self.device = device
-        self.dtype = _pick_dtype(desc, device, fp16)
+        self.dtype = pick_dtype(desc, device, precision)
         # fold SPAN-style re-parameterised convs once (fp32), not on every forward
-        self.model = fold_reparameterized(desc.model).to(device=device, dtype=self.dtype).eval()
+        model = fold_reparameterized(desc.model).to(device=device, dtype=self.dtype).eval()
+        if device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+            torch.backends.cudnn.benchmark = True  # frames share a shape: time the algorithms once
+        self.model = model
         self.requirements = desc.size_requirements
         self.fixed_tile = tile
         self.overlap = overlap or OVERLAP_BY_ARCH.get(desc.architecture.id, DEFAULT_OVERLAP)
         self._bytes_per_px = _activation_bytes_per_pixel(self.model, self.scale, self.dtype)
+        self._tiles: dict[tuple[int, int, int], int] = {}  # free memory is asked once per shape
+        self.graphs = GraphCache(self.model) if graphs and device.type == "cuda" else None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Upscale an NCHW float batch already on `self.device`."""
-        tile = self.fixed_tile or self.auto_tile(x.shape[0], *x.shape[-2:])
+        n, _, h, w = x.shape
+        tile = self.fixed_tile or self._tiles.get((n, h, w)) or self.auto_tile(n, h, w)
         while True:
             try:
-                return run_tiled(self._infer, x, self.scale, tile, self.overlap)
+                out = run_tiled(self._infer, x, self.scale, tile, self.overlap)
+                self._tiles[n, h, w] = tile
+                return out
             except torch.OutOfMemoryError:
-                if tile <= MIN_TILE:
-                    raise VidscaleError(
-                        f"out of memory on {self.device} even with {tile} px tiles") from None
-                tile = max(MIN_TILE, min(tile, max(x.shape[-2:])) // 2)
-                log.warning("out of memory: retrying with %d px tiles", tile)
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                if self.fixed_tile:
-                    self.fixed_tile = tile
+                tile = self._after_oom(tile, h, w)
+
+    def _after_oom(self, tile: int, h: int, w: int) -> int:
+        if tile <= MIN_TILE:
+            raise VidscaleError(f"out of memory on {self.device} even with {tile} px tiles") from None
+        tile = max(MIN_TILE, min(tile, max(h, w)) // 2)
+        log.warning("out of memory: retrying with %d px tiles", tile)
+        if self.graphs is not None:
+            self.graphs.clear()  # their memory pools are the first thing to give back
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if self.fixed_tile:
+            self.fixed_tile = tile
+        return tile
 
     def auto_tile(self, batch: int, height: int, width: int) -> int:
         """The largest tile whose activations fit the memory budget."""
@@ -77,21 +100,38 @@ class TorchEngine:
 
     def _infer(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        padded = _pad_to_requirements(x, self.requirements)
+        padded = _pad_to_requirements(x, self.requirements).to(self.dtype)
+        if self.device.type == "cuda":
+            padded = padded.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
-            y = self.model(padded.to(self.dtype))
-        return y[..., : h * self.scale, : w * self.scale].float()
+            if self.graphs is not None:  # output is the graph's own buffer: copied below
+                y = self.graphs.run(padded)
+            else:
+                y = self.model(padded)
+        return y[..., : h * self.scale, : w * self.scale].to(torch.float32, copy=True)
 
 
-def _pick_dtype(desc: spandrel.ImageModelDescriptor, device: torch.device,
-                fp16: bool | None) -> torch.dtype:
-    if device.type != "cuda" or fp16 is False:
+def pick_dtype(desc: spandrel.ImageModelDescriptor, device: torch.device,
+               precision: str | None) -> torch.dtype:
+    """The compute type: fp16 on CUDA unless the model cannot take it; fp32 on the CPU.
+
+    An explicit fp16/bf16 the model or device cannot do is an error, not a silent fp32.
+    """
+    wanted = (precision or "auto").lower()
+    if wanted not in PRECISIONS:
+        raise UsageError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    if wanted == "fp32" or (wanted == "auto" and device.type != "cuda"):
         return torch.float32
-    if not desc.supports_half:
-        if fp16:
-            raise VidscaleError(f"{desc.architecture.name} does not support fp16")
-        return torch.float32
-    return torch.float16
+    if wanted == "auto":
+        return torch.float16 if desc.supports_half else torch.float32
+    if device.type != "cuda":
+        raise UsageError(f"--precision {wanted} needs a CUDA GPU (the CPU runs fp32)")
+    supported = desc.supports_half if wanted == "fp16" else desc.supports_bfloat16
+    if not supported:
+        raise ModelError(f"{desc.architecture.name} does not support {wanted}")
+    if wanted == "bf16" and not torch.cuda.is_bf16_supported():
+        raise UsageError(f"--precision bf16: {torch.cuda.get_device_name(device)} has no bf16")
+    return _HALF[wanted]
 
 
 def _pad_to_requirements(x: torch.Tensor, req: spandrel.SizeRequirements) -> torch.Tensor:

@@ -13,10 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import av
+import numpy as np
 
 from vidscale.encoding import VIDEO_SUFFIXES, EncoderSettings, has_alpha, plan_encoder
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.media.animated import ANIMATED_ONLY_SUFFIXES, AnimatedSource
+from vidscale.media import yuv
 from vidscale.media.atomic import TMP_MARK, atomic_output
 from vidscale.media.color import ColorInfo, RgbConverter, for_rgb_source
 from vidscale.media.image import IMAGE_SUFFIXES, to_rgb, write_image
@@ -71,15 +73,23 @@ class VideoSink:
         return stream
 
     def write(self, frame: Frame) -> None:
+        if isinstance(frame.pixels, yuv.YuvImage):  # already the encoder's format (device colour)
+            out = yuv.to_frame(frame.pixels)
+            out.colorspace, out.color_range = self.color.matrix, self.color.range
+        else:
+            out = self._from_rgb(frame)
+        out.pts, out.time_base = frame.pts, frame.time_base
+        out.color_primaries, out.color_trc = self.color.primaries, self.color.transfer
+        self.container.mux(self.stream.encode(out))
+
+    def _from_rgb(self, frame: Frame) -> av.VideoFrame:
+        assert isinstance(frame.pixels, np.ndarray)
         keep = self.alpha and frame.pixels.shape[2] == 4
         if frame.pixels.shape[2] == 4 and not keep and not self._warned_alpha:
             self._warn("video output keeps no transparency: alpha dropped")
             self._warned_alpha = True
         pixels = frame.pixels if keep else to_rgb(frame.pixels)
-        out = self.converter.from_rgb(pixels, self.plan.pix_fmt, self.color)
-        out.pts, out.time_base = frame.pts, frame.time_base
-        out.color_primaries, out.color_trc = self.color.primaries, self.color.transfer
-        self.container.mux(self.stream.encode(out))
+        return self.converter.from_rgb(pixels, self.plan.pix_fmt, self.color)
 
     def write_packet(self, packet: av.Packet) -> None:
         if self.copier:

@@ -15,6 +15,7 @@ import av
 import numpy as np
 
 from vidscale.errors import VidscaleError
+from vidscale.media import yuv
 from vidscale.media.color import ColorInfo, RgbConverter, bit_depth, color_of
 from vidscale.media.image import is_image_path, read_picture
 from vidscale.media.photo_meta import PhotoMeta
@@ -23,7 +24,7 @@ from vidscale.media.sequence import folder_images, is_pattern, pattern_images
 
 @dataclass
 class Frame:
-    pixels: np.ndarray  # HxWxC: gray, RGB or RGBA; uint8 or uint16
+    pixels: np.ndarray | yuv.YuvImage  # HxWxC gray, RGB or RGBA (uint8 or uint16), or video's YUV planes
     index: int
     pts: int | None
     time_base: Fraction | None
@@ -73,6 +74,7 @@ class VideoSource:
             raise _fail(path, "not a readable media file", exc) from None
         self.stream = self._main_video_stream()
         self.limit: int | None = None  # stop after this many frames
+        self.yuv_planes = False  # frames as the decoder's YUV planes (`YuvImage`) where supported
         ctx = self.stream.codec_context
         if ctx is None:
             raise VidscaleError(f"{path}: no decoder for its video stream in this FFmpeg build")
@@ -136,8 +138,11 @@ class VideoSource:
 
     def _frame(self, frame: av.VideoFrame, index: int, converter: RgbConverter) -> Frame:
         color = color_of(frame)
-        rgb = converter.to_rgb(frame, color, self.info.deep, alpha=self.info.alpha)
-        return Frame(rgb, index, frame.pts, frame.time_base or self.info.time_base, color=color)
+        if self.yuv_planes and not self.info.alpha and yuv.supports(frame.format.name):
+            pixels: np.ndarray | yuv.YuvImage = yuv.from_frame(frame)
+        else:
+            pixels = converter.to_rgb(frame, color, self.info.deep, alpha=self.info.alpha)
+        return Frame(pixels, index, frame.pts, frame.time_base or self.info.time_base, color=color)
 
     def close(self) -> None:
         self.container.close()
