@@ -29,6 +29,9 @@ GPU_CASES = [
     ["bench", "--synthetic", "1920x1080", "--frames", "240", "-m", "span-x2", "--batch", str(b),
      "--encoder-preset", preset]
     for b in (1, 2, 4) for preset in ("ultrafast", "medium")
+] + [  # what colour conversion on the device buys: the same case with swscale on the CPU threads
+    ["bench", "--synthetic", "1920x1080", "--frames", "240", "-m", "span-x2", "--batch", "4",
+     "--encoder-preset", "ultrafast", "--host-color"],
 ]
 
 
@@ -73,6 +76,7 @@ def main() -> None:
         r = run_case(case)
         s = r["stages"]
         label = f"{r['source']} {r['input'][0]}x{r['input'][1]} {r['model']} batch {r['batch']} ({r['device']})"
+        label += "".join(f" {a}" for a in case if a in ("ultrafast", "medium", "--host-color"))
         lines.append(f"| {label} | {s['decode']:.1f} | {s['upload']:.1f} | {s['infer']:.2f} | "
                      f"{s['download']:.1f} | {s['encode']:.1f} | {r['pipeline_fps']:.2f} | {r['efficiency']:.2f} |")
         print(lines[-1], flush=True)

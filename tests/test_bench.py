@@ -19,6 +19,15 @@ def test_bench_json(capsys: pytest.CaptureFixture[str]) -> None:
     slowest = min(report["stages"].values())
     assert report["efficiency"] == pytest.approx(report["pipeline_fps"] / slowest, rel=0.01)
     assert report["output"] == [128, 96]
+    assert report["color"] == "host"  # the CPU keeps swscale unless told otherwise
+
+
+def test_bench_with_colour_conversion_on_the_device(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--synthetic", "64x48", "--frames", "4", "-m", "bicubic", "--device-color",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["color"] == "device"
+    assert all(v > 0 for v in report["stages"].values()) and report["pipeline_fps"] > 0
 
 
 def test_bench_times_the_temporal_pass(capsys: pytest.CaptureFixture[str]) -> None:
