@@ -23,13 +23,13 @@ import torch
 
 from vidscale.encoding import EncoderPlan, has_alpha, plan_encoder
 from vidscale.errors import UsageError
-from vidscale.job import JobSettings, run_job, transfer_for, yuv_route
+from vidscale.job import JobSettings, run_job
 from vidscale.media import yuv
 from vidscale.media.color import ColorInfo, RgbConverter
 from vidscale.media.source import Frame, VideoSource
 from vidscale.media.yuv import YuvImage
 from vidscale.scale import output_size
-from vidscale.transfer import Pixels, Transfer
+from vidscale.transfer import Pixels, Transfer, size_of, transfer_for, yuv_route
 from vidscale.upscaler import Upscaler
 
 
@@ -109,7 +109,8 @@ def run_bench(source: Path, settings: JobSettings) -> BenchResult:
     result = BenchResult(source.name, 0, (video.info.height, video.info.width), (0, 0), str(up.device),
                          settings.model or "default", settings.batch)
     plan = plan_encoder(".mp4", video.info.deep, video.info.pix_fmt, settings.encoder)
-    route = yuv_route(video, plan.pix_fmt, has_alpha(plan.pix_fmt), video.info.color, up.device, settings)
+    route = yuv_route(video, plan.pix_fmt, has_alpha(plan.pix_fmt), video.info.color, up.device,
+                      settings.device_color, settings.temporal is not None)
     result.color = "device" if route else "host"
     decoded: list[Frame] = []
     result.stages["decode"] = _timed(lambda: _decode(video, decoded), up.device)
@@ -117,8 +118,7 @@ def run_bench(source: Path, settings: JobSettings) -> BenchResult:
     if not decoded:
         raise UsageError(f"{source}: no frames to measure")
     result.frames = len(decoded)
-    h, w = (decoded[0].pixels.height, decoded[0].pixels.width) if route else decoded[0].pixels.shape[:2]
-    size = output_size(h, w, settings.scale)
+    size = output_size(*size_of(decoded[0].pixels), settings.scale)
     result.output_size = size = (size[0] - size[0] % 2, size[1] - size[1] % 2)
     transfer = transfer_for(decoded[0], route)
     batches = [decoded[i:i + settings.batch] for i in range(0, len(decoded), settings.batch)]

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 
 from vidscale.encoding import EncoderSettings
@@ -22,9 +21,7 @@ from vidscale.media.source import Frame, ImageSource, Source, VideoSource, open_
 from vidscale.pipeline import run_pipeline
 from vidscale.progress import Progress
 from vidscale.scale import output_size
-from vidscale.media.color import ColorInfo
-from vidscale.media.yuv import supports as yuv_supports
-from vidscale.transfer import Pixels, RgbTransfer, Transfer, YuvTransfer
+from vidscale.transfer import Pixels, Transfer, YuvRoute, size_of, transfer_for, yuv_route
 from vidscale.upscaler import Upscaler
 
 if TYPE_CHECKING:
@@ -104,7 +101,7 @@ def _run(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: 
                 _stream(source, upscaler, sizes, sink.write, sink.write_packet, sink.close, settings,
                         progress, sink.carried_streams(), on_error=sink.abort,
                         yuv=yuv_route(source, sink.plan.pix_fmt, sink.alpha, sink.color, upscaler.device,
-                                      settings))
+                                      settings.device_color, _temporal_on(settings)))
         elif wants_animation(source, output.suffix):
             with atomic_output(output, settings.overwrite, inputs) as tmp:
                 sink = AnimatedSink(tmp, output.suffix.lower(), sizes(*_first_size(source)), settings.quality,
@@ -157,7 +154,7 @@ def _stream(source: Source, upscaler: Upscaler, sizes: "_SizeRule", write: Calla
     def upscale(frames: list[Frame]) -> _Started:
         batch = [f.pixels for f in frames]
         transfer = transfer_for(frames[0], yuv)
-        size = sizes(*_size_of(batch[0]))
+        size = sizes(*size_of(batch[0]))
 
         def compute(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
             out = upscaler.upscale_channels(transfer.to_float(tensors), size)
@@ -185,45 +182,12 @@ class _Started:
         return self.transfer.split(self.pending.result())
 
 
-def transfer_for(frame: Frame, yuv: YuvRoute | None) -> Transfer:
-    if isinstance(frame.pixels, np.ndarray):
-        return RgbTransfer(frame.pixels.dtype)
-    assert yuv is not None and frame.color is not None
-    return YuvTransfer(frame.pixels, frame.color, yuv.pix_fmt, yuv.color)
-
-
-@dataclass(frozen=True)
-class YuvRoute:
-    """Video whose YUV crosses to the device as decoded and leaves as the encoder takes it."""
-
-    pix_fmt: str  # the encoder's
-    color: ColorInfo  # the output's matrix and range
-
-
-def yuv_route(source: Source, pix_fmt: str, alpha: bool, color: ColorInfo, device: torch.device,
-              settings: JobSettings) -> YuvRoute | None:
-    """Whether colour conversion runs on the device (then `source` decodes to planes): by
-    default on CUDA, for formats it knows, and not with the temporal pass (its motion
-    search reads RGB frames on the host). `pix_fmt`, `alpha`, `color`: the encoder's."""
-    wanted = settings.device_color if settings.device_color is not None else device.type == "cuda"
-    if not wanted or not isinstance(source, VideoSource) or source.info.alpha or alpha:
-        return None
-    if settings.temporal not in (None, False) or not yuv_supports(pix_fmt):
-        return None
-    source.yuv_planes = True  # frames in formats the device cannot convert still come as RGB
-    return YuvRoute(pix_fmt, color)
-
-
-def _size_of(pixels: Pixels) -> tuple[int, int]:
-    return pixels.shape[:2] if isinstance(pixels, np.ndarray) else (pixels.height, pixels.width)
-
-
 def _temporal_filter(settings: JobSettings, upscaler: Upscaler, source: Source) -> "TemporalFilter | None":
     """The anti-flicker pass, when asked for (`True` means the default strength).
 
     Off for a folder of photos: unrelated pictures have no motion to follow.
     """
-    if settings.temporal is None or settings.temporal is False:
+    if not _temporal_on(settings):
         return None
     if isinstance(source, ImageSource) and source.root is not None:
         log.info("--temporal: off for a folder of photos (use a pattern or glob for frames)")
@@ -234,6 +198,10 @@ def _temporal_filter(settings: JobSettings, upscaler: Upscaler, source: Source) 
     if not 0 <= strength <= 1:
         raise UsageError(f"--temporal {strength:g}: strength must be between 0 and 1")
     return TemporalFilter(strength, upscaler.device)
+
+
+def _temporal_on(settings: JobSettings) -> bool:
+    return settings.temporal is not None and settings.temporal is not False
 
 
 class _SizeRule:

@@ -12,6 +12,7 @@ reinterpreted as int16 on the device, which every kernel supports.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 import av
@@ -19,7 +20,8 @@ import numpy as np
 import torch
 
 from vidscale.media.color import ColorInfo, bit_depth
-from vidscale.media.yuv import YuvImage, from_rgb, to_rgb, unstack_planes
+from vidscale.media.source import Frame, VideoSource
+from vidscale.media.yuv import YuvImage, from_rgb, supports, to_rgb, unstack_planes
 
 Pixels = np.ndarray | YuvImage
 
@@ -112,3 +114,37 @@ def _host_levels(rgb: torch.Tensor, deep: bool) -> torch.Tensor:
     """
     levels = 65535 if deep else 255
     return rgb.mul(levels).round_().div_(levels)
+
+
+def transfer_for(frame: Frame, yuv: YuvRoute | None) -> Transfer:
+    if isinstance(frame.pixels, np.ndarray):
+        return RgbTransfer(frame.pixels.dtype)
+    assert yuv is not None and frame.color is not None
+    return YuvTransfer(frame.pixels, frame.color, yuv.pix_fmt, yuv.color)
+
+
+@dataclass(frozen=True)
+class YuvRoute:
+    """Video whose YUV crosses to the device as decoded and leaves as the encoder takes it."""
+
+    pix_fmt: str  # the encoder's
+    color: ColorInfo  # the output's matrix and range
+
+
+def yuv_route(source: object, pix_fmt: str, alpha: bool, color: ColorInfo, device: torch.device,
+              device_color: bool | None, temporal: bool) -> YuvRoute | None:
+    """Whether colour conversion runs on the device (then `source` decodes to planes): by
+    default (`device_color` None) on CUDA, for formats it knows, and not with the temporal
+    pass (its motion search reads RGB frames on the host). `pix_fmt`, `alpha`, `color`:
+    the encoder's."""
+    wanted = device_color if device_color is not None else device.type == "cuda"
+    if not wanted or not isinstance(source, VideoSource) or source.info.alpha or alpha:
+        return None
+    if temporal or not supports(pix_fmt):
+        return None
+    source.yuv_planes = True  # frames in formats the device cannot convert still come as RGB
+    return YuvRoute(pix_fmt, color)
+
+
+def size_of(pixels: Pixels) -> tuple[int, int]:
+    return pixels.shape[:2] if isinstance(pixels, np.ndarray) else (pixels.height, pixels.width)

@@ -20,7 +20,7 @@ from vidscale.errors import UsageError, VidscaleError
 from vidscale.media.animated import ANIMATED_ONLY_SUFFIXES, AnimatedSource
 from vidscale.media import yuv
 from vidscale.media.atomic import TMP_MARK, atomic_output
-from vidscale.media.color import ColorInfo, RgbConverter, for_rgb_source
+from vidscale.media.color import RgbConverter, for_rgb_source
 from vidscale.media.image import IMAGE_SUFFIXES, to_rgb, write_image
 from vidscale.media.photo_meta import carries_meta
 from vidscale.media.sequence import format_pattern, is_pattern
