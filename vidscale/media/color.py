@@ -72,6 +72,25 @@ def bit_depth(fmt: av.VideoFormat) -> int:
     return max(c.bits for c in fmt.components)
 
 
+# swscale converts YUV <-> 16-bit RGB in 8.8 fixed point, so its white is not 65535:
+# limited-range YUV decodes to 255 << 8, full range to its peak code shifted to 16 bits,
+# and encoding takes 255 << 8 as white (measured with swscale; no flag changes it).
+SWS_WHITE16 = 255 << 8
+
+
+def _shifted_peak(bits: int) -> int:
+    """The top code of `bits` shifted into 16 bits, as swscale widens full-range samples."""
+    return ((1 << bits) - 1) << (16 - bits)
+
+
+def _rescale16(rgb: np.ndarray, gain: float, alpha_gain: float) -> np.ndarray:
+    """16-bit RGB(A) with colour times `gain` and alpha times `alpha_gain`, rounded."""
+    gains = np.array([gain] * 3 + [alpha_gain] * (rgb.shape[2] - 3), np.float32)
+    if np.all(gains == 1):
+        return rgb
+    return np.clip(np.rint(rgb * gains), 0, 65535).astype(np.uint16)
+
+
 class RgbConverter:
     """Frame <-> HxWx3 RGB or HxWx4 RGBA arrays (uint8, or uint16 for deep formats), one per thread."""
 
@@ -87,16 +106,22 @@ class RgbConverter:
         rgb = self._sws.reformat(
             frame, format=fmt, src_colorspace=_SWS_MATRIX[color.matrix],
             src_color_range=ColorRange.JPEG if color.full_range else ColorRange.MPEG,
-            dst_color_range=ColorRange.JPEG, interpolation=_SWS_FLAGS)
-        return rgb.to_ndarray()
+            dst_color_range=ColorRange.JPEG, interpolation=_SWS_FLAGS).to_ndarray()
+        if deep:  # swscale's white (and opaque alpha) fall short of 65535: stretch them there
+            bits = bit_depth(frame.format)
+            white = SWS_WHITE16 if not color.full_range else _shifted_peak(bits)
+            rgb = _rescale16(rgb, 65535 / white, 65535 / _shifted_peak(bits))
+        return rgb
 
     def from_rgb(self, rgb: np.ndarray, pix_fmt: str, color: ColorInfo) -> av.VideoFrame:
         """RGB or RGBA (straight alpha) -> `pix_fmt`; alpha survives only into formats that have it."""
         deep = rgb.dtype == np.uint16
         layout = ("rgba64le" if deep else "rgba") if rgb.shape[2] == 4 else ("rgb48le" if deep else "rgb24")
-        src = av.VideoFrame.from_ndarray(rgb, format=layout)
         if pix_fmt.startswith(("rgb", "bgr", "gbr")):
-            return self._sws.reformat(src, format=pix_fmt)
+            return self._sws.reformat(av.VideoFrame.from_ndarray(rgb, format=layout), format=pix_fmt)
+        if deep:  # swscale reads 16-bit RGB as 8.8 fixed point: 255 << 8 is its white
+            rgb = _rescale16(rgb, SWS_WHITE16 / 65535, 1.0)
+        src = av.VideoFrame.from_ndarray(rgb, format=layout)
         out = self._sws.reformat(
             src, format=pix_fmt, dst_colorspace=_SWS_MATRIX.get(color.matrix, Colorspace.ITU709),
             src_color_range=ColorRange.JPEG,

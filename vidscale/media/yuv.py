@@ -1,28 +1,20 @@
-"""The decoder's YUV planes <-> float RGB on the device, agreeing with swscale to 1 code value.
+"""The decoder's YUV planes <-> float RGB on the device, within 1 code value of swscale.
 
-GPU runs upload the decoded planes (half the bytes of RGB for 4:2:0) and
-convert there; the CPU path converts with swscale (`color.RgbConverter`).
-Both must give the same pictures, so this module reproduces what swscale
-does with RgbConverter's flags (BICUBIC | ACCURATE_RND | FULL_CHR_H_INT), as
-measured with single-sample impulses through swscale:
+GPU runs upload the decoded planes (half the bytes of RGB for 4:2:0) and convert
+there; the CPU path uses swscale (`color.RgbConverter`). So that both give the same
+pictures, this reproduces swscale with RgbConverter's flags (BICUBIC | ACCURATE_RND |
+FULL_CHR_H_INT), as measured by passing single-sample impulses through it:
 
-* Chroma is resampled with swscale's cubic (B=0, C=0.6, i.e. Keys a=-0.6),
-  separable, horizontal pass first. Taps sit where swscale puts them: the
-  frame's chroma location (H.264 frames say "left"; untagged means centre),
-  a window of `1 + 4 * max(1, src/dst)` taps whose first tap is found with
-  C's truncating division, out-of-picture taps folded onto the edge sample,
-  each row renormalised to 1 (see `_taps`).
-* The horizontal pass result is capped just under 2^bits (swscale's 15/19-bit
-  intermediate saturates there on sharp overshoots).
-* RGB -> 4:2:0/4:2:2 of an even width first averages horizontal pixel pairs
-  (swscale's "half" RGB reader), then filters; odd widths use the cubic.
-* 16-bit RGB is read and written by swscale as 8.8 fixed point: the CPU path
-  gives white = 65280 for limited range, (2^bits-1) << (16-bits) for full,
-  and takes 65280 as white when encoding. `_rgb16_white` reproduces this, so
-  deep results match RgbConverter's uint16 arrays divided by 65535.
+* Chroma is resampled separably, horizontal pass first, with swscale's cubic (B=0,
+  C=0.6: Keys a=-0.6) at the frame's chroma location (H.264: "left"; untagged:
+  centre). Window, edges and renormalisation follow swscale exactly (`_taps`).
+* The horizontal pass saturates just under 2^bits, like swscale's intermediate.
+* RGB -> 4:2:x of an even width averages pixel pairs first (swscale's reader).
+* swscale's 16-bit RGB is 8.8 fixed point with white short of 65535; `RgbConverter`
+  stretches it to 65535 (`color.SWS_WHITE16`), so deep RGB here is plain [0, 1].
 
-16-bit sample words travel as uint16 (or int16 holding the same bits: torch
-has few uint16 kernels) and are widened to int32 before any arithmetic.
+16-bit words travel as uint16 (or int16 with the same bits: torch has few uint16
+kernels) and are widened to int32 before any arithmetic.
 """
 
 from __future__ import annotations
@@ -35,16 +27,15 @@ import av
 import numpy as np
 import torch
 
-from vidscale.media.color import (
-    SPACE_BT470BG, SPACE_BT709, SPACE_BT2020_CL, SPACE_BT2020_NCL, SPACE_FCC, SPACE_SMPTE170M,
-    SPACE_SMPTE240M, ColorInfo)
+from vidscale.media import color as cs
+from vidscale.media.color import ColorInfo
 
 # AVChromaLocation -> (horizontal, vertical) chroma position in 1/256 of a 2x2 luma block.
 CHROMA_UNSPECIFIED, CHROMA_LEFT, CHROMA_CENTER = 0, 1, 2
 _SITING = {0: (128, 128), 1: (0, 128), 2: (128, 128), 3: (0, 0), 4: (128, 0), 5: (0, 256), 6: (128, 256)}
-_KR_KB = {SPACE_BT709: (0.2126, 0.0722), SPACE_BT470BG: (0.299, 0.114), SPACE_SMPTE170M: (0.299, 0.114),
-          SPACE_SMPTE240M: (0.212, 0.087), SPACE_FCC: (0.30, 0.11),
-          SPACE_BT2020_NCL: (0.2627, 0.0593), SPACE_BT2020_CL: (0.2627, 0.0593)}
+_KR_KB = {cs.SPACE_BT709: (0.2126, 0.0722), cs.SPACE_BT470BG: (0.299, 0.114),
+          cs.SPACE_SMPTE170M: (0.299, 0.114), cs.SPACE_SMPTE240M: (0.212, 0.087), cs.SPACE_FCC: (0.30, 0.11),
+          cs.SPACE_BT2020_NCL: (0.2627, 0.0593), cs.SPACE_BT2020_CL: (0.2627, 0.0593)}
 
 
 @dataclass(frozen=True)
@@ -68,7 +59,6 @@ _FORMATS = {
     "yuv420p10le": _Format(10, 1, 1), "yuv422p10le": _Format(10, 1, 0), "yuv444p10le": _Format(10, 0, 0),
     "nv12": _Format(8, 1, 1, semi=True), "p010le": _Format(10, 1, 1, semi=True, shift=6),
 }  # 12-bit is left out: swscale's 15-bit intermediate puts its RGB -> YUV up to 2 codes off
-
 
 
 def supports(pix_fmt: str) -> bool:
@@ -117,7 +107,8 @@ def _views(frame: av.VideoFrame, fmt: _Format) -> list[np.ndarray]:
     """Each plane of `frame` as an array over its buffer, line padding cropped off."""
     out = []
     for plane, shape in zip(frame.planes, _plane_shapes(fmt, frame.height, frame.width), strict=True):
-        rows = np.frombuffer(plane, fmt.dtype).reshape(-1, plane.line_size // np.dtype(fmt.dtype).itemsize)
+        items_per_line = plane.line_size // np.dtype(fmt.dtype).itemsize
+        rows: np.ndarray = np.frombuffer(plane, fmt.dtype).reshape(-1, items_per_line)
         row_items = int(np.prod(shape[1:]))
         out.append(rows[:shape[0], :row_items].reshape(shape))
     return out
@@ -161,12 +152,12 @@ def unstack_planes(arrays: Sequence[np.ndarray], pix_fmt: str,
     return [YuvImage(pix_fmt, tuple(a[i] for a in words), chroma_location) for i in range(len(words[0]))]
 
 
-def _cubic(d: np.ndarray, a: float = -0.6) -> np.ndarray:
+def _cubic(d: torch.Tensor, a: float = -0.6) -> torch.Tensor:
     """swscale's default bicubic (B=0, C=0.6) is Keys' cubic with a = -0.6."""
-    d = np.abs(d)
-    near = (a + 2) * d**3 - (a + 3) * d**2 + 1
-    far = a * (d**3 - 5 * d**2 + 8 * d - 4)
-    return np.where(d < 1, near, np.where(d < 2, far, 0.0))
+    d = d.abs()
+    near = ((a + 2) * d - (a + 3)) * d * d + 1
+    far = (((d - 5) * d + 8) * d - 4) * a
+    return torch.where(d < 1, near, torch.where(d < 2, far, torch.zeros_like(d)))
 
 
 def _local_pos(sub: int, pos: int | None) -> int:
@@ -175,33 +166,28 @@ def _local_pos(sub: int, pos: int | None) -> int:
 
 
 @lru_cache(maxsize=64)
-def _taps(src: int, dst: int, src_pos: int, dst_pos: int) -> tuple[np.ndarray, np.ndarray]:
-    """Source indices and weights (dst x taps) of swscale's cubic resampling from `src` to `dst`."""
+def _taps(src: int, dst: int, src_pos: int, dst_pos: int,
+          device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Source indices and weights (dst x taps) of swscale's cubic resampling from `src` to `dst`
+    samples. Made on the device from scalars: no host -> device copy, so no sync; cached."""
     inc = ((src << 16) + dst // 2) // dst  # swscale's 16.16 step, rounded like its own
     step, down = inc / 65536, inc > 1 << 16
     size = 1 + (4 * src + dst - 1) // dst if down else 5
     size = max(1, min(size, src - 2))  # swscale narrows the window for tiny pictures
-    centre = (np.arange(dst) + dst_pos / 256) * step - src_pos / 256
-    first = np.trunc(centre - (size - 2) / 2)  # C's truncating division: asymmetric at the top/left edge
-    index = first[:, None] + np.arange(size)
+    f64 = torch.float64  # exact for these dyadic positions
+    centre = (torch.arange(dst, dtype=f64, device=device) + dst_pos / 256) * step - src_pos / 256
+    first = torch.trunc(centre - (size - 2) / 2)  # C's truncating division: asymmetric at the top/left edge
+    index = first[:, None] + torch.arange(size, dtype=f64, device=device)
     weight = _cubic((index - centre[:, None]) / (step if down else 1.0))
-    weight /= weight.sum(axis=1, keepdims=True)
-    used = np.abs(weight).max(axis=0) > 0  # the window has a tap that is zero for every output
-    return np.clip(index[:, used], 0, src - 1).astype(np.int64), weight[:, used]  # clip: edge taps fold
+    weight = weight / weight.sum(dim=1, keepdim=True)
+    return index.clamp(0, src - 1).long(), weight.float()  # clamping folds outside taps onto the edge
 
 
-@lru_cache(maxsize=64)
-def _device_taps(key: tuple[int, int, int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    # cached per device: the one host -> device copy happens the first time a size is seen
-    index, weight = _taps(*key)
-    return torch.from_numpy(index).to(device), torch.from_numpy(weight).float().to(device)
-
-
-def _resample(x: torch.Tensor, dim: int, key: tuple[int, int, int, int]) -> torch.Tensor:
-    """Separable filtering along `dim` (-1: width, -2: height) with `_taps(*key)`, by gathering."""
-    if key[0] == key[1] and key[2] == key[3]:
+def _resample(x: torch.Tensor, dim: int, src_pos: int, dst_pos: int, size: int) -> torch.Tensor:
+    """swscale's chroma filter along `dim` (-1: width, -2: height) to `size` samples, by gathering."""
+    if x.shape[dim] == size and src_pos == dst_pos:
         return x  # same grid: swscale's filter is the identity
-    index, weight = _device_taps(key, x.device)
+    index, weight = _taps(x.shape[dim], size, src_pos, dst_pos, x.device)
     shape = (-1, 1) if dim == -2 else (-1,)
     out = x.index_select(dim, index[:, 0]).mul_(weight[:, 0].reshape(shape))
     for t in range(1, index.shape[1]):
@@ -218,18 +204,9 @@ def _levels(fmt: _Format, color: ColorInfo) -> tuple[float, float, float, float]
     return 16.0 * scale, 219.0 * scale, 128.0 * scale, 224.0 * scale
 
 
-def _rgb16_white(fmt: _Format, color: ColorInfo, decode: bool) -> float:
-    """White in swscale's 16-bit RGB (the CPU path for deep video), over 65535: not 1.
-    Decoding gives 255 << 8 (limited) or the full-range peak << (16 - bits); encoding takes
-    255 << 8 as white either way. 8-bit formats meet 8-bit RGB, which is exact."""
-    if fmt.bits <= 8:
-        return 1.0
-    if decode and (fmt.full or color.full_range):
-        return ((1 << fmt.bits) - 1) * (1 << (16 - fmt.bits)) / 65535
-    return 65280 / 65535
-
-
-def _kr_kb(color: ColorInfo) -> tuple[float, float]:
+def _kr_kb(color: ColorInfo, encode: bool) -> tuple[float, float]:
+    if encode:  # as RgbConverter.from_rgb: unknown matrices (e.g. unspecified) are written as BT.709
+        return _KR_KB.get(color.matrix, _KR_KB[cs.SPACE_BT709])
     if color.matrix not in _KR_KB:
         raise ValueError(f"no YUV matrix for colour space {color.matrix}")
     return _KR_KB[color.matrix]
@@ -241,10 +218,6 @@ def _codes(t: torch.Tensor, fmt: _Format) -> torch.Tensor:
         t = t.view(torch.int16).to(torch.int32).bitwise_and(0xFFFF)  # unsigned words, widened
     x = t.to(torch.float32)
     return x / (1 << fmt.shift) if fmt.shift else x
-
-
-def _chroma_planes(planes: Sequence[torch.Tensor], fmt: _Format) -> tuple[torch.Tensor, torch.Tensor]:
-    return (planes[1][..., 0], planes[1][..., 1]) if fmt.semi else (planes[1], planes[2])
 
 
 def _check(planes: Sequence[torch.Tensor], fmt: _Format, pix_fmt: str) -> None:
@@ -265,21 +238,21 @@ def to_rgb(planes: Sequence[torch.Tensor], pix_fmt: str, color: ColorInfo,
     h_pos, v_pos = _SITING.get(chroma_location, _SITING[CHROMA_UNSPECIFIED])
     cap = float(1 << fmt.bits) - 1 / 128  # where swscale's horizontal intermediate saturates
     chroma = []
-    for c in _chroma_planes(planes, fmt):
+    for c in (planes[1][..., 0], planes[1][..., 1]) if fmt.semi else planes[1:]:
         c = _codes(c, fmt)
         if fmt.sub_x:
-            c = _resample(c, -1, (c.shape[-1], width, _local_pos(1, h_pos), _local_pos(0, None))).clamp_max(cap)
+            c = _resample(c, -1, _local_pos(1, h_pos), _local_pos(0, None), width).clamp_max(cap)
         if fmt.sub_y:
-            c = _resample(c, -2, (c.shape[-2], height, _local_pos(1, v_pos), _local_pos(0, None)))
+            c = _resample(c, -2, _local_pos(1, v_pos), _local_pos(0, None), height)
         chroma.append(c)
     y_black, y_span, c_mid, c_span = _levels(fmt, color)
-    kr, kb = _kr_kb(color)
+    kr, kb = _kr_kb(color, encode=False)
     luma = (_codes(planes[0], fmt) - y_black) / y_span
     pb, pr = ((c - c_mid) / c_span for c in chroma)
     red = luma + 2 * (1 - kr) * pr
     blue = luma + 2 * (1 - kb) * pb
     green = (luma - kr * red - kb * blue) / (1 - kr - kb)
-    return torch.stack((red, green, blue), dim=1).mul_(_rgb16_white(fmt, color, decode=True)).clamp_(0, 1)
+    return torch.stack((red, green, blue), dim=1).clamp_(0, 1)
 
 
 def _to_words(x: torch.Tensor, fmt: _Format) -> torch.Tensor:
@@ -301,8 +274,9 @@ def from_rgb(rgb: torch.Tensor, pix_fmt: str, color: ColorInfo,
         raise ValueError(f"expected N x 3 x H x W RGB, got {tuple(rgb.shape)}")
     _, _, height, width = rgb.shape
     # the CPU path clamps before quantising; deep formats then see swscale's 8.8 reading of uint16
-    red, green, blue = rgb.to(torch.float32).clamp(0, 1).mul(1 / _rgb16_white(fmt, color, decode=False)).unbind(1)
-    kr, kb = _kr_kb(color)
+    rgb = rgb.to(torch.float32).clamp(0, 1)
+    red, green, blue = rgb.unbind(1)
+    kr, kb = _kr_kb(color, encode=True)
     luma = kr * red + (1 - kr - kb) * green + kb * blue
     y_black, y_span, c_mid, c_span = _levels(fmt, color)
     h_pos, v_pos = _SITING.get(chroma_location, _SITING[CHROMA_UNSPECIFIED])
@@ -311,13 +285,12 @@ def from_rgb(rgb: torch.Tensor, pix_fmt: str, color: ColorInfo,
     for diff, k in ((blue - luma, kb), (red - luma, kr)):
         c = diff / (2 * (1 - k)) * c_span + c_mid
         if fmt.sub_x:
-            src = width
+            pos = _local_pos(0, None)
             if width % 2 == 0:  # swscale averages pixel pairs, then its chroma sits at their centre
-                c, src = (c[..., 0::2] + c[..., 1::2]) / 2, width // 2
-            pos = _local_pos(1, None) if src != width else _local_pos(0, None)
-            c = _resample(c, -1, (src, -(-width >> 1), pos, _local_pos(1, h_pos))).clamp_max(cap)
+                c, pos = (c[..., 0::2] + c[..., 1::2]) / 2, _local_pos(1, None)
+            c = _resample(c, -1, pos, _local_pos(1, h_pos), -(-width >> 1)).clamp_max(cap)
         if fmt.sub_y:
-            c = _resample(c, -2, (height, -(-height >> 1), _local_pos(0, None), _local_pos(1, v_pos)))
+            c = _resample(c, -2, _local_pos(0, None), _local_pos(1, v_pos), -(-height >> 1))
         chroma.append(_to_words(c, fmt))
     planes = [_to_words(luma * y_span + y_black, fmt)]
     return planes + ([torch.stack(chroma, dim=-1)] if fmt.semi else chroma)
