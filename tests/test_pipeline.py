@@ -10,6 +10,7 @@ import pytest
 
 from vidscale.media.source import Frame
 from vidscale.pipeline import run_pipeline
+from vidscale.progress import steady_rate
 
 
 class Done:
@@ -108,3 +109,11 @@ def test_packets_pass_through_in_order() -> None:
     run_pipeline(iter(items), at_once(lambda a: a), lambda f: events.append(f"frame{f.index}"),
                  lambda p: events.append(p), lambda: events.append("end"), batch=1)  # type: ignore[arg-type]
     assert events == ["frame0", "packet0", "frame1", "packet1", "frame2", "packet2", "end"]
+
+
+def test_steady_rate_leaves_out_start_up_and_the_final_burst() -> None:
+    """10 fps after 3 s of start-up, batches of 4 frames out at once, the last 8 frames flushed together."""
+    times = [3.0 + 0.4 * (i // 4) for i in range(32)] + [3.0 + 0.4 * 8] * 8
+    assert steady_rate(times) == pytest.approx(10, rel=0.15)
+    assert steady_rate([1.0, 1.5, 2.0]) == pytest.approx(2)  # short runs: first to last
+    assert steady_rate([1.0]) == 0.0

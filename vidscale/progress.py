@@ -17,17 +17,14 @@ class Progress:
         self.total, self.label, self.quiet = total or None, label, quiet
         self.done = 0
         self.started = self._last_line = time.monotonic()
-        self.first_frame_at: float | None = None  # for the steady-state rate
-        self.last_frame_at: float | None = None
+        self.frame_times: list[float] = []  # when each frame went out: for the steady-state rate
         self._bar = None
         if not quiet and sys.stderr.isatty():
             self._bar = tqdm(total=self.total, unit="frame", desc=label, dynamic_ncols=True, leave=False)
 
     def update(self, n: int = 1) -> None:
         self.done += n
-        self.last_frame_at = time.monotonic()
-        if self.first_frame_at is None:
-            self.first_frame_at = self.last_frame_at
+        self.frame_times.extend([time.monotonic()] * n)
         if self._bar is not None:
             self._bar.update(n)
         elif not self.quiet and time.monotonic() - self._last_line >= PLAIN_INTERVAL_S:
@@ -47,11 +44,10 @@ class Progress:
 
     @property
     def steady_fps(self) -> float:
-        """Frames per second between the first and the last frame out: start-up and
-        the encoder's final flush excluded, as a long video would amortise them."""
-        if self.first_frame_at is None or self.last_frame_at is None or self.done < 2:
-            return 0.0
-        return (self.done - 1) / max(self.last_frame_at - self.first_frame_at, 1e-9)
+        """Frames per second over the middle half of the frames, as a long video runs:
+        start-up (model load, autotuning) and the end (batches still in flight come out
+        together, the encoder flushes) are left out. Short runs use first to last frame."""
+        return steady_rate(self.frame_times)
 
     @property
     def elapsed(self) -> float:
@@ -61,3 +57,12 @@ class Progress:
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def steady_rate(times: list[float], min_frames: int = 8) -> float:
+    """Frames per second between the frames a quarter and three quarters of the way through."""
+    if len(times) < 2:
+        return 0.0
+    first, last = (len(times) // 4, len(times) - 1 - len(times) // 4) if len(times) >= min_frames \
+        else (0, len(times) - 1)
+    return (last - first) / max(times[last] - times[first], 1e-9)

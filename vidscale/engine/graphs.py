@@ -35,7 +35,8 @@ class _Graph:
                 model(self.input)
         torch.cuda.current_stream(example.device).wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
-        with torch.inference_mode(), torch.cuda.graph(self.graph, pool=pool):
+        # thread_local: other threads (decoders, VapourSynth's) may touch CUDA meanwhile
+        with torch.inference_mode(), torch.cuda.graph(self.graph, pool=pool, capture_error_mode="thread_local"):
             self.output: torch.Tensor = model(self.input)
 
     def run(self, x: torch.Tensor) -> torch.Tensor:

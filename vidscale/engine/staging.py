@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 Compute = Callable[[list[torch.Tensor]], list[torch.Tensor]]
-DEFAULT_DEPTH = 2
+CUDA_DEPTH = 2  # batches in flight on a GPU; on the CPU results are ready at once (0)
 
 
 class _Lanes:
@@ -93,8 +93,10 @@ class Pending:
 
 
 class Stager:
-    def __init__(self, device: torch.device, depth: int = DEFAULT_DEPTH):
-        self.device, self.depth = device, depth
+    def __init__(self, device: torch.device, depth: int | None = None):
+        self.device = device
+        self.depth = depth if depth is not None else (CUDA_DEPTH if device.type == "cuda" else 0)
+        depth = self.depth
         self.lanes = _Lanes(device)
         self._slots = [_Slot() for _ in range(depth + 1)]
         self._turn = 0
