@@ -4,6 +4,8 @@ CUDA, so it is tested here; the stream ordering itself needs a GPU (last test)."
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from fractions import Fraction
 
 import numpy as np
@@ -130,6 +132,83 @@ def test_pipeline_keeps_depth_batches_in_flight_and_packets_in_order() -> None:
                        "frame 4", "frame 5", "packet after 6", "frame 6"]
     assert live[1] == 3  # depth batches waiting while the next one starts
     assert log == [f"result {i}" for i in (0, 2, 4, 6)]
+
+
+class _RecordingLanes:
+    """Stands in for the CUDA streams: records what waits for what, runs everything at once."""
+
+    cuda = True
+    upload, compute, download = "upload", "compute", "download"
+
+    def __init__(self) -> None:
+        self.log: list[tuple[str, ...]] = []
+        self.marks = 0
+        self.current = "caller"
+
+    @contextlib.contextmanager
+    def on(self, stream: str) -> Iterator[None]:
+        before, self.current = self.current, stream
+        yield
+        self.current = before
+
+    def follow_caller(self) -> None:
+        self.log.append(("compute follows", "caller"))
+
+    def mark(self, stream: str) -> str:
+        self.marks += 1
+        event = f"{stream}-{self.marks}"
+        self.log.append(("mark", event))
+        return event
+
+    def after(self, stream: str, event: str | None, tensors: list[torch.Tensor]) -> None:
+        self.log.append(("stream waits", stream, str(event)))
+
+    def wait(self, event: str | None) -> None:
+        if event is not None:
+            self.log.append(("host waits", event))
+
+    def host_buffer(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        self.log.append(("pinned", str(shape)))
+        return torch.empty(shape, dtype=dtype)
+
+
+def test_streams_are_ordered_by_events_and_the_host_waits_only_for_its_batch(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CUDA protocol, recorded: upload -> compute -> download chained by events; the
+    host waits for a batch's own download, two batches later, and never for the device."""
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: pytest.fail("device-wide sync"))
+    stager = Stager(CPU, depth=2)
+    lanes = _RecordingLanes()
+    stager.lanes = lanes  # type: ignore[assignment]
+    streams_seen: list[str] = []
+
+    def compute(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+        streams_seen.append(lanes.current)
+        return double(tensors)
+
+    pending, results = [], []
+    for k in range(5):  # the pipeline's pattern: submit, then take the result two batches back
+        lanes.log.append(("submit", str(k)))
+        pending.append(stager.submit([frames_of(2, (4, 4), seed=k)], compute))
+        if len(pending) > 2:
+            lanes.log.append(("take", str(k - 2)))
+            results.append(pending.pop(0).result())
+    results += [p.result() for p in pending]
+    assert streams_seen == ["compute"] * 5
+    log = lanes.log
+    marks = [e[1] for e in log if e[0] == "mark"]
+    assert marks == [f"{s}-{3 * k + i + 1}" for k in range(5) for i, s in enumerate(("upload", "compute", "download"))]
+    for k in range(5):
+        up, comp, down = marks[3 * k: 3 * k + 3]
+        assert ("stream waits", "compute", up) in log and ("stream waits", "download", comp) in log
+        assert log.index(("host waits", down)) > log.index(("submit", str(min(k + 2, 4))))
+    host_waits = [e[1] for e in log if e[0] == "host waits"]
+    # downloads in order, plus each slot's previous upload before its buffers are rewritten
+    assert [w for w in host_waits if w.startswith("download")] == [marks[3 * k + 2] for k in range(5)]
+    assert [w for w in host_waits if w.startswith("upload")] == [marks[0], marks[3]]
+    assert sum(e[0] == "pinned" for e in log) == 3 * 2  # one input and one output buffer per slot
+    for k, got in enumerate(results):
+        np.testing.assert_array_equal(got[0], np.stack(frames_of(2, (4, 4), seed=k)).astype(np.int32) * 2)
 
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

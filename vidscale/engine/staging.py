@@ -26,7 +26,8 @@ CUDA_DEPTH = 2  # batches in flight on a GPU; on the CPU results are ready at on
 
 
 class _Lanes:
-    """The three streams and their events on CUDA; on the CPU, no-ops."""
+    """Every CUDA call the stager makes: three streams, their events, page-locked
+    buffers. On the CPU, no-ops and plain memory. (Tests swap in a recording double.)"""
 
     def __init__(self, device: torch.device):
         self.device, self.cuda = device, device.type == "cuda"
@@ -62,10 +63,14 @@ class _Lanes:
         for t in tensors:
             t.record_stream(stream)  # allocated on another stream: the allocator must know
 
+    def wait(self, event: torch.cuda.Event | None) -> None:
+        """The host waits for `event` only: never for the whole device."""
+        if event is not None:
+            event.synchronize()
 
-def _wait(event: torch.cuda.Event | None) -> None:
-    if event is not None:
-        event.synchronize()  # this event only: no device-wide sync
+    def host_buffer(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        # page-locked: the only host memory a copy engine reads and writes asynchronously
+        return torch.empty(shape, dtype=dtype, pin_memory=self.cuda)
 
 
 @dataclass
@@ -79,13 +84,13 @@ class _Slot:
 class Pending:
     """A submitted batch; `result()` waits for its download and returns host copies."""
 
-    def __init__(self, slot: _Slot, downloaded: torch.cuda.Event | None):
-        self._slot, self._downloaded = slot, downloaded
+    def __init__(self, slot: _Slot, downloaded: torch.cuda.Event | None, lanes: _Lanes):
+        self._slot, self._downloaded, self._lanes = slot, downloaded, lanes
         self._result: list[np.ndarray] | None = None
 
     def result(self) -> list[np.ndarray]:
         if self._result is None:
-            _wait(self._downloaded)
+            self._lanes.wait(self._downloaded)
             # copies: the slot's buffers take another batch next
             self._result = [_numpy(t).copy() for t in self._slot.outputs]
             self._slot.busy = False
@@ -107,7 +112,7 @@ class Stager:
         array per frame, or Y, U and V). `compute` gets one N x ... device tensor per
         plane and returns the device tensors to bring back."""
         slot = self._next_slot()
-        _wait(slot.uploaded)
+        self.lanes.wait(slot.uploaded)
         slot.inputs = self._buffers(slot.inputs, [(len(p), *p[0].shape, p[0].dtype) for p in planes])
         for buffer, frames in zip(slot.inputs, planes):
             host = _numpy(buffer)
@@ -128,7 +133,7 @@ class Stager:
             for buffer, result in zip(slot.outputs, results):
                 buffer.copy_(result, non_blocking=True)
             downloaded = lanes.mark(lanes.download)
-        return Pending(slot, downloaded)
+        return Pending(slot, downloaded, lanes)
 
     def _next_slot(self) -> _Slot:
         slot = self._slots[self._turn]
@@ -144,8 +149,7 @@ class Stager:
         if [(tuple(b.shape), b.dtype) for b in current] == wanted:
             return current
         self.allocations += len(wanted)
-        pin = self.lanes.cuda  # page-locked: the only memory a copy engine reads asynchronously
-        return [torch.empty(shape, dtype=dtype, pin_memory=pin) for shape, dtype in wanted]
+        return [self.lanes.host_buffer(shape, dtype) for shape, dtype in wanted]
 
 
 def _torch_dtype(dtype: np.dtype | torch.dtype) -> torch.dtype:
