@@ -2,9 +2,10 @@
 
 Efficiency = pipeline fps / slowest stage fps: 1.0 means the stages overlap
 perfectly and the slowest one alone sets the pace. Stage rates exclude
-start-up (a warm-up batch runs first); the pipeline rate is measured from
-its first to its last output frame, so model loading and the encoder's
-final flush are left out, as a long video would amortise them.
+start-up (a warm-up batch runs first); the pipeline rate is its steady rate
+over the middle half of the frames (`progress.steady_rate`), so model loading,
+the last batches in flight and the encoder's final flush are left out, as a
+long video would amortise them.
 """
 
 from __future__ import annotations
@@ -134,11 +135,12 @@ def run_bench(source: Path, settings: JobSettings) -> BenchResult:
     converted: list[Pixels] = []
     _download(outputs[:1], transfer, [])  # warm-up
     result.stages["download"] = _timed(lambda: _download(outputs, transfer, converted), up.device)
-    del outputs, uploaded
+    outputs.clear()  # frees device memory before the pipeline runs
+    uploaded.clear()
     with tempfile.TemporaryDirectory(prefix="vidscale-bench-") as tmp:
         result.stages["encode"] = _timed(
             lambda: _encode(converted, Path(tmp) / "enc.mp4", plan, video.info.color), up.device)
-        del converted
+        converted.clear()
         summary = run_job(str(source), str(Path(tmp) / "pipeline.mp4"), replace(settings, quiet=True))
         result.pipeline_fps = summary.steady_fps
     return result
