@@ -72,11 +72,16 @@ def test_graphs_replay_what_eager_computes(span: spandrel.ImageModelDescriptor, 
     convs = [p for p in graphed.model.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[-1] > 1]
     assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
     assert not convs[0].is_contiguous()  # really the NHWC layout, not a shape where both agree
-    first, again = graphed(x), graphed(x + 0)  # the second call replays the captured graph
-    assert graphed.graphs is not None and len(graphed.graphs) == 1 and graphed.graphs.eager_runs == 0
+    first = graphed(x)  # a shape seen once runs eagerly (a photo of its own size)
+    assert graphed.graphs is not None and len(graphed.graphs) == 0
+    again, third = graphed(x + 0), graphed(x + 0)  # seen again: captured, then replayed
+    assert len(graphed.graphs) == 1 and graphed.graphs.eager_runs == 0
     reference = eager(x)
     tolerance = 1 / 255 if precision == "fp16" else 4 / 255
     assert (first - reference).abs().max().item() <= tolerance
-    assert torch.equal(first, again)  # outputs are copies, not the graph's buffer
-    short = graphed(x[:1])  # a short last batch: a second graph
-    assert len(graphed.graphs) == 2 and torch.equal(short, first[:1])
+    assert (again - reference).abs().max().item() <= tolerance
+    assert torch.equal(again, third)  # outputs are copies, not the graph's buffer
+    graphed(x[:1])
+    short = graphed(x[:1])  # a short last batch, repeated: a second graph
+    assert len(graphed.graphs) == 2  # batch 1 may take other cuDNN algorithms: equal within rounding
+    assert (short - reference[:1]).abs().max().item() <= tolerance

@@ -4,8 +4,9 @@ A super-resolution network is a few dozen small kernels per frame; at video
 rates the CPU time spent launching them one by one can exceed the GPU time
 spent running them. A captured graph launches them all with one call. Video
 frames share one shape (and the last, short batch adds a second), so a few
-graphs serve a whole job; anything beyond `MAX_GRAPHS` shapes (tiles of odd
-sizes, photo folders) runs eagerly rather than filling memory with pools.
+graphs serve a whole job; the engine asks only for shapes it has seen before,
+and anything beyond `MAX_GRAPHS` shapes runs eagerly rather than filling
+memory with pools.
 
 A graph reads from and writes to fixed buffers: `run` copies the input in
 and returns the graph's own output buffer, valid until the next replay of

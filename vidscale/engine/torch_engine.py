@@ -6,9 +6,9 @@ network cannot take (its size requirements) are padded and cropped back;
 a CUDA out-of-memory error retries with smaller tiles.
 
 On CUDA it runs in fp16 (or bf16) with channels_last weights (the layout
-tensor cores want), lets cuDNN time its algorithms for each shape, and
-replays whole-frame batches as CUDA graphs (`graphs.py`): a video's frames
-all share one shape, and a graph launches a whole network's kernels at once.
+tensor cores want). A shape seen a second time (video frames, not a folder of
+odd-sized photos) has cuDNN time its algorithms and is replayed as a CUDA
+graph (`graphs.py`), which launches a whole network's kernels at once.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from collections import Counter
 
 import spandrel
 import torch
@@ -56,13 +57,13 @@ class TorchEngine:
         model = fold_reparameterized(desc.model).to(device=device, dtype=self.dtype).eval()
         if device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
-            torch.backends.cudnn.benchmark = True  # frames share a shape: time the algorithms once
         self.model = model
         self.requirements = desc.size_requirements
         self.fixed_tile = tile
         self.overlap = overlap or OVERLAP_BY_ARCH.get(desc.architecture.id, DEFAULT_OVERLAP)
         self._bytes_per_px = _activation_bytes_per_pixel(self.model, self.scale, self.dtype)
         self._tiles: dict[tuple[int, int, int], int] = {}  # free memory is asked once per shape
+        self._uses: Counter[tuple[int, ...]] = Counter()  # network input shapes seen
         self.graphs = GraphCache(self.model) if graphs and device.type == "cuda" else None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,8 +104,13 @@ class TorchEngine:
         padded = _pad_to_requirements(x, self.requirements).to(self.dtype)
         if self.device.type == "cuda":
             padded = padded.contiguous(memory_format=torch.channels_last)
+        key = tuple(padded.shape)
+        self._uses[key] += 1
+        repeated = self._uses[key] > 1
+        if self.device.type == "cuda":  # timing algorithms pays off only for shapes that recur
+            torch.backends.cudnn.benchmark = repeated
         with torch.inference_mode():
-            if self.graphs is not None:  # output is the graph's own buffer: copied below
+            if self.graphs is not None and repeated:  # output is the graph's own buffer: copied below
                 y = self.graphs.run(padded)
             else:
                 y = self.model(padded)
