@@ -31,7 +31,7 @@ fi
 "$PY" -c "import torch, torchvision, av, spandrel; print('torch', torch.__version__, 'on', torch.cuda.get_device_name())"
 
 status=0
-"$PY" -m pytest -q -p no:cacheprovider tests/test_cuda_engine.py tests/test_staging.py tests/test_device_color.py \
+"$PY" -m pytest -q -p no:cacheprovider tests/test_cuda_engine.py tests/test_staging.py tests/test_device_color.py tests/test_yuv.py \
     tests/test_backend.py tests/test_export.py tests/test_bench.py -k "not temporal" || status=$?  # no OpenCV there
 "$PY" benchmarks/bench_pipeline.py --gpu || status=$?
 if [[ -n "${OUT:-}" ]]; then

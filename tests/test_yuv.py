@@ -448,3 +448,17 @@ def test_round_trip_of_smooth_content_returns_the_input(fmt: str, color: ColorIn
     assert float(error[..., 2:-2, 2:-2].max()) <= inner
     assert float(error.mean()) <= mean
     assert float(error.max()) <= 6
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("fmt", ["yuv420p", "nv12", "yuv422p10le", "p010le"])
+def test_cuda_gives_what_the_cpu_gives(fmt: str) -> None:
+    """The same conversions on CUDA tensors: equal to the CPU's within float rounding both ways."""
+    image = _image(fmt, 36, 50, BT709, location=yuv.CHROMA_LEFT)
+    cpu = yuv.to_rgb(_batch(image), fmt, BT709, yuv.CHROMA_LEFT)
+    cuda = yuv.to_rgb([t.cuda() for t in _batch(image)], fmt, BT709, yuv.CHROMA_LEFT)
+    assert (cuda.cpu() - cpu).abs().max().item() < 1e-5
+    host = yuv.unstack_planes([t.numpy() for t in yuv.from_rgb(cpu, fmt, BT709)], fmt)[0]
+    device = yuv.unstack_planes([t.cpu().numpy() for t in yuv.from_rgb(cpu.cuda(), fmt, BT709)], fmt)[0]
+    for a, b in zip(host.planes, device.planes, strict=True):  # in codes: p010 keeps them in the high bits
+        assert np.abs((a.astype(np.int32) >> _shift(fmt)) - (b.astype(np.int32) >> _shift(fmt))).max() <= 1
