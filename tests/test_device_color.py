@@ -87,3 +87,16 @@ def test_alpha_and_temporal_keep_the_host_path(tmp_path: Path, monkeypatch: pyte
                            device_color=True, temporal=0.5)
     run_job(str(SAMPLES / "bunny.webm"), str(tmp_path / "t.mp4"), settings)
     assert calls == []  # the temporal pass reads RGB frames on the host
+
+
+def test_cli_flag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from vidscale.cli import main
+
+    calls = []
+    real = yuv.to_frame
+    monkeypatch.setattr(sinks.yuv, "to_frame", lambda image: calls.append(1) or real(image))
+    source = str(SAMPLES / "bunny.webm")
+    assert main([source, str(tmp_path / "a.mkv"), "-m", "bicubic", "--frames", "2", "--device-color", "-q"]) == 0
+    assert len(calls) == 2
+    assert main([source, str(tmp_path / "b.mkv"), "-m", "bicubic", "--frames", "2", "--host-color", "-q"]) == 0
+    assert len(calls) == 2

@@ -66,6 +66,8 @@ def _model_options(f):  # type: ignore[no-untyped-def]
 @_model_options
 @click.option("--batch", type=click.IntRange(1, 256), default=1, show_default=True, help="Frames per inference batch.")
 @click.option("--frames", "max_frames", type=click.IntRange(min=1), help="Video: only the first N frames.")
+@click.option("--device-color/--host-color", default=None,
+              help="Video YUV<->RGB on the inference device, or in swscale on the CPU (default: device on CUDA).")
 # flag_value is temporal.DEFAULT_STRENGTH (tested), written out so that --help needs no torch import
 @click.option("--temporal", type=click.FloatRange(0, 1), is_flag=False, flag_value=0.7, default=None,
               metavar="[STRENGTH]", help="Anti-flicker pass: blends the motion-compensated previous output "
@@ -86,7 +88,7 @@ def _model_options(f):  # type: ignore[no-untyped-def]
 @click.option("--verbose", "-v", is_flag=True, help="Show details and tracebacks.")
 def upscale(source: str, output: str, scale: float | None, width: int | None, height: int | None,
             model: str | None, backend: str, device: str, tile: int | None, precision: str, batch: int,
-            max_frames: int | None, temporal: float | None, recursive: bool, image_format: str | None, fps: str, codec: str | None, crf: float | None,
+            max_frames: int | None, device_color: bool | None, temporal: float | None, recursive: bool, image_format: str | None, fps: str, codec: str | None, crf: float | None,
             preset: str | None, pix_fmt: str | None, encoder_opt: tuple[str, ...], quality: int | None,
             preset_spec: str | None, overwrite: bool, quiet: bool, verbose: bool) -> None:
     """Upscale SOURCE (video, image, folder, pattern or glob) into OUTPUT."""
@@ -100,7 +102,7 @@ def upscale(source: str, output: str, scale: float | None, width: int | None, he
                            backend=backend, tile=tile, precision=precision, batch=batch, recursive=recursive,
                            image_format=f".{image_format}" if image_format else None,
                            quality=quality, overwrite=overwrite, quiet=quiet, encoder=encoder,
-                           max_frames=max_frames, temporal=temporal)
+                           max_frames=max_frames, temporal=temporal, device_color=device_color)
     if preset_spec:
         _apply_preset(preset_spec, settings, output)
     summary = run_job(source, output, settings)
