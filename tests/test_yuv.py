@@ -428,6 +428,9 @@ def test_deep_white_is_white_in_both_paths() -> None:
     assert torch.equal(yuv.to_rgb(limited_white, "yuv444p10le", BT2020), torch.ones(1, 3, 2, 2))
     frame = yuv.to_frame(yuv.YuvImage("yuv444p10le", tuple(np.full((2, 2), v, np.uint16) for v in (940, 512, 512))))
     assert (RgbConverter().to_rgb(frame, BT2020, deep=True) == 65535).all()
+    opaque = av.VideoFrame.from_ndarray(np.full((2, 2, 4), 65535, np.uint16), format="rgba64le")
+    opaque = opaque.reformat(format="yuva444p10le")  # alpha 1023, which swscale widens to 65472
+    assert (RgbConverter().to_rgb(opaque, BT709, deep=True, alpha=True)[..., 3] == 65535).all()
 
 
 # --- round trip -----------------------------------------------------------------------------------
