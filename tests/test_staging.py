@@ -14,8 +14,9 @@ import torch
 
 from vidscale.engine.staging import Stager
 from vidscale.media.source import Frame
+from vidscale.media.yuv import pack_words, widen_words
 from vidscale.pipeline import run_pipeline
-from vidscale.transfer import RgbTransfer, int_to_words, words_to_int
+from vidscale.transfer import RgbTransfer
 from vidscale.upscaler import from_tensor, to_tensor
 
 CPU = torch.device("cpu")
@@ -28,7 +29,7 @@ def frames_of(n: int, shape: tuple[int, ...], dtype: type = np.uint8, seed: int 
 
 
 def double(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
-    return [words_to_int(t).to(torch.int32) * 2 for t in tensors]
+    return [widen_words(t).to(torch.int32) * 2 for t in tensors]
 
 
 def test_each_plane_is_batched_computed_and_copied_back() -> None:
@@ -80,21 +81,30 @@ def test_rgb_transfer_round_trips_exactly(dtype: type) -> None:
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 def test_rgb_transfer_rounds_like_the_host_conversion(dtype: type) -> None:
-    """Rounding on the device gives what `from_tensor` gives on the host."""
+    """Rounding on the device gives what numpy's rint gives on the host (`from_tensor` is this too)."""
     x = torch.rand(1, 3, 9, 11) * 1.2 - 0.1  # also out of range: clamped
     transfer = RgbTransfer(np.dtype(dtype))
     device_side = transfer.split([t.numpy() for t in transfer.from_float(x)])[0]
-    np.testing.assert_array_equal(device_side, from_tensor(x, np.dtype(dtype)))
-    np.testing.assert_array_equal(transfer.to_float([torch.from_numpy(device_side[None])]),
-                                  to_tensor(device_side))
+    top = 255 if dtype == np.uint8 else 65535
+    expected = np.rint(x[0].permute(1, 2, 0).clamp(0, 1).numpy() * top).astype(dtype)
+    np.testing.assert_array_equal(device_side, expected)
+    np.testing.assert_array_equal(from_tensor(x, np.dtype(dtype)), expected)
+    back = torch.from_numpy(device_side.astype(np.float32)).permute(2, 0, 1)[None] / top
+    np.testing.assert_array_equal(transfer.to_float([torch.from_numpy(device_side[None])]), back)
+    np.testing.assert_array_equal(to_tensor(device_side), back)
+
+
+def test_unsupported_pixel_types_are_refused() -> None:
+    with pytest.raises(TypeError, match="int32"):
+        to_tensor(np.zeros((2, 2, 3), np.int32))
 
 
 def test_16_bit_words_keep_their_values() -> None:
     words = torch.tensor([0, 1, 32767, 32768, 65534, 65535], dtype=torch.int32)
-    packed = int_to_words(words)
+    packed = pack_words(words)
     assert packed.dtype == torch.int16
     np.testing.assert_array_equal(packed.numpy().view(np.uint16), words.numpy())
-    np.testing.assert_array_equal(words_to_int(packed), words)
+    np.testing.assert_array_equal(widen_words(packed), words)
 
 
 class _Deferred:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from vidscale.encoding import EncoderPlan, has_alpha, plan_encoder
+from vidscale.engine.staging import Stager
 from vidscale.errors import UsageError
 from vidscale.job import JobSettings, run_job
 from vidscale.media import yuv
@@ -154,15 +155,9 @@ def _decode(video: VideoSource, out: list[Frame]) -> int:
 def _upload(batches: list[list[Frame]], transfer: Transfer, device: torch.device,
             out: list[torch.Tensor]) -> int:
     """Host to device through page-locked memory, then to float RGB there (the stager's path)."""
-    pinned: list[torch.Tensor] = []
+    stager, pinned = Stager(device), []
     for group in batches:
-        planes = transfer.planes([f.pixels for f in group])
-        if [tuple(t.shape) for t in pinned] != [(len(p), *p[0].shape) for p in planes]:
-            pinned = [torch.from_numpy(np.stack(p)) for p in planes]
-            pinned = [t.pin_memory() if device.type == "cuda" else t for t in pinned]
-        for buffer, plane in zip(pinned, planes):
-            for i, frame in enumerate(plane):
-                buffer.numpy()[i] = frame
+        pinned = stager.stage_in(pinned, transfer.planes([f.pixels for f in group]))
         tensors = [t.to(device, non_blocking=True) for t in pinned]
         out.append(transfer.to_float(tensors))
         _sync(device)  # the pinned buffers are rewritten next

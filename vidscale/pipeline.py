@@ -26,7 +26,6 @@ _END = object()
 _POLL_S = 0.1
 
 
-
 class Batch(Protocol):
     """A batch on its way through the network."""
 
@@ -93,7 +92,7 @@ def run_pipeline(
     finish: Callable[[], None],
     batch: int = 1,
     on_frame: Callable[[], None] = lambda: None,
-    depth: int = 1,
+    depth: int = 0,
 ) -> None:
     """Run decode, inference and encode concurrently; re-raise the first failure."""
     stop = threading.Event()

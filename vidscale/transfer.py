@@ -7,7 +7,8 @@ as small as the encoder's input. `RgbTransfer` moves RGB/gray/RGBA arrays
 decoder's own YUV planes and converts both ways on the device (GPU runs).
 
 torch's uint16 has few kernels, so 16-bit words travel as uint16 and are
-reinterpreted as int16 on the device, which every kernel supports.
+reinterpreted as int16 on the device, which every kernel supports
+(`yuv.widen_words`, `yuv.pack_words`).
 """
 
 from __future__ import annotations
@@ -15,13 +16,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-import av
 import numpy as np
 import torch
 
-from vidscale.media.color import ColorInfo, bit_depth
+from vidscale.media.color import ColorInfo
 from vidscale.media.source import Frame, VideoSource
-from vidscale.media.yuv import YuvImage, from_rgb, supports, to_rgb, unstack_planes
+from vidscale.media.yuv import (
+    YuvImage,
+    bits_of,
+    from_rgb,
+    pack_words,
+    supports,
+    to_rgb,
+    unstack_planes,
+    widen_words,
+)
 
 Pixels = np.ndarray | YuvImage
 
@@ -36,24 +45,13 @@ class Transfer(Protocol):
     def split(self, arrays: list[np.ndarray]) -> list[Pixels]: ...
 
 
-def words_to_int(t: torch.Tensor) -> torch.Tensor:
-    """Integer pixels as int32 (16-bit words read as unsigned) or as they are."""
-    if t.dtype in (torch.uint16, torch.int16):
-        return t.view(torch.int16).to(torch.int32).bitwise_and_(0xFFFF)
-    return t
-
-
-def int_to_words(t: torch.Tensor) -> torch.Tensor:
-    """Values 0-65535 as int16 with uint16's bit pattern (viewed back as uint16 on the host)."""
-    t = t.to(torch.int32)
-    return torch.where(t > 32767, t - 65536, t).to(torch.int16)
-
-
 class RgbTransfer:
     """HxWxC arrays (C = 1, 3 or 4; uint8, uint16 or float) in, the same dtype out."""
 
     def __init__(self, dtype: np.dtype):
         self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.uint8, np.uint16) and not np.issubdtype(self.dtype, np.floating):
+            raise TypeError(f"unsupported image dtype {self.dtype}")
 
     def planes(self, batch: list[Pixels]) -> list[list[np.ndarray]]:
         return [batch]  # type: ignore[list-item]
@@ -63,7 +61,7 @@ class RgbTransfer:
         if self.dtype == np.uint8:
             return x.float().div_(255)
         if self.dtype == np.uint16:
-            return words_to_int(x).float().div_(65535)
+            return widen_words(x).float().div_(65535)
         return x.float()
 
     def from_float(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -71,7 +69,7 @@ class RgbTransfer:
         if self.dtype == np.uint8:
             return [x.mul(255).round_().to(torch.uint8).contiguous()]
         if self.dtype == np.uint16:
-            return [int_to_words(x.mul(65535).round_()).contiguous()]
+            return [pack_words(x.mul(65535).round_()).contiguous()]
         return [x.to(torch.float32).contiguous()]
 
     def split(self, arrays: list[np.ndarray]) -> list[Pixels]:
@@ -85,6 +83,7 @@ class YuvTransfer:
     def __init__(self, source: YuvImage, src_color: ColorInfo, dst_fmt: str, dst_color: ColorInfo):
         self.src_fmt, self.src_siting, self.src_color = source.pix_fmt, source.chroma_location, src_color
         self.dst_fmt, self.dst_color = dst_fmt, dst_color
+        self.src_deep, self.dst_deep = source.deep, bits_of(dst_fmt) > 8
 
     def planes(self, batch: list[Pixels]) -> list[list[np.ndarray]]:
         images: list[YuvImage] = batch  # type: ignore[assignment]
@@ -92,17 +91,13 @@ class YuvTransfer:
 
     def to_float(self, tensors: list[torch.Tensor]) -> torch.Tensor:
         rgb = to_rgb(tensors, self.src_fmt, self.src_color, self.src_siting)
-        return _host_levels(rgb, is_deep(self.src_fmt))
+        return _host_levels(rgb, self.src_deep)
 
     def from_float(self, x: torch.Tensor) -> list[torch.Tensor]:
-        return from_rgb(_host_levels(x.clamp(0, 1), is_deep(self.dst_fmt)), self.dst_fmt, self.dst_color)
+        return from_rgb(_host_levels(x.clamp(0, 1), self.dst_deep), self.dst_fmt, self.dst_color)
 
     def split(self, arrays: list[np.ndarray]) -> list[Pixels]:
         return unstack_planes(arrays, self.dst_fmt)  # type: ignore[return-value]
-
-
-def is_deep(pix_fmt: str) -> bool:
-    return bit_depth(av.VideoFormat(pix_fmt)) > 8
 
 
 def _host_levels(rgb: torch.Tensor, deep: bool) -> torch.Tensor:

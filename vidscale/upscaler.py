@@ -16,6 +16,7 @@ from vidscale.engine.backend import Engine, backend_device, make_engine, pick_ba
 from vidscale.models import zoo
 from vidscale.resample import resize
 from vidscale.scale import output_size, passes_needed
+from vidscale.transfer import RgbTransfer
 
 
 class Upscaler:
@@ -102,36 +103,14 @@ def bleed_colour(rgb: torch.Tensor, alpha: torch.Tensor, steps: int = 32) -> tor
 
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
-    """HxWxC uint8/uint16/float array -> 1xCxHxW float32 in [0, 1]."""
-    return batch_to_tensor([image])
-
-
-def batch_to_tensor(images: list[np.ndarray], device: torch.device | str = "cpu") -> torch.Tensor:
-    """Same-shaped HxWxC uint8/uint16/float arrays -> NxCxHxW float32 in [0, 1] on `device`.
-
-    Integer pixels travel to the device as they are and become float there:
-    a quarter of the bytes of float32 cross the bus.
-    """
-    dtype = images[0].dtype
-    if dtype == np.uint16:  # torch has no uint16 arithmetic everywhere: widen on the host
-        data, scale = torch.from_numpy(np.stack(images).astype(np.int32)), 65535.0
-    elif dtype == np.uint8:
-        data, scale = torch.from_numpy(np.stack(images)), 255.0
-    elif np.issubdtype(dtype, np.floating):
-        data, scale = torch.from_numpy(np.stack(images).astype(np.float32)), 1.0
-    else:
-        raise TypeError(f"unsupported image dtype {dtype}")
-    return data.to(device).permute(0, 3, 1, 2).float().div_(scale)
+    """HxWxC uint8/uint16/float array -> 1xCxHxW float32 in [0, 1], as the job converts frames."""
+    return RgbTransfer(image.dtype).to_float([torch.from_numpy(np.ascontiguousarray(image)[None])])
 
 
 def from_tensor(x: torch.Tensor, dtype: np.dtype) -> np.ndarray:
-    """1xCxHxW float in [0, 1] -> HxWxC array of `dtype`, rounded."""
-    data = x[0].permute(1, 2, 0).float().clamp(0, 1).cpu().numpy()
-    if dtype == np.uint8:
-        return np.rint(data * 255).astype(np.uint8)
-    if dtype == np.uint16:
-        return np.rint(data * 65535).astype(np.uint16)
-    return data.astype(dtype)
+    """1xCxHxW float in [0, 1] -> HxWxC array of `dtype`, rounded, as the job converts frames."""
+    transfer = RgbTransfer(dtype)
+    return transfer.split([t.cpu().numpy() for t in transfer.from_float(x[:1])])[0].astype(dtype, copy=False)
 
 
 def upscale_image(

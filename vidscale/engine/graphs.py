@@ -47,7 +47,7 @@ class _Graph:
 
 
 class GraphCache:
-    """Captures a graph the first time a shape is seen and replays it after."""
+    """Captures a graph the first time it is asked for a shape and replays it after."""
 
     def __init__(self, model: torch.nn.Module, max_graphs: int = MAX_GRAPHS):
         self.model, self.max_graphs = model, max_graphs
@@ -56,7 +56,7 @@ class GraphCache:
         self._pool: object | None = None
         self._graphs: OrderedDict[tuple[object, ...], _Graph] = OrderedDict()
         self.enabled = True
-        self.eager_runs = 0  # forwards that ran without a graph (tests and bench read it)
+        self.eager_runs = 0  # forwards that ran without a graph (tests read it)
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
         key = (tuple(x.shape), x.dtype, x.is_contiguous(memory_format=torch.channels_last))

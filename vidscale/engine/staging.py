@@ -92,7 +92,7 @@ class Pending:
         if self._result is None:
             self._lanes.wait(self._downloaded)
             # copies: the slot's buffers take another batch next
-            self._result = [_numpy(t).copy() for t in self._slot.outputs]
+            self._result = [t.numpy().copy() for t in self._slot.outputs]
             self._slot.busy = False
         return self._result
 
@@ -101,9 +101,8 @@ class Stager:
     def __init__(self, device: torch.device, depth: int | None = None):
         self.device = device
         self.depth = depth if depth is not None else (CUDA_DEPTH if device.type == "cuda" else 0)
-        depth = self.depth
         self.lanes = _Lanes(device)
-        self._slots = [_Slot() for _ in range(depth + 1)]
+        self._slots = [_Slot() for _ in range(self.depth + 1)]
         self._turn = 0
         self.allocations = 0  # pinned buffers made: once per shape (tests read it)
 
@@ -113,11 +112,7 @@ class Stager:
         plane and returns the device tensors to bring back."""
         slot = self._next_slot()
         self.lanes.wait(slot.uploaded)
-        slot.inputs = self._buffers(slot.inputs, [(len(p), *p[0].shape, p[0].dtype) for p in planes])
-        for buffer, frames in zip(slot.inputs, planes):
-            host = _numpy(buffer)
-            for i, frame in enumerate(frames):
-                host[i] = frame
+        slot.inputs = self.stage_in(slot.inputs, planes)
         lanes = self.lanes
         with lanes.on(lanes.upload):
             on_device = [b.to(self.device, non_blocking=True) for b in slot.inputs]
@@ -134,6 +129,15 @@ class Stager:
                 buffer.copy_(result, non_blocking=True)
             downloaded = lanes.mark(lanes.download)
         return Pending(slot, downloaded, lanes)
+
+    def stage_in(self, buffers: list[torch.Tensor], planes: Sequence[Sequence[np.ndarray]]) -> list[torch.Tensor]:
+        """`planes` copied into host `buffers` (N x ... per plane), new ones if the shapes changed."""
+        buffers = self._buffers(buffers, [(len(p), *p[0].shape, p[0].dtype) for p in planes])
+        for buffer, frames in zip(buffers, planes, strict=True):
+            host = buffer.numpy()
+            for i, frame in enumerate(frames):
+                host[i] = frame
+        return buffers
 
     def _next_slot(self) -> _Slot:
         slot = self._slots[self._turn]
@@ -156,7 +160,3 @@ def _torch_dtype(dtype: np.dtype | torch.dtype) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
     return torch.from_numpy(np.empty(0, dtype)).dtype
-
-
-def _numpy(t: torch.Tensor) -> np.ndarray:
-    return t.numpy()

@@ -17,8 +17,8 @@ import numpy as np
 
 from vidscale.encoding import VIDEO_SUFFIXES, EncoderSettings, has_alpha, plan_encoder
 from vidscale.errors import UsageError, VidscaleError
-from vidscale.media.animated import ANIMATED_ONLY_SUFFIXES, AnimatedSource
 from vidscale.media import yuv
+from vidscale.media.animated import ANIMATED_ONLY_SUFFIXES, AnimatedSource
 from vidscale.media.atomic import TMP_MARK, atomic_output
 from vidscale.media.color import RgbConverter, for_rgb_source
 from vidscale.media.image import IMAGE_SUFFIXES, to_rgb, write_image

@@ -96,7 +96,7 @@ class YuvImage:
 
     @property
     def bits(self) -> int:
-        return _format(self.pix_fmt).bits
+        return bits_of(self.pix_fmt)
 
     @property
     def deep(self) -> bool:
@@ -212,11 +212,26 @@ def _kr_kb(color: ColorInfo, encode: bool) -> tuple[float, float]:
     return _KR_KB[color.matrix]
 
 
+def widen_words(t: torch.Tensor) -> torch.Tensor:
+    """16-bit words (uint16, or int16 with the same bits) as unsigned int32; other types as they are."""
+    if t.dtype in (torch.uint16, torch.int16):
+        return t.view(torch.int16).to(torch.int32).bitwise_and_(0xFFFF)
+    return t
+
+
+def pack_words(t: torch.Tensor) -> torch.Tensor:
+    """Integer values 0-65535 as int16 holding uint16's bit pattern (read back as uint16 on the host)."""
+    t = t.to(torch.int32)
+    return torch.where(t > 32767, t - 65536, t).to(torch.int16)
+
+
+def bits_of(pix_fmt: str) -> int:
+    return _format(pix_fmt).bits
+
+
 def _codes(t: torch.Tensor, fmt: _Format) -> torch.Tensor:
     """Sample values as float32 code values of `fmt.bits` bits."""
-    if t.dtype in (torch.uint16, torch.int16):
-        t = t.view(torch.int16).to(torch.int32).bitwise_and(0xFFFF)  # unsigned words, widened
-    x = t.to(torch.float32)
+    x = widen_words(t).to(torch.float32)
     return x / (1 << fmt.shift) if fmt.shift else x
 
 
@@ -260,8 +275,7 @@ def _to_words(x: torch.Tensor, fmt: _Format) -> torch.Tensor:
     x = torch.floor(x.clamp(0, (1 << fmt.bits) - 1) + 0.5)  # swscale rounds halves up
     if fmt.dtype == np.uint8:
         return x.to(torch.uint8)
-    words = x.to(torch.int32) << fmt.shift
-    return torch.where(words > 32767, words - 65536, words).to(torch.int16)
+    return pack_words(x.to(torch.int32) << fmt.shift)
 
 
 def from_rgb(rgb: torch.Tensor, pix_fmt: str, color: ColorInfo,
