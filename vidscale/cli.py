@@ -152,7 +152,6 @@ def compare(source: Path, output: Path, scale: float, model: str | None, backend
             precision: str, crop: str | None, at_s: float, duration: float, overwrite: bool) -> None:
     """Bicubic next to the network: an image, an .html slider page, or a video clip."""
     from vidscale import compare as cmp
-    from vidscale.models import zoo
     from vidscale.scale import check_scale
     from vidscale.upscaler import Upscaler
 
@@ -160,8 +159,7 @@ def compare(source: Path, output: Path, scale: float, model: str | None, backend
     if not source.exists():
         raise VidscaleError(f"{source}: no such file")
     upscaler = Upscaler(model, device, tile=tile, precision=precision, backend=backend)
-    name = model or "+".join(m.name for m in zoo.default_chain(scale))
-    cmp.compare(source, output, scale, upscaler, name, cmp.parse_crop(crop), at_s, duration, overwrite)
+    cmp.compare(source, output, scale, upscaler, upscaler.label(scale), cmp.parse_crop(crop), at_s, duration, overwrite)
 
 
 @cli.command()
@@ -315,13 +313,11 @@ def eval_cmd(hr_dir: Path, lr_dir: Path | None, scale: int, model: str | None, b
              tile: int | None, precision: str) -> None:
     """Y-PSNR/SSIM of a model against ground truth in HR_DIR, beside bicubic."""
     from vidscale.evaluate import evaluate, format_table, pair_images
-    from vidscale.models import zoo
     from vidscale.upscaler import Upscaler
 
     pairs = pair_images(hr_dir, lr_dir, scale)
     upscaler = Upscaler(model, device, tile=tile, precision=precision, backend=backend)
-    name = model or "+".join(m.name for m in zoo.default_chain(scale))
-    click.echo(format_table(evaluate(pairs, scale, upscaler), name))
+    click.echo(format_table(evaluate(pairs, scale, upscaler), upscaler.label(scale)))
 
 
 def _setup_logging(quiet: bool, verbose: bool) -> None:

@@ -44,6 +44,12 @@ class Upscaler:
             return []
         return [self.model] * passes_needed(factor, self.model_scale)
 
+    def label(self, factor: float) -> str:
+        """What runs for `factor`, for tables and captions: e.g. "span-x2+span-x4" or "lanczos"."""
+        if self.model is not None and not self.model.is_network:
+            return self.model.name
+        return "+".join(m.name for m in self.plan(factor))
+
     @torch.inference_mode()
     def upscale(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """NCHW float RGB in [0, 1] -> the same at exactly `size` (height, width)."""
