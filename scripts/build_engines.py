@@ -115,9 +115,17 @@ def convert(model: Model, files: dict[str, bytes], work: Path) -> StateDict:
     state, arch = ncnn_to_state_dict(param, weights)
     if arch != model.arch:
         raise SystemExit(f"{model.name}: converted as {arch}, expected {model.arch}")
-    # Contiguous float32 copies: safetensors refuses shared storage, and one
-    # dtype keeps the file layout independent of how the tensors were made.
-    return {k: v.detach().to(torch.float32).contiguous().clone() for k, v in state.items()}
+    return {k: stored(v) for k, v in state.items()}
+
+
+def stored(tensor: torch.Tensor) -> torch.Tensor:
+    """The tensor as the file holds it: fp16 when fp16 represents every value
+    exactly (ncnn keeps conv weights in fp16, so those are lossless at half the
+    size), else fp32. A contiguous copy: safetensors refuses shared storage, and
+    the dtype then depends on the values only, not on how the tensor was made."""
+    full = tensor.detach().to(torch.float32).contiguous().clone()
+    half = full.to(torch.float16)
+    return half if torch.equal(half.to(torch.float32), full) else full
 
 
 def parameter_count(model: Model, state: StateDict) -> int:
