@@ -44,15 +44,6 @@ def names(chain: list[zoo.ModelInfo]) -> list[str]:
     return [m.name for m in chain]
 
 
-def test_default_model_is_smallest_native_scale_at_least_the_request() -> None:
-    assert names(zoo.default_chain(1.5)) == ["span-x2"]
-    assert names(zoo.default_chain(2)) == ["span-x2"]
-    assert names(zoo.default_chain(3)) == ["span-x4"]
-    assert names(zoo.default_chain(4)) == ["span-x4"]
-    assert names(zoo.default_chain(6)) == ["span-x2", "span-x4"]  # above 4: two passes
-    assert names(zoo.default_chain(8)) == ["span-x2", "span-x4"]
-
-
 def test_named_model_runs_as_many_passes_as_needed() -> None:
     up = Upscaler("span-x2", "cpu")
     assert names(up.plan(2)) == ["span-x2"]

@@ -107,9 +107,9 @@ def run_bench(source: Path, settings: JobSettings) -> BenchResult:
     video = VideoSource(source)
     video.limit = settings.max_frames
     up = Upscaler(settings.model, settings.device, tile=settings.tile, precision=settings.precision,
-                  backend=settings.backend)
+                  backend=settings.backend, denoise=settings.denoise, purpose="video")
     result = BenchResult(source.name, 0, (video.info.height, video.info.width), (0, 0), str(up.device),
-                         settings.model or "default", settings.batch)
+                         up.label(settings.scale or 2), settings.batch)
     plan = plan_encoder(".mp4", video.info.deep, video.info.pix_fmt, settings.encoder)
     route = yuv_route(video, plan.pix_fmt, has_alpha(plan.pix_fmt), video.info.color, up.device,
                       settings.device_color, settings.temporal is not None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +20,7 @@ from vidscale.media.sinks import FolderSink, ImageFileSink, PatternSink, VideoSi
 from vidscale.media.source import Frame, ImageSource, Source, VideoSource, open_source
 from vidscale.pipeline import run_pipeline
 from vidscale.progress import Progress
-from vidscale.scale import output_size
+from vidscale.scale import MAX_SCALE, output_size
 from vidscale.transfer import Pixels, Transfer, YuvRoute, size_of, transfer_for, yuv_route
 from vidscale.upscaler import Upscaler
 
@@ -35,7 +35,8 @@ class JobSettings:
     scale: float | None = None
     width: int | None = None
     height: int | None = None
-    model: str | None = None
+    model: str | None = None  # a name, a file, or a chain "a+b"; None: the default for the input
+    denoise: str | None = None  # level of a model family that has them (Real-CUGAN)
     device: str | None = None
     backend: str | None = None  # auto, tensorrt, cuda, cpu or torch
     tile: int | None = None
@@ -81,10 +82,32 @@ def run_job(source_spec: str, output_spec: str, settings: JobSettings) -> Summar
         source.limit = settings.max_frames
     try:
         upscaler = Upscaler(settings.model, settings.device, tile=settings.tile, precision=settings.precision,
-                            backend=settings.backend)
-        return _run(source, Path(output_spec), kind, upscaler, settings)
+                            backend=settings.backend, denoise=settings.denoise, purpose=purpose_of(source))
+        return _run(source, Path(output_spec), kind, upscaler, with_native_scale(settings, upscaler))
     finally:
         source.close()
+
+
+def purpose_of(source: Source) -> str:
+    """Which default fits: "video" for clips and numbered frames, "photo" for the rest."""
+    if isinstance(source, VideoSource):
+        return "video"
+    if isinstance(source, ImageSource) and source.root is None and len(source.paths) > 1:
+        return "video"
+    return "photo"
+
+
+def with_native_scale(settings: JobSettings, upscaler: Upscaler) -> JobSettings:
+    """A named network without --scale/--width/--height upscales by its own factor (x4 for an x4 model)."""
+    if settings.scale is not None or settings.width or settings.height:
+        return settings
+    native = upscaler.native_scale()
+    if native is None or native <= 1:
+        return settings
+    if native > MAX_SCALE:
+        raise UsageError(f"{settings.model} upscales x{native} in one run, above the x{MAX_SCALE:g} limit; "
+                         "give --scale")
+    return replace(settings, scale=float(native))
 
 
 def _run(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: JobSettings) -> Summary:

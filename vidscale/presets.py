@@ -16,7 +16,7 @@ from vidscale.errors import UsageError
 from vidscale.models.zoo import PACKAGE_ROOT
 
 # keys a preset may set, and their types
-TOP_KEYS = {"description": str, "model": str, "scale": (int, float), "width": int, "height": int,
+TOP_KEYS = {"description": str, "model": str, "denoise": (str, int), "scale": (int, float), "width": int, "height": int,
             "temporal": (int, float, bool), "batch": int, "quality": int, "tile": int,
             "container": str, "encoder": dict}
 ENCODER_KEYS = {"codec": str, "crf": (int, float), "preset": str, "pix_fmt": str, "options": dict}

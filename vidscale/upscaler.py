@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from vidscale.engine.backend import Engine, backend_device, make_engine, pick_backend
+from vidscale.errors import UsageError
 from vidscale.models import zoo
 from vidscale.resample import resize
 from vidscale.scale import output_size, passes_needed
@@ -20,6 +21,12 @@ from vidscale.transfer import RgbTransfer
 
 
 class Upscaler:
+    """Runs a model, a chain of models (`a+b`) or the default for a kind of input.
+
+    `purpose` ("photo" or "video") chooses the default when no model is named;
+    `denoise` picks the variant of a model family that has denoise levels.
+    """
+
     def __init__(
         self,
         model: str | None = None,
@@ -27,28 +34,74 @@ class Upscaler:
         tile: int | None = None,
         precision: str | None = None,
         backend: str | None = None,
+        *,
+        denoise: str | None = None,
+        purpose: str = "photo",
     ):
-        self.model = zoo.resolve(model) if model else None
+        self.chain = zoo.resolve_chain(model) if model else None
+        self.denoise = zoo.denoise_level(denoise) if denoise is not None else None
+        self.purpose = purpose
+        _check_denoise(self.chain, self.denoise)
         self.backend = pick_backend(backend, device)
         self.device = backend_device(self.backend, device)
         self.tile, self.precision = tile, precision
         self._engines: dict[str, Engine] = {}
-        if self.model and self.model.is_network:
-            self.model_scale = self._engine(self.model).scale  # loads now: bad files fail early
+        for info in self.chain or ():
+            if info.is_network and info.kind != "family":
+                self._engine(info)  # loads now: bad files fail early
+
+    @property
+    def model(self) -> zoo.ModelInfo | None:
+        """The one model named, if a single one was (None for the default or a chain)."""
+        return self.chain[0] if self.chain and len(self.chain) == 1 else None
+
+    @property
+    def resizer(self) -> str | None:
+        """The kernel of a plain-resize "model" (bicubic, lanczos), else None."""
+        return self.chain[0].name if self.chain and not self.chain[0].is_network else None
+
+    def native_scale(self) -> int | None:
+        """What the named model or chain upscales by in one run (None: nothing named, or a resizer)."""
+        if not self.chain or self.resizer:
+            return None
+        scale = 1
+        for info in self.chain:
+            scale *= zoo.family_scales(info.family)[0] if info.kind == "family" else self._scale(info)
+        return scale
 
     def plan(self, factor: float) -> list[zoo.ModelInfo]:
-        """The networks that run, in order, for an overall `factor`."""
-        if self.model is None:
-            return zoo.default_chain(factor)
-        if not self.model.is_network:
+        """The networks that run, in order, for an overall `factor`.
+
+        A chain runs once in order; if it falls short, its last upscaling model
+        repeats (a chain of 1x models leaves the rest to the final resize).
+        """
+        if self.chain is None:
+            return zoo.default_chain(factor, self.purpose)
+        if self.resizer:
             return []
-        return [self.model] * passes_needed(factor, self.model_scale)
+        passes: list[zoo.ModelInfo] = []
+        reached = 1.0
+        for i, info in enumerate(self.chain):
+            last_upscaler = not any(self._scale(m) > 1 for m in self.chain[i + 1:])
+            step = self._passes(info, factor / reached if last_upscaler else 1.0)
+            passes += step
+            for p in step:
+                reached *= self._scale(p)
+        return passes
 
     def label(self, factor: float) -> str:
         """What runs for `factor`, for tables and captions: e.g. "span-x2+span-x4" or "lanczos"."""
-        if self.model is not None and not self.model.is_network:
-            return self.model.name
-        return "+".join(m.name for m in self.plan(factor))
+        return self.resizer or "+".join(m.name for m in self.plan(factor))
+
+    def _passes(self, info: zoo.ModelInfo, factor: float) -> list[zoo.ModelInfo]:
+        if info.family:
+            return zoo.pick_variant(info, factor, self.denoise)
+        return [info] * passes_needed(factor, self._scale(info))
+
+    def _scale(self, info: zoo.ModelInfo) -> int:
+        if info.kind == "family":
+            return zoo.family_scales(info.family)[0]  # type: ignore[arg-type]
+        return self._engine(info).scale
 
     @torch.inference_mode()
     def upscale(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -57,8 +110,7 @@ class Upscaler:
         factor = max(size[0] / x.shape[-2], size[1] / x.shape[-1])
         for info in self.plan(factor):
             x = self._engine(info)(x)
-        kernel = self.model.name if self.model and not self.model.is_network else "bicubic"
-        return resize(x, size, kernel).clamp(0, 1)  # not in place: at x1 resize returns its input
+        return resize(x, size, self.resizer or "bicubic").clamp(0, 1)  # not in place: at x1 resize returns its input
 
     @torch.inference_mode()
     def upscale_channels(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -88,6 +140,15 @@ class Upscaler:
             self._engines[info.name] = make_engine(info, self.backend, self.device,
                                                    precision=self.precision, tile=self.tile)
         return self._engines[info.name]
+
+
+def _check_denoise(chain: list[zoo.ModelInfo] | None, denoise: str | None) -> None:
+    """--denoise needs a model family that has denoise variants."""
+    if denoise is None or any(m.family for m in chain or ()):
+        return
+    named = "+".join(m.name for m in chain) if chain else "the default model"
+    raise UsageError(f"--denoise: {named} has no denoise variants; models that do: "
+                     f"{zoo.models_with_denoise()}")
 
 
 def bleed_colour(rgb: torch.Tensor, alpha: torch.Tensor, steps: int = 32) -> torch.Tensor:

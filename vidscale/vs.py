@@ -85,7 +85,7 @@ def upscale(
     _check_constant(clip)
     size = output_size(clip.height, clip.width, scale)
     dev = _device(backend, device)
-    upscaler = Upscaler(model, dev, tile, _precision(fp16, dev))  # unknown models fail now
+    upscaler = Upscaler(model, dev, tile, _precision(fp16, dev), purpose="video")  # unknown models fail now
     target = _target_format(out_format, fp16)
     tags = _color_tags(clip, size)
     work = vs.GRAY if target.color_family == vs.GRAY else vs.RGB

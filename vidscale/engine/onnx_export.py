@@ -19,6 +19,7 @@ import spandrel
 import torch
 import torch.nn.functional as F
 
+from vidscale.engine.outputs import image_network
 from vidscale.errors import ModelError, UsageError
 from vidscale.media.atomic import atomic_output
 from vidscale.models import zoo
@@ -77,7 +78,7 @@ def export_descriptor(desc: spandrel.ImageModelDescriptor, out: Path, opset: int
         raise ModelError(f"{desc.architecture.name} does not support fp16")
     # A folded float32 CPU copy: the caller's model is left as it was.
     model = fold_reparameterized(copy.deepcopy(desc.model).to("cpu", torch.float32)).eval()
-    network = _ExportWrapper(model, fp16)
+    network = _ExportWrapper(image_network(model), fp16)
     dummy = torch.rand(1, 3, *_trace_size(desc.size_requirements))
     with atomic_output(out, overwrite=overwrite) as tmp:
         _trace_to_file(network, dummy, tmp, opset, desc.architecture.name)

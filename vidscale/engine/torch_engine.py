@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from vidscale.engine.graphs import GraphCache
 from vidscale.engine.onnx_export import fold_reparameterized
+from vidscale.engine.outputs import image_network
 from vidscale.engine.tiling import run_tiled
 from vidscale.errors import ModelError, UsageError, VidscaleError
 
@@ -54,7 +55,7 @@ class TorchEngine:
         self.device = device
         self.dtype = pick_dtype(desc, device, precision)
         # fold SPAN-style re-parameterised convs once (fp32), not on every forward
-        model = fold_reparameterized(desc.model).to(device=device, dtype=self.dtype).eval()
+        model = image_network(fold_reparameterized(desc.model)).to(device=device, dtype=self.dtype).eval()
         if device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         self.model = model
