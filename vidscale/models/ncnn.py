@@ -117,20 +117,78 @@ class _BinReader:
         raise ModelError(f"{self.path}: unsupported weight encoding tag 0x{tag:08x} (quantized?)")
 
 
+# Layer types that carry no weights and that the supported graphs use. Any other
+# type is refused: an unknown layer may own weights, and skipping them would
+# shift every later read.
+WEIGHTLESS = frozenset({
+    "Input", "Split", "Concat", "Eltwise", "BinaryOp", "Interp", "PixelShuffle",
+    "Sigmoid", "Swish", "ReLU", "Crop", "Pooling",
+})
+
+
+def _checked_weight_count(layer: Layer, kernel_area: int) -> int:
+    """weight_data_size (param 6 or 2), checked to be whole kernels per output
+    channel, so that a malformed size is reported instead of misread."""
+    count = int(layer.p(2 if layer.type == "InnerProduct" else 6))
+    out_ch = int(layer.p(0))
+    if out_ch <= 0 or kernel_area <= 0 or count <= 0 or count % (out_ch * kernel_area):
+        raise ModelError(f"ncnn layer {layer.name}: weight size {count} does not fit "
+                         f"{out_ch} outputs of kernel area {kernel_area}")
+    return count
+
+
+def _kernel_area(layer: Layer) -> int:
+    kw = int(layer.p(1))
+    return kw * int(layer.p(11, kw))  # kernel_h (11) defaults to kernel_w
+
+
+DYNAMIC_WEIGHT_KEY = {"Convolution": 19, "Deconvolution": 28}
+
+
+def _load_conv(layer: Layer, rd: _BinReader) -> None:
+    """Convolution and Deconvolution: tagged weights, then fp32 bias if bias_term (5)."""
+    if layer.type == "Convolution" and layer.p(8):
+        raise ModelError(f"ncnn layer {layer.name}: int8 convolutions are not supported")
+    if layer.p(DYNAMIC_WEIGHT_KEY[layer.type]):  # weights come as a second input, not from .bin
+        raise ModelError(f"ncnn layer {layer.name}: dynamic-weight convolutions are not supported")
+    layer.weights["weight"] = rd.tagged(_checked_weight_count(layer, _kernel_area(layer)))
+    if layer.p(5):
+        layer.weights["bias"] = rd.raw_fp32(int(layer.p(0)))
+
+
+def _load_inner_product(layer: Layer, rd: _BinReader) -> None:
+    """InnerProduct: tagged [out][in] weights, then fp32 bias if bias_term (1)."""
+    if layer.p(8):
+        raise ModelError(f"ncnn layer {layer.name}: int8 inner products are not supported")
+    layer.weights["weight"] = rd.tagged(_checked_weight_count(layer, 1))
+    if layer.p(1):
+        layer.weights["bias"] = rd.raw_fp32(int(layer.p(0)))
+
+
 def _load_weights(layer: Layer, rd: _BinReader) -> None:
-    if layer.type == "Convolution":
-        if layer.p(8):
-            raise ModelError(f"ncnn layer {layer.name}: int8 convolutions are not supported")
-        layer.weights["weight"] = rd.tagged(int(layer.p(6)))
-        if layer.p(5):
-            layer.weights["bias"] = rd.raw_fp32(int(layer.p(0)))
+    if layer.type in ("Convolution", "Deconvolution"):
+        _load_conv(layer, rd)
+    elif layer.type == "InnerProduct":
+        _load_inner_product(layer, rd)
     elif layer.type == "PReLU":
         layer.weights["slope"] = rd.raw_fp32(int(layer.p(0)))
     elif layer.type == "MemoryData":
         w, h, c = int(layer.p(0)), int(layer.p(1)), int(layer.p(2))
         layer.weights["data"] = rd.raw_fp32(max(w, 1) * max(h, 1) * max(c, 1))
-    elif layer.type in ("ConvolutionDepthWise", "Deconvolution", "InnerProduct", "BatchNorm", "Scale"):
+    elif layer.type not in WEIGHTLESS:
         raise ModelError(f"ncnn layer {layer.name}: layer type {layer.type} is not supported")
+
+
+def io_blobs(layers: list[Layer]) -> tuple[str, str]:
+    """(input, output) blob names: the one Input layer's blob, and the one blob
+    that is produced but never consumed. Converters name them differently
+    (data/output, in0/out0), so callers must not assume either."""
+    inputs = [l.outputs[0] for l in layers if l.type == "Input" and l.outputs]
+    consumed = {b for l in layers for b in l.inputs}
+    outputs = [b for l in layers for b in l.outputs if b not in consumed]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ModelError(f"ncnn graph has {len(inputs)} inputs and {len(outputs)} outputs, expected one each")
+    return inputs[0], outputs[0]
 
 
 def read_ncnn(param_path: Path, bin_path: Path) -> list[Layer]:
