@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -162,12 +163,13 @@ def test_eval_on_generated_pairs(tmp_path: Path, capsys: pytest.CaptureFixture[s
     hr = tmp_path / "hr"
     hr.mkdir()
     (hr / "bunny.png").write_bytes(BUNNY.read_bytes())
-    code, out, err = run(capsys, "eval", hr, "--scale", "2")
+    code, out, err = run(capsys, "eval", hr, "--scale", "2", "-m", "span-x2", "--json")
     assert code == 0, err
-    rows = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines()[2:] if ln and ln[0] != "-"}
-    assert set(rows) == {"bunny", "mean"}
-    sr_psnr, _, bic_psnr, _ = map(float, rows["mean"])
-    assert sr_psnr > bic_psnr
+    result = json.loads(out)
+    assert [image["name"] for image in result["images"]] == ["bunny"]
+    mean = result["mean"]
+    assert mean["model"]["psnr"] > mean["bicubic"]["psnr"]
+    assert mean["model"]["haarpsi"] > mean["bicubic"]["haarpsi"]
 
 
 @pytest.mark.parametrize("scale,model,floor", [(2, "span-x2", 38.0), (4, "span-x4", 32.15)])
@@ -175,8 +177,8 @@ def test_set5_quality_through_the_cli(capsys: pytest.CaptureFixture[str], scale:
                                       floor: float) -> None:
     set5 = need_shared("set5")
     code, out, err = run(capsys, "eval", set5 / "HR", "--lr", set5 / "LR_bicubic" / f"X{scale}",
-                         "--scale", str(scale), "--model", model)
+                         "--scale", str(scale), "--model", model, "--json")
     assert code == 0, err
-    mean = next(ln.split() for ln in out.splitlines() if ln.startswith("mean"))
-    assert float(mean[1]) >= floor  # SPAN paper: 38.06 (x2), ~32.2 (x4)
-    assert abs(float(mean[3]) - {2: 33.66, 4: 28.42}[scale]) < 0.1  # bicubic reference
+    mean = json.loads(out)["mean"]
+    assert mean["model"]["psnr"] >= floor  # SPAN paper: 38.06 (x2), ~32.2 (x4)
+    assert abs(mean["bicubic"]["psnr"] - {2: 33.66, 4: 28.42}[scale]) < 0.1  # bicubic reference

@@ -308,16 +308,44 @@ def export_model(name: str, out: Path, opset: int, fp16: bool, overwrite: bool) 
 @click.argument("hr_dir", type=click.Path(path_type=Path))
 @click.option("--lr", "lr_dir", type=click.Path(path_type=Path), help="Low-res inputs (default: bicubic downscales of HR).")
 @click.option("--scale", "-s", type=click.IntRange(2, 8), required=True, help="Integer scale of the pairs.")
+@click.option("--degrade", "degrade_spec", metavar="SPEC",
+              help="Damage the generated inputs after the downscale: a preset (mild, web, none) and/or "
+              "blur=SIGMA,noise=SIGMA,jpeg=QUALITY (applied in that order), e.g. web or blur=0.8,jpeg=50.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Noise seed for --degrade (each image also mixes in its name).")
+@click.option("--save-lr", "save_lr", type=click.Path(path_type=Path), metavar="DIR",
+              help="Keep the generated inputs as PNG in DIR (reusable with --lr).")
+@click.option("--overwrite", is_flag=True, help="Replace images already in the --save-lr folder.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @_model_options
-def eval_cmd(hr_dir: Path, lr_dir: Path | None, scale: int, model: str | None, backend: str, device: str,
-             tile: int | None, precision: str) -> None:
-    """Y-PSNR/SSIM of a model against ground truth in HR_DIR, beside bicubic."""
+def eval_cmd(hr_dir: Path, lr_dir: Path | None, scale: int, degrade_spec: str | None, seed: int,
+             save_lr: Path | None, overwrite: bool, as_json: bool, model: str | None, backend: str,
+             device: str, tile: int | None, precision: str) -> None:
+    """Scores of a model against ground truth in HR_DIR, beside bicubic.
+
+    Y-PSNR, SSIM, MS-SSIM, HaarPSI and JPEG blockiness; inputs are --lr's images
+    or bicubic downscales of HR_DIR, optionally --degrade'd.
+    """
+    import json
+
+    from vidscale.degrade import parse_degradation
     from vidscale.evaluate import evaluate, format_table, pair_images
     from vidscale.upscaler import Upscaler
 
+    # Settle the command line before loading images or a model.
+    if lr_dir is not None and (degrade_spec is not None or save_lr is not None):
+        raise UsageError(f"{'--degrade' if degrade_spec is not None else '--save-lr'} makes the inputs "
+                         "from the ground truth; it cannot be used with --lr")
+    degradation = parse_degradation(degrade_spec) if degrade_spec is not None else None
     pairs = pair_images(hr_dir, lr_dir, scale)
     upscaler = Upscaler(model, device, tile=tile, precision=precision, backend=backend)
-    click.echo(format_table(evaluate(pairs, scale, upscaler), upscaler.label(scale)))
+    result = evaluate(pairs, scale, upscaler, degrade=degradation, seed=seed, save_lr=save_lr,
+                      overwrite=overwrite)
+    if as_json:
+        data = {"hr_dir": str(hr_dir), "lr_dir": None if lr_dir is None else str(lr_dir), **result.to_dict()}
+        click.echo(json.dumps(data, indent=2, allow_nan=False))
+    else:
+        click.echo(format_table(result))
 
 
 def _setup_logging(quiet: bool, verbose: bool) -> None:
