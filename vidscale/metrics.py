@@ -30,23 +30,27 @@ def psnr_y(sr: np.ndarray, hr: np.ndarray, crop: int = 0) -> float:
     return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     ax = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-(ax**2) / (2 * sigma**2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :])[None, None]
+    return g / g.sum()
+
+
+def _window_mean(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    # The 2-D Gaussian is separable: two 1-D passes, ~5x faster than one 11x11 in float64.
+    return F.conv2d(F.conv2d(x, g[None, None, None, :]), g[None, None, :, None])
 
 
 def ssim_y(sr: np.ndarray, hr: np.ndarray, crop: int = 0) -> float:
     """Mean SSIM (Wang et al. 2004: 11x11 Gaussian, sigma 1.5, valid region)."""
     a = torch.from_numpy(_crop(rgb_to_y(sr), crop))[None, None]
     b = torch.from_numpy(_crop(rgb_to_y(hr), crop))[None, None]
-    win = _gaussian_window()
+    g = _gaussian_1d()
     c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    mu_a, mu_b = F.conv2d(a, win), F.conv2d(b, win)
-    var_a = F.conv2d(a * a, win) - mu_a**2
-    var_b = F.conv2d(b * b, win) - mu_b**2
-    cov = F.conv2d(a * b, win) - mu_a * mu_b
+    mu_a, mu_b = _window_mean(a, g), _window_mean(b, g)
+    var_a = _window_mean(a * a, g) - mu_a**2
+    var_b = _window_mean(b * b, g) - mu_b**2
+    cov = _window_mean(a * b, g) - mu_a * mu_b
     ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
     return float(ssim_map.mean())
 
