@@ -143,23 +143,34 @@ def _apply_preset(spec: str, settings: "JobSettings", output: str) -> None:  # n
 @click.argument("output", type=click.Path(path_type=Path))
 @click.option("--scale", "-s", type=float, default=2.0, show_default=True, help="Factor between 1 and 8.")
 @_model_options
+@click.option("--models", metavar="A,B[,C]", help="Up to 4 models (comma-separated, as -m takes them), "
+              "each shown beside bicubic.")
 @click.option("--crop", help="X,Y,W,H region of the input to compare (input pixels).")
 @click.option("--at", "at_s", type=click.FloatRange(min=0), default=0.0, help="Video: time in seconds.")
 @click.option("--duration", type=click.FloatRange(min=0), default=2.0, show_default=True,
               help="Video output: length of the side-by-side clip in seconds.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
-def compare(source: Path, output: Path, scale: float, model: str | None, backend: str, device: str, tile: int | None,
-            precision: str, crop: str | None, at_s: float, duration: float, overwrite: bool) -> None:
-    """Bicubic next to the network: an image, an .html slider page, or a video clip."""
+def compare(source: Path, output: Path, scale: float, model: str | None, models: str | None, backend: str,
+            device: str, tile: int | None, precision: str, crop: str | None, at_s: float, duration: float,
+            overwrite: bool) -> None:
+    """Bicubic next to the network(s): an image, an .html slider page, or a video clip."""
     from vidscale import compare as cmp
+    from vidscale.media.image import is_image_path
     from vidscale.scale import check_scale
     from vidscale.upscaler import Upscaler
 
     check_scale(scale)
+    names = cmp.parse_models(model, models)
+    box = cmp.parse_crop(crop)
     if not source.exists():
         raise VidscaleError(f"{source}: no such file")
-    upscaler = Upscaler(model, device, tile=tile, precision=precision, backend=backend)
-    cmp.compare(source, output, scale, upscaler, upscaler.label(scale), cmp.parse_crop(crop), at_s, duration, overwrite)
+    cmp.check_models(names)  # every name, before any model loads or output starts
+    purpose = "photo" if is_image_path(source) else "video"  # the default model the real run would use
+
+    def make(name: str | None) -> Upscaler:
+        return Upscaler(name, device, tile=tile, precision=precision, backend=backend, purpose=purpose)
+
+    cmp.compare(source, output, scale, names, make, box, at_s, duration, overwrite)
 
 
 @cli.command()

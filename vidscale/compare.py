@@ -1,31 +1,50 @@
-"""`vidscale compare`: the plain resize and the network's result, side by side.
+"""`vidscale compare`: the plain resize and one or more networks' results, side by side.
 
-For an image: one picture with two labelled panels (or an HTML page with a
-before/after slider). For a video: the same for the frame at `--at`, or a
-short side-by-side clip when the output is a video file.
+For an image: one picture with a labelled panel per result, in a row or a
+grid (or an HTML page where two chosen results share a before/after slider).
+For a video: the same for the frame at `--at`, or a short clip of the grid
+when the output is a video file.
 """
 
 from __future__ import annotations
 
 import base64
+import gc
 import html
 import io
+import logging
+import math
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import cv2
 import numpy as np
+import torch
 
 from vidscale.encoding import VIDEO_SUFFIXES
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.media.atomic import atomic_output
 from vidscale.media.image import is_image_path, read_picture, to_rgb, write_image
+from vidscale.models import zoo
 from vidscale.resample import resize
 from vidscale.upscaler import Upscaler, from_tensor, to_tensor
 
+log = logging.getLogger("vidscale")
+
 LABEL_BAR = 28  # pixels above each panel for its label
 GAP = 4
+BACKGROUND = 24
+MAX_MODELS = 4
+MAX_ROW = 4096  # a row of panels wider than this wraps into a grid
+# H.264 level 6.2's largest frame (8192x4320): beyond it encoders and players give up
+MAX_CLIP_SIDE, MAX_CLIP_AREA = 8192, 8192 * 4320
+
+Result = tuple[str, np.ndarray]  # (label, 8-bit RGB panel)
+MakeUpscaler = Callable[[str | None], Upscaler]
 
 
 def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
@@ -40,6 +59,33 @@ def parse_crop(text: str | None) -> tuple[int, int, int, int] | None:
     return x, y, w, h
 
 
+def parse_models(model: str | None, models: str | None) -> list[str | None]:
+    """The model names to compare: `-m`'s one (None: the default), or `--models`' list.
+
+    Only commas split: a chain such as `a+b` is one name, passed on unchanged.
+    """
+    if models is None:
+        return [model]
+    if model is not None:
+        raise UsageError("give -m MODEL or --models A,B, not both")
+    names = [name.strip() for name in models.split(",")]
+    if not all(names):
+        raise UsageError(f"--models {models}: empty model name")
+    unique: list[str | None] = list(dict.fromkeys(names))
+    if len(unique) < len(names):
+        log.warning("--models %s: repeated names dropped", models)
+    if len(unique) > MAX_MODELS:
+        raise UsageError(f"--models {models}: at most {MAX_MODELS} models")
+    return unique
+
+
+def check_models(names: Iterable[str | None]) -> None:
+    """Fail now, with `-m`'s one-line error, on a name that does not resolve (no weights load)."""
+    for name in names:
+        if name is not None:
+            zoo.resolve_chain(name)  # what Upscaler resolves `-m` with, chains `a+b` included
+
+
 def _crop(rgb: np.ndarray, crop: tuple[int, int, int, int] | None) -> np.ndarray:
     if crop is None:
         return rgb
@@ -49,56 +95,178 @@ def _crop(rgb: np.ndarray, crop: tuple[int, int, int, int] | None) -> np.ndarray
     return rgb[y:y + h, x:x + w]
 
 
+def _panel_size(rgb: np.ndarray, scale: float) -> tuple[int, int]:
+    return round(rgb.shape[0] * scale), round(rgb.shape[1] * scale)
+
+
+def bicubic_panel(rgb: np.ndarray, scale: float) -> np.ndarray:
+    """The plain resize every result is judged against."""
+    return from_tensor(resize(to_tensor(rgb), _panel_size(rgb, scale), "bicubic").clamp(0, 1), np.uint8)
+
+
+def model_panel(rgb: np.ndarray, scale: float, upscaler: Upscaler) -> np.ndarray:
+    return from_tensor(upscaler.upscale(to_tensor(rgb), _panel_size(rgb, scale)), np.uint8)
+
+
 def panels(rgb: np.ndarray, scale: float, upscaler: Upscaler) -> tuple[np.ndarray, np.ndarray]:
     """(bicubic, network) upscales of an 8-bit RGB picture, the same size."""
-    size = (round(rgb.shape[0] * scale), round(rgb.shape[1] * scale))
-    x = to_tensor(rgb)
-    plain = from_tensor(resize(x, size, "bicubic").clamp(0, 1), np.uint8)
-    ours = from_tensor(upscaler.upscale(x, size), np.uint8)
-    return plain, ours
+    return bicubic_panel(rgb, scale), model_panel(rgb, scale, upscaler)
+
+
+def still_results(rgb: np.ndarray, scale: float, names: list[str | None], make: MakeUpscaler) -> list[Result]:
+    """Bicubic, then each model's panel; one model in memory at a time."""
+    results = [("bicubic", bicubic_panel(rgb, scale))]
+    for name in names:
+        upscaler = make(name)
+        results.append((upscaler.label(scale), model_panel(rgb, scale, upscaler)))
+        del upscaler  # else it stays alive while the next one loads
+        _release()
+    return results
+
+
+def _release() -> None:
+    """Hand a dropped model's memory back before the next one sizes its tiles."""
+    gc.collect()
+    if torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
+def grid_columns(count: int, width: int) -> int:
+    """Panels per row: all in one, else the fewest balanced rows within MAX_ROW (never under two)."""
+    for rows in range(1, count + 1):
+        cols = math.ceil(count / rows)
+        if cols <= 2 or cols * width + (cols - 1) * GAP <= MAX_ROW:
+            return cols
+    return min(count, 2)
+
+
+def grid_shape(count: int, height: int, width: int) -> tuple[int, int]:
+    """(height, width) of the picture holding `count` labelled panels of one size."""
+    cols = grid_columns(count, width)
+    rows = math.ceil(count / cols)
+    return rows * (height + LABEL_BAR) + (rows - 1) * GAP, cols * width + (cols - 1) * GAP
+
+
+def grid_image(results: list[Result]) -> np.ndarray:
+    """Every panel with its label bar above, row by row, on a dark background."""
+    h, w = results[0][1].shape[:2]
+    cols = grid_columns(len(results), w)
+    canvas = np.full((*grid_shape(len(results), h, w), 3), BACKGROUND, np.uint8)
+    for i, (label, panel) in enumerate(results):
+        y0, x0 = (i // cols) * (h + LABEL_BAR + GAP), (i % cols) * (w + GAP)
+        canvas[y0:y0 + LABEL_BAR, x0:x0 + w] = _label_bar(label, w)
+        canvas[y0 + LABEL_BAR:y0 + LABEL_BAR + h, x0:x0 + w] = panel
+    return canvas
 
 
 def side_by_side(left: np.ndarray, right: np.ndarray, labels: tuple[str, str]) -> np.ndarray:
     """Two panels with a label bar above each and a gap between them."""
-    h, w = left.shape[:2]
-    canvas = np.full((h + LABEL_BAR, 2 * w + GAP, 3), 24, np.uint8)
-    for i, (panel, label) in enumerate(zip((left, right), labels)):
-        x0 = i * (w + GAP)
-        canvas[LABEL_BAR:, x0:x0 + w] = panel
-        _label(canvas, label, x0 + 8, LABEL_BAR - 9)
-    return canvas
+    return grid_image([(labels[0], left), (labels[1], right)])
 
 
-def _label(canvas: np.ndarray, text: str, x: int, baseline: int) -> None:
-    cv2.putText(canvas, text, (x, baseline), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (240, 240, 240), 1, cv2.LINE_AA)
+def _label_bar(text: str, width: int) -> np.ndarray:
+    """The label drawn in its own bar, so a long one is cut at its panel's edge, not drawn over the next."""
+    bar = np.full((LABEL_BAR, width, 3), BACKGROUND, np.uint8)
+    font, size = cv2.FONT_HERSHEY_SIMPLEX, 0.55
+    text_width = cv2.getTextSize(text, font, size, 1)[0][0]
+    if text_width > width - 16:  # shrink a little to fit, but not below legible
+        size = max(0.4, size * (width - 16) / text_width)
+    cv2.putText(bar, text, (8, LABEL_BAR - 9), font, size, (240, 240, 240), 1, cv2.LINE_AA)
+    return bar
 
 
-def slider_page(left: np.ndarray, right: np.ndarray, labels: tuple[str, str], title: str) -> str:
-    """A self-contained HTML page: drag to reveal one picture over the other."""
-    a, b = _data_uri(left), _data_uri(right)
-    la, lb = (html.escape(s) for s in labels)
-    h, w = left.shape[:2]
+_PAGE_STYLE = """
+body { background:#181818; color:#eee; font:14px sans-serif; margin:16px; }
+.bar { display:flex; flex-wrap:wrap; gap:16px; align-items:center; margin:8px 0; }
+.frame { position:relative; display:inline-block; max-width:100%; }
+#view { overflow:auto; max-width:100%; max-height:85vh; }
+.cmp { position:relative; cursor:col-resize; --cut:50%; }
+.cmp img { position:absolute; top:0; left:0; width:100%; height:100%; }
+.cmp.px img { image-rendering:pixelated; }
+.cmp img.top { z-index:1; clip-path:inset(0 var(--cut) 0 0); }
+.line { position:absolute; top:0; bottom:0; left:calc(100% - var(--cut)); width:1px; z-index:2;
+        background:#fffa; pointer-events:none; }
+.tag { position:absolute; top:6px; z-index:2; padding:2px 6px; background:#000a; pointer-events:none; }
+#pos { width:100%; }
+.hint { color:#999; }
+"""
+
+_PAGE_SCRIPT = """
+const $ = id => document.getElementById(id);
+const view = $("view"), cmp = $("cmp"), pos = $("pos"), zoom = $("zoom");
+const pics = [...cmp.querySelectorAll("img")];
+const W = +cmp.dataset.w, H = +cmp.dataset.h;
+const ZOOMS = [0, 1, 2, 4, 8];  // 0: fit the window
+function show() {
+  const l = +$("left").value, r = +$("right").value;
+  pics.forEach((p, i) => { p.hidden = i !== l && i !== r; p.classList.toggle("top", i === l && l !== r); });
+  $("ltag").textContent = pics[l].alt; $("rtag").textContent = pics[r].alt;
+}
+function divide(percent) {
+  pos.value = percent; cmp.style.setProperty("--cut", (100 - percent) + "%");
+}
+function fitScale() {
+  return Math.min(1, view.parentElement.parentElement.clientWidth / W, innerHeight * 0.85 / H);
+}
+function setZoom(z, fx, fy) {  // fx, fy: the point of the picture (0-1) to centre on
+  const s = z > 0 ? z / devicePixelRatio : fitScale();
+  cmp.style.width = W * s + "px"; cmp.style.height = H * s + "px";
+  cmp.classList.toggle("px", s * devicePixelRatio >= 1);
+  view.scrollLeft = fx * W * s - view.clientWidth / 2;
+  view.scrollTop = fy * H * s - view.clientHeight / 2;
+}
+function centre() {
+  return [(view.scrollLeft + view.clientWidth / 2) / cmp.clientWidth,
+          (view.scrollTop + view.clientHeight / 2) / cmp.clientHeight];
+}
+function at(e) {
+  const box = cmp.getBoundingClientRect();
+  return [(e.clientX - box.left) / box.width, (e.clientY - box.top) / box.height];
+}
+$("left").onchange = $("right").onchange = show;
+pos.oninput = () => divide(+pos.value);
+zoom.onchange = () => setZoom(+zoom.value, ...centre());
+const drag = e => divide(Math.max(0, Math.min(100, 100 * at(e)[0])));
+cmp.onpointerdown = e => { if (e.button === 0) { cmp.setPointerCapture(e.pointerId); drag(e); } };
+cmp.onpointermove = e => { if (cmp.hasPointerCapture(e.pointerId)) drag(e); };
+cmp.ondblclick = e => {  // zoom in (Shift: out) around the point clicked
+  const i = Math.max(0, Math.min(ZOOMS.length - 1, ZOOMS.indexOf(+zoom.value) + (e.shiftKey ? -1 : 1)));
+  zoom.value = ZOOMS[i]; setZoom(ZOOMS[i], ...at(e));
+};
+addEventListener("resize", () => { if (+zoom.value === 0) setZoom(0, 0.5, 0.5); });
+show(); divide(50); setZoom(0, 0.5, 0.5);
+"""
+
+
+def slider_page(results: list[Result], title: str) -> str:
+    """A self-contained HTML page: pick two results, drag to reveal one over the other, zoom in."""
+    h, w = results[0][1].shape[:2]
+    labels = [html.escape(label) for label, _ in results]
+    pictures = "".join(f'<img alt="{label}" src="{_data_uri(rgb)}">'
+                       for label, (_, rgb) in zip(labels, results))
+    zooms = "".join(f'<option value="{z}">{z}:1</option>' for z in (1, 2, 4, 8))
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ background:#181818; color:#eee; font:14px sans-serif; margin:16px; }}
-.cmp {{ position:relative; width:{w}px; height:{h}px; max-width:100%; }}
-.cmp img {{ position:absolute; top:0; left:0; width:{w}px; height:{h}px; image-rendering:pixelated; }}
-#top {{ clip-path: inset(0 50% 0 0); }}
-.tag {{ position:absolute; top:6px; padding:2px 6px; background:#000a; }}
-input {{ width:{w}px; max-width:100%; }}
-</style></head><body>
+<style>{_PAGE_STYLE}</style></head><body>
 <h3>{html.escape(title)}</h3>
-<div class="cmp"><img alt="{lb}" src="{b}"><img id="top" alt="{la}" src="{a}">
-<span class="tag" style="left:6px">{la}</span><span class="tag" style="right:6px">{lb}</span></div>
-<p><input id="pos" type="range" min="0" max="100" value="50"></p>
-<script>
-const overlay = document.getElementById("top");
-document.getElementById("pos").addEventListener("input", e => {{
-  overlay.style.clipPath = "inset(0 " + (100 - e.target.value) + "% 0 0)";
-}});
-</script></body></html>
+<div class="bar">
+<label>left <select id="left">{_options(labels, 0)}</select></label>
+<label>right <select id="right">{_options(labels, 1)}</select></label>
+<label>zoom <select id="zoom"><option value="0" selected>fit</option>{zooms}</select></label>
+<span class="hint">drag on the picture to move the divide; double-click to zoom in there (Shift: out)</span>
+</div>
+<div class="frame"><div id="view">
+<div class="cmp" id="cmp" data-w="{w}" data-h="{h}" style="width:{w}px; height:{h}px">
+{pictures}<div class="line"></div></div></div>
+<span class="tag" id="ltag" style="left:6px"></span><span class="tag" id="rtag" style="right:6px"></span>
+<input id="pos" type="range" min="0" max="100" step="0.1" value="50"></div>
+<script>{_PAGE_SCRIPT}</script></body></html>
 """
+
+
+def _options(labels: list[str], selected: int) -> str:
+    return "".join(f'<option value="{i}"{" selected" if i == selected else ""}>{label}</option>'
+                   for i, label in enumerate(labels))
 
 
 def _data_uri(rgb: np.ndarray) -> str:
@@ -112,22 +280,21 @@ def _data_uri(rgb: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def compare(source: Path, output: Path, scale: float, upscaler: Upscaler, model_name: str,
+def compare(source: Path, output: Path, scale: float, names: list[str | None], make: MakeUpscaler,
             crop: tuple[int, int, int, int] | None, at: float, duration: float, overwrite: bool) -> None:
+    """Write bicubic beside each named model (`make` builds one Upscaler per name) to `output`."""
     suffix = output.suffix.lower()
-    labels = ("bicubic", model_name)
+    if suffix not in VIDEO_SUFFIXES and suffix not in (".html", ".htm") and not is_image_path(output):
+        raise UsageError(f"{output}: compare writes an image, an .html page or a video")
     with atomic_output(output, overwrite=overwrite, inputs=[source]) as tmp:
         if suffix in VIDEO_SUFFIXES:
-            _compare_clip(source, tmp, scale, upscaler, labels, crop, at, duration)
+            _compare_clip(source, tmp, scale, names, make, crop, at, duration)
             return
-        rgb = _crop(_still(source, at), crop)
-        left, right = panels(rgb, scale, upscaler)
+        results = still_results(_crop(_still(source, at), crop), scale, names, make)
         if suffix in (".html", ".htm"):
-            tmp.write_text(slider_page(left, right, labels, f"{source.name}: x{scale:g}"), encoding="utf-8")
-        elif is_image_path(output):
-            write_image(tmp, side_by_side(left, right, labels))
+            tmp.write_text(slider_page(results, f"{source.name}: x{scale:g}"), encoding="utf-8")
         else:
-            raise UsageError(f"{output}: compare writes an image, an .html page or a video")
+            write_image(tmp, grid_image(results))
 
 
 def _still(source: Path, at: float) -> np.ndarray:
@@ -138,7 +305,7 @@ def _still(source: Path, at: float) -> np.ndarray:
     raise VidscaleError(f"{source}: no frame at {at:g}s")
 
 
-def _video_frames(source: Path, at: float, duration: float):  # type: ignore[no-untyped-def]
+def _video_frames(source: Path, at: float, duration: float) -> Iterator[tuple[float, np.ndarray]]:
     """(seconds, RGB) of the frames from `at` for `duration` seconds (at least one)."""
     try:
         container = av.open(str(source))
@@ -159,22 +326,68 @@ def _video_frames(source: Path, at: float, duration: float):  # type: ignore[no-
                 return
 
 
-def _compare_clip(source: Path, out_path: Path, scale: float, upscaler: Upscaler,
-                  labels: tuple[str, str], crop: tuple[int, int, int, int] | None,
-                  at: float, duration: float) -> None:
-    with av.open(str(out_path), "w") as out:
+def _clip_shape(count: int, height: int, width: int) -> tuple[int, int]:
+    """The clip's even frame size, or a UsageError when no encoder would take it."""
+    h, w = (v + v % 2 for v in grid_shape(count, height, width))  # yuv420p needs even sizes
+    if max(h, w) > MAX_CLIP_SIDE or h * w > MAX_CLIP_AREA:
+        raise UsageError(f"the side-by-side clip would be {w}x{h}, too large to encode; "
+                         "use --crop for a smaller region (or fewer models)")
+    return h, w
+
+
+def _compare_clip(source: Path, out_path: Path, scale: float, names: list[str | None], make: MakeUpscaler,
+                  crop: tuple[int, int, int, int] | None, at: float, duration: float) -> None:
+    """Each model's panels go to a lossless track on disk, one model loaded at a time; then the grid."""
+    height, width = _panel_size(_crop(_still(source, at), crop), scale)
+    shape = _clip_shape(1 + len(names), height, width)  # refused before any model loads
+    with tempfile.TemporaryDirectory(prefix="vidscale-compare-") as folder:
+        tracks: list[tuple[str, Path]] = []
+        for i, name in enumerate(names):
+            upscaler = make(name)
+            frames = (model_panel(_crop(rgb, crop), scale, upscaler)
+                      for _, rgb in _video_frames(source, at, duration))
+            tracks.append((upscaler.label(scale), _write_track(Path(folder) / f"{i}.mkv", frames)))
+            del upscaler, frames  # else it stays alive while the next one loads
+            _release()
+        _write_grid_clip(source, out_path, scale, crop, at, duration, tracks, shape)
+
+
+def _write_track(path: Path, panels: Iterator[np.ndarray]) -> Path:
+    """FFV1 RGB: exact, and far smaller than raw frames."""
+    with av.open(str(path), "w") as out:
         stream = None
-        for t, rgb in _video_frames(source, at, duration):
-            canvas = side_by_side(*panels(_crop(rgb, crop), scale, upscaler), labels)
-            canvas = canvas[: canvas.shape[0] // 2 * 2, : canvas.shape[1] // 2 * 2]
+        for rgb in panels:
             if stream is None:
-                stream = out.add_stream("libx264", rate=30, options={"crf": "16", "preset": "fast"})
-                stream.height, stream.width = canvas.shape[:2]
-                stream.pix_fmt = "yuv420p"
-                stream.codec_context.time_base = Fraction(1, 1000)
-            frame = av.VideoFrame.from_ndarray(canvas, format="rgb24").reformat(format="yuv420p", dst_colorspace="itu709")
+                stream = out.add_stream("ffv1")
+                stream.height, stream.width, stream.pix_fmt = rgb.shape[0], rgb.shape[1], "bgr0"
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        if stream is not None:
+            out.mux(stream.encode(None))
+    return path
+
+
+def _read_track(stack: ExitStack, path: Path) -> Iterator[np.ndarray]:
+    container = stack.enter_context(av.open(str(path)))
+    return (frame.to_ndarray(format="rgb24") for frame in container.decode(video=0))
+
+
+def _write_grid_clip(source: Path, out_path: Path, scale: float, crop: tuple[int, int, int, int] | None,
+                     at: float, duration: float, tracks: list[tuple[str, Path]],
+                     shape: tuple[int, int]) -> None:
+    with av.open(str(out_path), "w") as out, ExitStack() as stack:
+        stream = out.add_stream("libx264", rate=30, options={"crf": "16", "preset": "fast"})
+        stream.height, stream.width = shape
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        readers = [_read_track(stack, path) for _, path in tracks]
+        for (t, rgb), *ours in zip(_video_frames(source, at, duration), *readers, strict=True):
+            results = [("bicubic", bicubic_panel(_crop(rgb, crop), scale))]
+            results += [(label, panel) for (label, _), panel in zip(tracks, ours)]
+            canvas = np.full((*shape, 3), BACKGROUND, np.uint8)
+            grid = grid_image(results)
+            canvas[:grid.shape[0], :grid.shape[1]] = grid
+            frame = av.VideoFrame.from_ndarray(canvas, format="rgb24")
+            frame = frame.reformat(format="yuv420p", dst_colorspace="itu709")
             frame.pts, frame.time_base = round((t - at) * 1000), Fraction(1, 1000)
             out.mux(stream.encode(frame))
-        if stream is None:
-            raise VidscaleError(f"{source}: no frames at {at:g}s")
         out.mux(stream.encode(None))
