@@ -36,7 +36,7 @@ def one_line_error(err: str) -> str:
 
 def test_upscale_a_photo(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "big.png"
-    code, _, err = run(capsys, BUNNY, out, "--scale", "2")
+    code, _, err = run(capsys, BUNNY, out, "--scale", "2", "-m", "span-x2")
     assert code == 0, err
     assert read_image(out).shape == (360, 640, 3)
     assert [p.name for p in tmp_path.iterdir()] == ["big.png"]  # no temp file left

@@ -45,6 +45,8 @@ def cli() -> None:
 
 
 def _model_options(f):  # type: ignore[no-untyped-def]
+    f = click.option("--denoise", metavar="LEVEL", help="Denoise variant of a model family that has them "
+                     "(realcugan, realcugan-pro): none, conservative (the default), 1, 2 or 3.")(f)
     f = click.option("--precision", type=click.Choice(["auto", "fp16", "bf16", "fp32"], case_sensitive=False),
                      default="auto", show_default=True,
                      help="Compute type; auto: fp16 on CUDA when the model supports it, fp32 on the CPU.")(f)
@@ -53,14 +55,15 @@ def _model_options(f):  # type: ignore[no-untyped-def]
     f = click.option("--backend", type=click.Choice(["auto", "tensorrt", "cuda", "cpu", "torch"], case_sensitive=False),
                      default="auto", show_default=True,
                      help="auto: TensorRT, else CUDA, else CPU; torch: PyTorch on --device.")(f)
-    f = click.option("--model", "-m", help="Built-in or user model name, a model file, or bicubic/lanczos.")(f)
+    f = click.option("--model", "-m", help="Built-in or user model name, a model file, a chain a+b "
+                     "(e.g. a 1x cleanup model, then an upscaler), or bicubic/lanczos.")(f)
     return f
 
 
 @cli.command()
 @click.argument("source")
 @click.argument("output")
-@click.option("--scale", "-s", type=float, help="Factor between 1 and 8 (default 2).")
+@click.option("--scale", "-s", type=float, help="Factor between 1 and 8 (default: a named model's own, else 2).")
 @click.option("--width", type=click.IntRange(min=1), help="Output width (height follows unless given).")
 @click.option("--height", type=click.IntRange(min=1), help="Output height (width follows unless given).")
 @_model_options
@@ -87,8 +90,8 @@ def _model_options(f):  # type: ignore[no-untyped-def]
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--verbose", "-v", is_flag=True, help="Show details and tracebacks.")
 def upscale(source: str, output: str, scale: float | None, width: int | None, height: int | None,
-            model: str | None, backend: str, device: str, tile: int | None, precision: str, batch: int,
-            max_frames: int | None, device_color: bool | None, temporal: float | None, recursive: bool, image_format: str | None, fps: str, codec: str | None, crf: float | None,
+            model: str | None, backend: str, device: str, tile: int | None, precision: str,
+            denoise: str | None, batch: int, max_frames: int | None, device_color: bool | None, temporal: float | None, recursive: bool, image_format: str | None, fps: str, codec: str | None, crf: float | None,
             preset: str | None, pix_fmt: str | None, encoder_opt: tuple[str, ...], quality: int | None,
             preset_spec: str | None, overwrite: bool, quiet: bool, verbose: bool) -> None:
     """Upscale SOURCE (video, image, folder, pattern or glob) into OUTPUT."""
@@ -98,7 +101,7 @@ def upscale(source: str, output: str, scale: float | None, width: int | None, he
     _setup_logging(quiet, verbose)
     encoder = EncoderSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
                               options=parse_encoder_opts(encoder_opt), fps=_parse_fps(fps))
-    settings = JobSettings(scale=scale, width=width, height=height, model=model, device=device,
+    settings = JobSettings(scale=scale, width=width, height=height, model=model, denoise=denoise, device=device,
                            backend=backend, tile=tile, precision=precision, batch=batch, recursive=recursive,
                            image_format=f".{image_format}" if image_format else None,
                            quality=quality, overwrite=overwrite, quiet=quiet, encoder=encoder,
@@ -129,6 +132,8 @@ def _apply_preset(spec: str, settings: "JobSettings", output: str) -> None:  # n
     for key in ("model", "batch", "quality", "tile", "temporal"):
         if key in values and unset(key):
             setattr(settings, key, values[key])
+    if "denoise" in values and unset("denoise") and unset("model"):  # it belongs to the preset's model
+        settings.denoise = str(values["denoise"])
     if "scale" in values and unset("scale") and not sized:
         settings.scale = float(values["scale"])
     enc, ours = values.get("encoder", {}), settings.encoder
@@ -151,8 +156,8 @@ def _apply_preset(spec: str, settings: "JobSettings", output: str) -> None:  # n
               help="Video output: length of the side-by-side clip in seconds.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 def compare(source: Path, output: Path, scale: float, model: str | None, models: str | None, backend: str,
-            device: str, tile: int | None, precision: str, crop: str | None, at_s: float, duration: float,
-            overwrite: bool) -> None:
+            device: str, tile: int | None, precision: str, denoise: str | None, crop: str | None, at_s: float,
+            duration: float, overwrite: bool) -> None:
     """Bicubic next to the network(s): an image, an .html slider page, or a video clip."""
     from vidscale import compare as cmp
     from vidscale.media.image import is_image_path
@@ -168,7 +173,8 @@ def compare(source: Path, output: Path, scale: float, model: str | None, models:
     purpose = "photo" if is_image_path(source) else "video"  # the default model the real run would use
 
     def make(name: str | None) -> Upscaler:
-        return Upscaler(name, device, tile=tile, precision=precision, backend=backend, purpose=purpose)
+        return Upscaler(name, device, tile=tile, precision=precision, backend=backend, denoise=denoise,
+                        purpose=purpose)
 
     cmp.compare(source, output, scale, names, make, box, at_s, duration, overwrite)
 
@@ -331,7 +337,7 @@ def export_model(name: str, out: Path, opset: int, fp16: bool, overwrite: bool) 
 @_model_options
 def eval_cmd(hr_dir: Path, lr_dir: Path | None, scale: int, degrade_spec: str | None, seed: int,
              save_lr: Path | None, overwrite: bool, as_json: bool, model: str | None, backend: str,
-             device: str, tile: int | None, precision: str) -> None:
+             device: str, tile: int | None, precision: str, denoise: str | None) -> None:
     """Scores of a model against ground truth in HR_DIR, beside bicubic.
 
     Y-PSNR, SSIM, MS-SSIM, HaarPSI and JPEG blockiness; inputs are --lr's images
@@ -349,7 +355,7 @@ def eval_cmd(hr_dir: Path, lr_dir: Path | None, scale: int, degrade_spec: str | 
                          "from the ground truth; it cannot be used with --lr")
     degradation = parse_degradation(degrade_spec) if degrade_spec is not None else None
     pairs = pair_images(hr_dir, lr_dir, scale)
-    upscaler = Upscaler(model, device, tile=tile, precision=precision, backend=backend)
+    upscaler = Upscaler(model, device, tile=tile, precision=precision, backend=backend, denoise=denoise)
     result = evaluate(pairs, scale, upscaler, degrade=degradation, seed=seed, save_lr=save_lr,
                       overwrite=overwrite)
     if as_json:

@@ -130,8 +130,9 @@ class Upscaler:
         x = x.to(self.device, torch.float32)
         alpha = x[:, 3:]
         rgb = self.upscale(bleed_colour(x[:, :3], alpha), size)
-        if bool((alpha >= 1).all()):  # opaque (e.g. browser recordings tagged with alpha): no second pass
-            return torch.cat([rgb, torch.ones_like(rgb[:, :1])], dim=1)
+        lo, hi = alpha.amin(dim=(1, 2, 3), keepdim=True), alpha.amax(dim=(1, 2, 3), keepdim=True)
+        if bool((lo == hi).all()):  # flat (often opaque, e.g. browser recordings): no second pass,
+            return torch.cat([rgb, lo.expand_as(rgb[:, :1])], dim=1)  # and a GAN cannot texture it
         out_alpha = self.upscale(alpha.expand(-1, 3, -1, -1), size).mean(dim=1, keepdim=True)
         return torch.cat([rgb, out_alpha], dim=1)
 
