@@ -262,9 +262,15 @@ def _list_models() -> None:
     from vidscale.models import zoo
     from vidscale.models.loading import inference_parameter_count, load_descriptor
 
-    rows = [("name", "arch", "scale", "params", "license", "source")]
+    rows = [("name", "arch", "scale", "params", "for", "license", "source")]
     for info in zoo.builtins().values():
-        rows.append((info.name, info.arch, f"x{info.scale}", f"{info.params:,}", info.license, info.source))
+        rows.append((info.name, info.arch, f"x{info.scale}", f"{info.params:,}", info.use or "-", info.license,
+                     info.source))
+    for family, members in zoo.families().items():
+        levels = "/".join(dict.fromkeys(m.denoise for m in members))  # type: ignore[arg-type]
+        scales = "/".join(f"x{s}" for s in zoo.family_scales(family))
+        rows.append((family, members[0].arch, scales, "-", members[0].use or "-", members[0].license,
+                     f"picks by --scale and --denoise {levels}"))
     for info in zoo.user_models().values():
         try:
             desc = load_descriptor(info.path)  # type: ignore[arg-type]
@@ -272,9 +278,9 @@ def _list_models() -> None:
             params = f"{inference_parameter_count(desc.model):,}"
         except VidscaleError as exc:
             arch, scale, params = f"unreadable ({exc})", "-", "-"
-        rows.append((info.name, arch, scale, params, "user", str(info.path)))
+        rows.append((info.name, arch, scale, params, "-", "user", str(info.path)))
     for name in zoo.CLASSIC:
-        rows.append((name, "resize", "any", "0", "-", "-"))
+        rows.append((name, "resize", "any", "0", "-", "-", "-"))
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
