@@ -9,7 +9,8 @@ images left out). Each crop is downscaled (MATLAB-style bicubic), and for the
 `vidscale eval --degrade web` does; then every model and plain bicubic
 upscale it back and are scored against the crop: Y-PSNR, SSIM, MS-SSIM,
 HaarPSI (higher is better) and JPEG blockiness (1.0 = as blocky as the truth;
-above 1 the 8x8 grid got stronger). Seconds are this run's CPU time per image.
+above 1 the 8x8 grid got stronger). Seconds are CPU time per image, model and scoring together;
+for speed alone see bench_models.py.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def _cell(v: float | None, digits: int) -> str:
 
 
 def table(results: list[tuple[Evaluation, float]]) -> list[str]:
-    rows = ["| model | Y-PSNR | SSIM | MS-SSIM | HaarPSI | blockiness | CPU s / image |",
+    rows = ["| model | Y-PSNR | SSIM | MS-SSIM | HaarPSI | blockiness | CPU s / image (with scoring) |",
             "|---|---|---|---|---|---|---|"]
     bic = results[0][0].mean("bicubic")
     rows.append(f"| bicubic | {bic.psnr:.2f} | {bic.ssim:.4f} | {_cell(bic.ms_ssim, 4)} | "
