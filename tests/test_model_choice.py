@@ -212,3 +212,19 @@ def test_chain_of_a_1x_cleanup_model_and_an_upscaler(tmp_path: Path, capsys: pyt
     plain = tmp_path / "plain.png"
     assert run(capsys, src, plain, "-m", "span-x2")[0] == 0
     assert np.abs(chained.astype(int) - read_image(plain).astype(int)).max() > 0  # cleanup ran first
+
+
+def test_a_family_without_denoise_levels_picks_by_scale_and_refuses_denoise() -> None:
+    assert names(Upscaler("span", "cpu").plan(2)) == ["span-x2"]
+    assert names(Upscaler("span", "cpu").plan(3)) == ["span-x4"]
+    with pytest.raises(UsageError, match="span has no denoise variants"):
+        Upscaler("span", "cpu", denoise="1")
+
+
+def test_clean_preset_keeps_a_way_to_span(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = small_photo(tmp_path / "in.png")
+    out, direct = tmp_path / "out.png", tmp_path / "direct.png"
+    code, err = run(capsys, src, out, "--preset", "clean", "--scale", "4")
+    assert code == 0, err
+    assert run(capsys, src, direct, "-m", "span-x4")[0] == 0
+    assert np.array_equal(read_image(out), read_image(direct))  # x4 from the clean preset is span-x4

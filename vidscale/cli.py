@@ -267,10 +267,10 @@ def _list_models() -> None:
         rows.append((info.name, info.arch, f"x{info.scale}", f"{info.params:,}", info.use or "-", info.license,
                      info.source))
     for family, members in zoo.families().items():
-        levels = "/".join(dict.fromkeys(m.denoise for m in members))  # type: ignore[arg-type]
+        levels = "/".join(zoo.family_levels(family))
         scales = "/".join(f"x{s}" for s in zoo.family_scales(family))
         rows.append((family, members[0].arch, scales, "-", members[0].use or "-", members[0].license,
-                     f"picks by --scale and --denoise {levels}"))
+                     "picks by --scale" + (f" and --denoise {levels}" if levels else "")))
     for info in zoo.user_models().values():
         try:
             desc = load_descriptor(info.path)  # type: ignore[arg-type]

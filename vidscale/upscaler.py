@@ -145,7 +145,7 @@ class Upscaler:
 
 def _check_denoise(chain: list[zoo.ModelInfo] | None, denoise: str | None) -> None:
     """--denoise needs a model family that has denoise variants."""
-    if denoise is None or any(m.family for m in chain or ()):
+    if denoise is None or any(m.family and zoo.family_levels(m.family) for m in chain or ()):
         return
     named = "+".join(m.name for m in chain) if chain else "the default model"
     raise UsageError(f"--denoise: {named} has no denoise variants; models that do: "

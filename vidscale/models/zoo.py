@@ -117,7 +117,7 @@ def resolve(name: str) -> ModelInfo:
         return ModelInfo(name=key, kind="family", arch=members[0].arch, license=members[0].license,
                          source=members[0].source, family=key, use=members[0].use,
                          description=f"{key}: x{'/x'.join(str(s) for s in family_scales(key))}, "
-                                     "chosen by --scale and --denoise")
+                                     "chosen by --scale" + (" and --denoise" if family_levels(key) else ""))
     if key in (users := user_models()):
         return users[key]
     path = Path(key).expanduser()
@@ -181,8 +181,13 @@ def denoise_level(text: str) -> str:
     return DENOISE_ALIASES[key]
 
 
+def family_levels(family: str) -> list[str]:
+    """A family's denoise levels, in manifest order ([] for one that differs only by scale)."""
+    return list(dict.fromkeys(m.denoise for m in families()[family] if m.denoise))
+
+
 def models_with_denoise() -> str:
-    return ", ".join(sorted(families())) or "none is installed"
+    return ", ".join(sorted(f for f in families() if family_levels(f))) or "none is installed"
 
 
 def pick_variant(info: ModelInfo, factor: float, denoise: str | None) -> list[ModelInfo]:
@@ -190,10 +195,14 @@ def pick_variant(info: ModelInfo, factor: float, denoise: str | None) -> list[Mo
 
     A family name picks the smallest native scale at or above the factor (the
     largest, repeated, above it); a named variant keeps its scale. The level
-    defaults to the named variant's own, else conservative (Real-CUGAN's default).
+    defaults to the named variant's own, else conservative (Real-CUGAN's default);
+    a family without levels (span) ignores it (the caller refuses --denoise for it).
     """
     members = families()[info.family]  # type: ignore[index]
-    level = denoise or (info.denoise if info.kind != "family" else None) or "conservative"
+    if not family_levels(info.family):  # type: ignore[arg-type]
+        level = None
+    else:
+        level = denoise or (info.denoise if info.kind != "family" else None) or "conservative"
     if info.kind == "family":
         scales = family_scales(info.family)  # type: ignore[arg-type]
         scale = next((s for s in scales if s >= factor - 1e-9), scales[-1])
