@@ -184,7 +184,7 @@ def compare(source: Path, output: Path, scale: float, model: str | None, models:
 @click.option("--synthetic", metavar="WxH", help="Measure on a generated clip of this size instead of SOURCE.")
 @click.option("--frames", type=click.IntRange(min=2), default=48, show_default=True)
 @click.option("--scale", "-s", type=float, default=2.0, show_default=True)
-@click.option("--model", "-m", help="Model (default: the built-in for the scale).")
+@click.option("--model", "-m", help="Model (default: the video default, as a video job runs).")
 @click.option("--backend", type=click.Choice(["auto", "tensorrt", "cuda", "cpu", "torch"], case_sensitive=False),
               default="auto", show_default=True)
 @click.option("--device", default="auto", show_default=True)
