@@ -33,8 +33,12 @@ log = logging.getLogger(__name__)
 MIN_TILE = 64
 # Low-res pixels shared by neighbouring tiles, by architecture: enough context
 # that tiled output matches untiled within 1/255 on real images (measured:
-# SPAN and Compact at 32; the 6-block RRDB still differs by 1.5/255 at 128).
-OVERLAP_BY_ARCH = {"SPAN": 32, "Compact": 32, "ESRGAN": 192}
+# SPAN and Compact at 32; the 6-block RRDB still differs by 1.5/255 at 128; the
+# 23-block x4plus by 1.83/255 at 128, 1.25 at 160, 0.43 at 192, RealSR 0.01 at 192).
+# Real-CUGAN's convolutions need 48 (0.09/255 when each tile is given the whole
+# frame's SE means), but its SE blocks gate by each tile's own global mean, so its
+# tiles cannot match: up to 28/255 with 512 px tiles, 102/255 with 256 (854x480).
+OVERLAP_BY_ARCH = {"SPAN": 32, "Compact": 32, "ESRGAN": 192, "RealCUGAN": 48}
 DEFAULT_OVERLAP = 128
 CPU_BUDGET_CAP = 8 << 30
 PRECISIONS = ("auto", "fp16", "bf16", "fp32")

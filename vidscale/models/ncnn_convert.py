@@ -260,8 +260,8 @@ def _check_cugan_plumbing(layers: list[Layer], scale: int) -> None:
     pools = [l for l in layers if l.type == "Pooling"]
     if not pools or any((int(l.p(0)), int(l.p(4))) != (1, 1) for l in pools):
         raise ModelError("Real-CUGAN graph: SE blocks must use global average pooling")
-    crops = [l.params.get(9) for l in layers if l.type == "Crop"]
-    want = [[float(c)] * 2 for c in CUGAN_CROPS + ((1,) if scale == 4 else ())]
+    crops = [(l.params.get(9), l.params.get(10)) for l in layers if l.type == "Crop"]  # starts, ends
+    want = [([float(c)] * 2, [-float(c)] * 2) for c in CUGAN_CROPS + ((1,) if scale == 4 else ())]
     if crops != want:
         raise ModelError(f"Real-CUGAN graph: crops {crops} differ from UpCunet{scale}x's")
 
@@ -280,7 +280,10 @@ def _realcugan(layers: list[Layer], pro: bool) -> StateDict:
             raise ModelError(f"ncnn layer {layer.name} {why}")
         sd[f"{want.key}.weight"] = _cugan_tensor(layer)
         sd[f"{want.key}.bias"] = torch.from_numpy(layer.weights["bias"].copy())
-    if pro:  # spandrel's marker: map input to [0.15, 0.85] and back, as upstream does
+    if pro:
+        # spandrel's marker: its forward maps the input to [0.15, 0.85] and back, as
+        # bilibili's own inference does. (realcugan-ncnn-vulkan skips that mapping,
+        # nihui/realcugan-ncnn-vulkan issue #52; these are the upstream weights.)
         sd["pro"] = torch.zeros(1)
     return sd
 
