@@ -26,6 +26,36 @@ def test_spans_cover_with_overlap() -> None:
         assert all(e - s == min(tile, length) for s, e in parts)
 
 
+def test_aligned_spans_start_on_the_multiple() -> None:
+    for length, tile, overlap, align in [(319, 128, 48, 4), (257, 64, 16, 4), (101, 40, 8, 2)]:
+        parts = spans(length, tile, overlap, align)
+        assert parts[0][0] == 0 and parts[-1][1] == length
+        assert all(s % align == 0 for s, _ in parts)
+        for (a0, a1), (b0, b1) in zip(parts, parts[1:]):
+            assert a1 - b0 >= overlap
+        assert all(e - s == tile for s, e in parts[:-1])
+        assert tile <= parts[-1][1] - parts[-1][0] < tile + align
+
+
+def test_tiled_real_cugan_uses_the_frames_se_means(bunny: np.ndarray) -> None:
+    """Real-CUGAN's SE blocks scale channels by their whole-image mean: per-tile means
+    shift colours tile by tile; the frame's means (recorded in a first pass) do not."""
+    engine = TorchEngine(load_descriptor(zoo.builtins()["realcugan-x2-conservative"].path), CPU)
+    assert len(engine.se_blocks) > 0
+    x = to_tensor(bunny[:120, :200])
+    with torch.inference_mode():
+        whole = engine(x).clamp(0, 1)
+        engine.fixed_tile = 64
+        synced = engine(x).clamp(0, 1)
+        blocks, engine.se_blocks = engine.se_blocks, []  # per-tile means, as before
+        per_tile = engine(x).clamp(0, 1)
+        engine.se_blocks = blocks
+    err_synced, err_tile = (synced - whole).abs(), (per_tile - whole).abs()
+    assert float(err_synced.mean()) < 0.5 * float(err_tile.mean())
+    assert float(err_synced.max()) < 0.5 * float(err_tile.max())
+    assert all("forward" not in vars(b) for b in blocks)  # the patched forwards are gone
+
+
 def test_blending_is_exact_for_a_local_operation() -> None:
     """With a model that has no context (nearest upsample) tiling must be exact:
     this checks that the blend weights sum to one everywhere."""

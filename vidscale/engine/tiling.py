@@ -15,13 +15,19 @@ import torch
 Infer = Callable[[torch.Tensor], torch.Tensor]
 
 
-def spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
-    """Start/end of tiles of size `tile` covering `length`, overlapping >= `overlap`."""
+def spans(length: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int]]:
+    """Start/end of tiles of size `tile` covering `length`, overlapping >= `overlap`.
+
+    Starts fall on multiples of `align`: networks that downsample (Real-CUGAN's
+    UNet) give other results for content shifted by a pixel. The last tile is
+    then up to `align - 1` pixels longer.
+    """
     if length <= tile:
         return [(0, length)]
-    step = tile - overlap
-    starts = list(range(0, length - tile, step)) + [length - tile]
-    return [(s, s + tile) for s in starts]
+    step = max(align, (tile - overlap) // align * align)
+    last = (length - tile) // align * align
+    starts = list(range(0, last, step)) + [last]
+    return [(s, s + tile) for s in starts[:-1]] + [(last, length)]
 
 
 def _ramp(start: int, end: int, length: int, scale: int, overlap: int, margin: int,
@@ -37,7 +43,8 @@ def _ramp(start: int, end: int, length: int, scale: int, overlap: int, margin: i
     return w
 
 
-def run_tiled(infer: Infer, x: torch.Tensor, scale: int, tile: int, overlap: int) -> torch.Tensor:
+def run_tiled(infer: Infer, x: torch.Tensor, scale: int, tile: int, overlap: int,
+              align: int = 1) -> torch.Tensor:
     """Apply `infer` (NCHW -> NCH*sW*s) to `x` tile by tile and blend."""
     n, _, h, w = x.shape
     if h <= tile and w <= tile:
@@ -46,9 +53,9 @@ def run_tiled(infer: Infer, x: torch.Tensor, scale: int, tile: int, overlap: int
     margin = overlap // 4
     out: torch.Tensor | None = None
     norm = torch.zeros(1, 1, h * scale, w * scale, device=x.device)
-    for y0, y1 in spans(h, tile, overlap):
+    for y0, y1 in spans(h, tile, overlap, align):
         wy = _ramp(y0, y1, h, scale, overlap, margin, x.device)
-        for x0, x1 in spans(w, tile, overlap):
+        for x0, x1 in spans(w, tile, overlap, align):
             wx = _ramp(x0, x1, w, scale, overlap, margin, x.device)
             part = infer(x[:, :, y0:y1, x0:x1])
             if out is None:

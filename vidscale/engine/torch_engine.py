@@ -22,6 +22,7 @@ import spandrel
 import torch
 import torch.nn.functional as F
 
+from vidscale.engine import se_sync
 from vidscale.engine.graphs import GraphCache
 from vidscale.engine.onnx_export import fold_reparameterized
 from vidscale.engine.outputs import image_network
@@ -40,6 +41,9 @@ MIN_TILE = 64
 # tiles cannot match: up to 28/255 with 512 px tiles, 102/255 with 256 (854x480).
 OVERLAP_BY_ARCH = {"SPAN": 32, "Compact": 32, "ESRGAN": 192, "RealCUGAN": 48}
 DEFAULT_OVERLAP = 128
+# Tile starts on multiples of this: Real-CUGAN's UNet downsamples twice (x3: by 4 overall),
+# so content shifted by an odd pixel comes out differently.
+ALIGN_BY_ARCH = {"RealCUGAN": 4}
 CPU_BUDGET_CAP = 8 << 30
 PRECISIONS = ("auto", "fp16", "bf16", "fp32")
 _HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -70,6 +74,9 @@ class TorchEngine:
         self._tiles: dict[tuple[int, int, int], int] = {}  # free memory is asked once per shape
         self._uses: Counter[tuple[int, ...]] = Counter()  # network input shapes seen
         self.graphs = GraphCache(self.model) if graphs and device.type == "cuda" else None
+        self.se_blocks = se_sync.se_blocks(self.model)
+        self.align = ALIGN_BY_ARCH.get(desc.architecture.id, 1)
+        self._eager = False
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Upscale an NCHW float batch already on `self.device`."""
@@ -77,11 +84,24 @@ class TorchEngine:
         tile = self.fixed_tile or self._tiles.get((n, h, w)) or self.auto_tile(n, h, w)
         while True:
             try:
-                out = run_tiled(self._infer, x, self.scale, tile, self.overlap)
+                out = self._tiled(x, tile)
                 self._tiles[n, h, w] = tile
                 return out
             except torch.OutOfMemoryError:
                 tile = self._after_oom(tile, h, w)
+
+    def _tiled(self, x: torch.Tensor, tile: int) -> torch.Tensor:
+        """Tile by tile; SE networks twice, the second time with the frame's SE means (se_sync.py)."""
+        if not self.se_blocks or (max(x.shape[-2:]) <= tile):
+            return run_tiled(self._infer, x, self.scale, tile, self.overlap, self.align)
+        self._eager = True  # patched forwards: a captured CUDA graph would not see them
+        try:
+            with se_sync.recording(self.se_blocks) as means:
+                run_tiled(self._infer, x, self.scale, tile, self.overlap, self.align)
+            with se_sync.frame_means(self.se_blocks, means):
+                return run_tiled(self._infer, x, self.scale, tile, self.overlap, self.align)
+        finally:
+            self._eager = False
 
     def _after_oom(self, tile: int, h: int, w: int) -> int:
         if tile <= MIN_TILE:
@@ -115,7 +135,7 @@ class TorchEngine:
         if self.device.type == "cuda":  # timing algorithms pays off only for shapes that recur
             torch.backends.cudnn.benchmark = repeated
         with torch.inference_mode():
-            if self.graphs is not None and repeated:  # output is the graph's own buffer: copied below
+            if self.graphs is not None and repeated and not self._eager:  # output is the graph's own buffer: copied below
                 y = self.graphs.run(padded)
             else:
                 y = self.model(padded)
