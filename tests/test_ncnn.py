@@ -46,17 +46,7 @@ def write_compact(folder: Path, fp16: bool, seed: int = 0) -> Path:
 
 
 def run_ncnn(param: Path, chw: np.ndarray) -> np.ndarray:
-    ncnn = pytest.importorskip("ncnn")
-    net = ncnn.Net()
-    net.opt.use_vulkan_compute = False
-    net.opt.use_fp16_storage = net.opt.use_fp16_arithmetic = net.opt.use_fp16_packed = False
-    net.load_param(str(param))
-    net.load_model(str(param.with_suffix(".bin")))
-    ex = net.create_extractor()
-    arr = np.ascontiguousarray(chw)  # the Mat borrows this memory: keep it alive
-    ex.input("data", ncnn.Mat(arr))
-    _, out = ex.extract("output")
-    return np.array(out).copy()
+    return run_ncnn_blobs(param, chw, "data", "output")
 
 
 @pytest.mark.parametrize("fp16", [True, False])

@@ -8,6 +8,8 @@ runs in an engine (PyTorch, or TensorRT: `engine.backend`), and an antialiased b
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -64,10 +66,7 @@ class Upscaler:
         """What the named model or chain upscales by in one run (None: nothing named, or a resizer)."""
         if not self.chain or self.resizer:
             return None
-        scale = 1
-        for info in self.chain:
-            scale *= zoo.family_scales(info.family)[0] if info.kind == "family" else self._scale(info)
-        return scale
+        return math.prod(self._scale(info) for info in self.chain)
 
     def plan(self, factor: float) -> list[zoo.ModelInfo]:
         """The networks that run, in order, for an overall `factor`.

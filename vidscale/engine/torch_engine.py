@@ -36,9 +36,9 @@ MIN_TILE = 64
 # that tiled output matches untiled within 1/255 on real images (measured:
 # SPAN and Compact at 32; the 6-block RRDB still differs by 1.5/255 at 128; the
 # 23-block x4plus by 1.83/255 at 128, 1.25 at 160, 0.43 at 192, RealSR 0.01 at 192).
-# Real-CUGAN's convolutions need 48 (0.09/255 when each tile is given the whole
-# frame's SE means), but its SE blocks gate by each tile's own global mean, so its
-# tiles cannot match: up to 28/255 with 512 px tiles, 102/255 with 256 (854x480).
+# Real-CUGAN's convolutions need 48 (0.09/255 when each tile is given the exact whole-
+# frame SE means). With each tile's own means it was up to 102/255 at 256 px tiles
+# (854x480); se_sync.py's recorded frame means bring 20/255 to 6/255 at 128 px.
 OVERLAP_BY_ARCH = {"SPAN": 32, "Compact": 32, "ESRGAN": 192, "RealCUGAN": 48}
 DEFAULT_OVERLAP = 128
 # Tile starts on multiples of this: Real-CUGAN's UNet downsamples twice (x3: by 4 overall),

@@ -206,9 +206,9 @@ def pick_variant(info: ModelInfo, factor: float, denoise: str | None) -> list[Mo
     if info.kind == "family":
         scales = family_scales(info.family)  # type: ignore[arg-type]
         scale = next((s for s in scales if s >= factor - 1e-9), scales[-1])
-        passes = 1 if factor <= scale + 1e-9 else passes_needed(factor, scale)
     else:
-        scale, passes = info.scale, passes_needed(factor, info.scale)  # type: ignore[arg-type]
+        scale = info.scale  # type: ignore[assignment]
+    passes = passes_needed(factor, scale)
     at_scale = [m for m in members if m.scale == scale]
     match = [m for m in at_scale if m.denoise == level]
     if not match:
