@@ -38,7 +38,8 @@ MIN_TILE = 64
 # 23-block x4plus by 1.83/255 at 128, 1.25 at 160, 0.43 at 192, RealSR 0.01 at 192).
 # Real-CUGAN's convolutions need 48 (0.09/255 when each tile is given the exact whole-
 # frame SE means). With each tile's own means it was up to 102/255 at 256 px tiles
-# (854x480); se_sync.py's recorded frame means bring 20/255 to 6/255 at 128 px.
+# (854x480); se_sync.py's recorded frame means bring 20-27/255 to 5-8/255 at 128 px
+# (benchmarks/tiling_se.py).
 OVERLAP_BY_ARCH = {"SPAN": 32, "Compact": 32, "ESRGAN": 192, "RealCUGAN": 48}
 DEFAULT_OVERLAP = 128
 # Tile starts on multiples of this: Real-CUGAN's UNet downsamples twice (x3: by 4 overall),
