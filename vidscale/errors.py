@@ -15,3 +15,9 @@ class UsageError(VidscaleError):
 
 class ModelError(UsageError):
     """A model name, file or architecture that cannot be used."""
+
+
+class Cancelled(VidscaleError):
+    """The caller's cancel event was set: the job stopped and left nothing behind."""
+
+    exit_code = 130

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -51,6 +52,8 @@ class JobSettings:
     overwrite: bool = False
     quiet: bool = False
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
+    on_progress: Callable[[int, int | None], None] | None = None  # called after each frame written
+    cancel: threading.Event | None = None  # set it to stop the job (raises `Cancelled`, leaves nothing)
 
 
 @dataclass
@@ -115,7 +118,8 @@ def _run(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: 
     sizes = _SizeRule(settings, even=kind == "video")
     if kind in ("folder", "pattern"):
         return _run_files(source, output, kind, upscaler, sizes, inputs, settings)
-    progress = Progress(_frame_estimate(source), settings.quiet, output.name or str(output))
+    progress = Progress(_frame_estimate(source), settings.quiet, output.name or str(output),
+                        settings.on_progress, settings.cancel)
     try:
         if kind == "video":
             with atomic_output(output, settings.overwrite, inputs) as tmp:
@@ -158,7 +162,8 @@ def _run_files(source: Source, output: Path, kind: str, upscaler: Upscaler, size
                            if sink.target_for(source.name_of(p), i).exists()}
             sink.skipped = len(source.skip)
     estimate = _frame_estimate(source)
-    progress = Progress(estimate - sink.skipped if estimate else None, settings.quiet, str(output))
+    progress = Progress(estimate - sink.skipped if estimate else None, settings.quiet, str(output),
+                        settings.on_progress, settings.cancel)
     try:
         _stream(source, upscaler, sizes, sink.write, sink.report, _nothing, settings, progress)
     finally:

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
+from collections.abc import Callable
 
 from tqdm import tqdm
 
+from vidscale.errors import Cancelled
+
 log = logging.getLogger("vidscale")
 PLAIN_INTERVAL_S = 5.0
+Listener = Callable[[int, "int | None"], None]  # (frames done, frames expected or None)
 
 
 class Progress:
-    def __init__(self, total: int | None, quiet: bool, label: str):
+    def __init__(self, total: int | None, quiet: bool, label: str, listener: Listener | None = None,
+                 cancel: threading.Event | None = None):
         self.total, self.label, self.quiet = total or None, label, quiet
+        self.listener, self.cancel = listener, cancel
         self.done = 0
         self.started = self._last_line = time.monotonic()
         self.frame_times: list[float] = []  # when each frame went out: for the steady-state rate
@@ -25,6 +32,10 @@ class Progress:
     def update(self, n: int = 1) -> None:
         self.done += n
         self.frame_times.extend([time.monotonic()] * n)
+        if self.listener is not None:
+            self.listener(self.done, self.total)
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled("cancelled")
         if self._bar is not None:
             self._bar.update(n)
         elif not self.quiet and time.monotonic() - self._last_line >= PLAIN_INTERVAL_S:
