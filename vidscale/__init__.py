@@ -1,17 +1,52 @@
-"""vidscale: learned super-resolution for video, image sequences and photos."""
+"""vidscale: learned super-resolution for video, image sequences and photos.
+
+    import vidscale
+    big = vidscale.upscale_image(picture, scale=2)           # numpy array or PIL image
+    vidscale.upscale("in.mp4", "out.mp4", scale=2, crf=16)   # the CLI's option names
+
+The names below load on first use, so that `import vidscale` (and `vidscale
+--help`) does not import PyTorch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from vidscale.errors import Cancelled, ModelError, UsageError, VidscaleError
 
 __version__ = "0.1.0"
 
-from vidscale.job import JobSettings, Summary, run_job  # noqa: E402
-from vidscale.upscaler import Upscaler, upscale_image  # noqa: E402
+# public name -> module that defines it
+_LAZY = {
+    "upscale": "vidscale.api",
+    "upscale_image": "vidscale.api",
+    "Upscaler": "vidscale.upscaler",
+    "JobSettings": "vidscale.job",
+    "Summary": "vidscale.job",
+    "run_job": "vidscale.job",
+    "EncoderSettings": "vidscale.encoding",
+}
+
+if TYPE_CHECKING:
+    from vidscale.api import upscale, upscale_image
+    from vidscale.encoding import EncoderSettings
+    from vidscale.job import JobSettings, Summary, run_job
+    from vidscale.upscaler import Upscaler
 
 
-def upscale(source: str, output: str, **settings: object) -> Summary:
-    """Upscale a video, image, folder or pattern into `output`, as the CLI does.
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'vidscale' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
-    Keyword arguments are the fields of `JobSettings` (scale, model, device, batch...).
-    """
-    return run_job(str(source), str(output), JobSettings(**settings))  # type: ignore[arg-type]
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
 
 
-__all__ = ["JobSettings", "Summary", "Upscaler", "upscale", "upscale_image", "__version__"]
+__all__ = ["Cancelled", "EncoderSettings", "JobSettings", "ModelError", "Summary", "Upscaler", "UsageError",
+           "VidscaleError", "__version__", "run_job", "upscale", "upscale_image"]

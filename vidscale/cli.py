@@ -4,6 +4,11 @@
 `vidscale models`, `vidscale models import` and `vidscale eval` are the
 other commands. Expected failures print one line and exit 1 (bad input) or
 2 (bad usage); `--verbose` adds the traceback.
+
+Keep module level light: import what a command needs inside the command, so
+that `vidscale --help`, `--version` and every command's `--help` answer
+without loading PyTorch (tests/test_cli_help.py checks every command, and
+that each one's help carries an example: pass `epilog=_example(...)`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,11 @@ from vidscale import __version__
 from vidscale.errors import UsageError, VidscaleError
 
 log = logging.getLogger("vidscale")
+
+
+def _example(*lines: str) -> str:
+    """A command's help epilog: example command lines, printed as written."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 class _DefaultToUpscale(click.Group):
@@ -60,7 +70,9 @@ def _model_options(f):  # type: ignore[no-untyped-def]
     return f
 
 
-@cli.command()
+@cli.command(epilog=_example("vidscale in.mp4 out.mp4 --scale 2 --crf 16",
+                             "vidscale photos/ big/ --scale 4 -r --format jpg",
+                             "vidscale \"frames/%04d.png\" out.mp4 --fps 25 -m span-x2"))
 @click.argument("source")
 @click.argument("output")
 @click.option("--scale", "-s", type=float, help="Factor between 1 and 8 (default: a named model's own, else 2).")
@@ -84,7 +96,8 @@ def _model_options(f):  # type: ignore[no-untyped-def]
 @click.option("--encoder-preset", "preset", help="Encoder speed preset (e.g. slow, medium, veryfast; 0-13 for SVT-AV1).")
 @click.option("--pix-fmt", help="Output pixel format (default: the source's).")
 @click.option("--encoder-opt", multiple=True, metavar="KEY=VALUE", help="Extra encoder option (repeatable).")
-@click.option("--quality", type=click.IntRange(1, 100), help="Quality of lossy image outputs (JPEG, WebP).")
+@click.option("--quality", type=click.IntRange(1, 100), help="Quality of lossy image outputs: JPEG, WebP, AVIF "
+              "(default: a JPEG source's own, else the format's default).")
 @click.option("--preset", "preset_spec", metavar="NAME|PATH", help="Settings from a preset (`vidscale presets`); flags win.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
@@ -143,7 +156,9 @@ def _apply_preset(spec: str, settings: "JobSettings", output: str) -> None:  # n
     ours.options = {**{k: str(v) for k, v in enc.get("options", {}).items()}, **ours.options}
 
 
-@cli.command()
+@cli.command(epilog=_example("vidscale compare photo.jpg cmp.html -m span-x2",
+                             "vidscale compare photo.jpg cmp.png --models span-x2,lanczos --crop 100,80,200,150",
+                             "vidscale compare in.mp4 cmp.mp4 --at 12.5 --duration 3"))
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path(path_type=Path))
 @click.option("--scale", "-s", type=float, default=2.0, show_default=True, help="Factor between 1 and 8.")
@@ -179,7 +194,8 @@ def compare(source: Path, output: Path, scale: float, model: str | None, models:
     cmp.compare(source, output, scale, names, make, box, at_s, duration, overwrite)
 
 
-@cli.command()
+@cli.command(epilog=_example("vidscale bench in.mp4 --frames 48 --batch 2 -m span-x2",
+                             "vidscale bench --synthetic 1920x1080 --backend cuda --json"))
 @click.argument("source", required=False, type=click.Path(path_type=Path))
 @click.option("--synthetic", metavar="WxH", help="Measure on a generated clip of this size instead of SOURCE.")
 @click.option("--frames", type=click.IntRange(min=2), default=48, show_default=True)
@@ -229,7 +245,7 @@ def bench(source: Path | None, synthetic: str | None, frames: int, scale: float,
     click.echo(result.to_json() if as_json else result.table())
 
 
-@cli.command("presets")
+@cli.command("presets", epilog=_example("vidscale presets", "vidscale in.mkv out.mkv --preset anime"))
 def list_presets() -> None:
     """List the built-in presets."""
     from vidscale.presets import builtin_presets
@@ -250,7 +266,8 @@ def _parse_fps(text: str) -> Fraction:
     return fps
 
 
-@cli.group(invoke_without_command=True)
+@cli.group(invoke_without_command=True, epilog=_example("vidscale models",
+                                                        "vidscale models import 2x-foo.param --name foo"))
 @click.pass_context
 def models(ctx: click.Context) -> None:
     """List the models (built-in, user folder, resizers)."""
@@ -287,7 +304,8 @@ def _list_models() -> None:
     click.echo(f"\nuser models folder: {zoo.user_model_dir()}")
 
 
-@models.command("import")
+@models.command("import", epilog=_example("vidscale models import 2x-foo.param --name foo",
+                                           "vidscale models import 4x-bar.pth"))
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--name", help="Name to list it under (default: the file's stem).")
 @click.option("--overwrite", is_flag=True, help="Replace a user model of the same name.")
@@ -313,7 +331,8 @@ def import_model(path: Path, name: str | None, overwrite: bool) -> None:
     click.echo(f"imported {name}: {desc.architecture.name} x{desc.scale} -> {folder / (name + '.safetensors')}")
 
 
-@models.command("export")
+@models.command("export", epilog=_example("vidscale models export span-x2 span.onnx",
+                                           "vidscale models export realesrgan-x4plus esrgan.onnx --fp16"))
 @click.argument("name")
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--opset", type=click.IntRange(13, 21), default=17, show_default=True, help="ONNX opset.")
@@ -327,7 +346,9 @@ def export_model(name: str, out: Path, opset: int, fp16: bool, overwrite: bool) 
     click.echo(f"{out}: opset {opset}; input 'input' (N,3,H,W), output 'output' (N,3,H*s,W*s)")
 
 
-@cli.command("eval")
+@cli.command("eval", epilog=_example("vidscale eval set5/ --scale 2 -m span-x2",
+                                     "vidscale eval HR/ --lr LR/ --scale 4 --json",
+                                     "vidscale eval HR/ --scale 2 --degrade web --save-lr lr-web/"))
 @click.argument("hr_dir", type=click.Path(path_type=Path))
 @click.option("--lr", "lr_dir", type=click.Path(path_type=Path), help="Low-res inputs (default: bicubic downscales of HR).")
 @click.option("--scale", "-s", type=click.IntRange(2, 8), required=True, help="Integer scale of the pairs.")
