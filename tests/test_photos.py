@@ -160,7 +160,7 @@ def test_real_photos(tmp_path: Path) -> None:
         "children-alpha.png": (4, np.uint8),
         "tree_alpha_16bit.png": (4, np.uint16),
         "00017_gray.png": (1, np.uint8),
-        "wolf_gray.jpg": (3, np.uint8),  # JPEG output: gray as neutral colour
+        "wolf_gray.jpg": (1, np.uint8),  # one-component JPEG, valid with its gray profile
         "0014.jpg": (3, np.uint8),
         "OST_009.png": (3, np.uint8),
     }
@@ -169,8 +169,6 @@ def test_real_photos(tmp_path: Path) -> None:
         after = read_picture(out / name).pixels
         assert after.shape == (before.shape[0] * 2, before.shape[1] * 2, channels), name
         assert after.dtype == dtype, name
-    wolf = read_picture(out / "wolf_gray.jpg").pixels.astype(int)
-    assert np.abs(wolf[..., 0] - wolf[..., 1]).max() <= 2  # still gray
     for name in ("wolf_gray.jpg", "tree_alpha_16bit.png"):
         src_meta, out_meta = read_meta((folder / name).read_bytes()), read_meta((out / name).read_bytes())
         assert out_meta.icc == src_meta.icc and out_meta.xmp == src_meta.xmp, name

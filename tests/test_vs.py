@@ -15,7 +15,6 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.media import VideoSpec, make_video, pattern
-from vidscale.errors import ModelError, UsageError
 from vidscale.media.color import RgbConverter
 from vidscale.media.source import Frame, VideoSource
 from vidscale.upscaler import upscale_image
@@ -63,8 +62,8 @@ def library(picture: np.ndarray, model: str = "bicubic") -> np.ndarray:
 # ---------------------------------------------------------------- input formats
 
 
-def test_rgb24_gives_rgbs_equal_to_the_library() -> None:
-    out = vsx.upscale(rgb24_clip(), model="bicubic")
+def test_rgb24_out_format_rgbs_is_the_library() -> None:
+    out = vsx.upscale(rgb24_clip(), model="bicubic", out_format=vs.RGBS)
     assert (out.format.id, out.width, out.height, out.num_frames) == (vs.RGBS, 2 * W, 2 * H, FRAMES)
     assert out.fps == vs.core.std.BlankClip(fpsnum=24000, fpsden=1001).fps
     for n, got in enumerate(frames_of(out)):
@@ -72,8 +71,8 @@ def test_rgb24_gives_rgbs_equal_to_the_library() -> None:
         np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
-def test_rgb24_out_format_rgb24_is_the_library_in_uint8() -> None:
-    out = vsx.upscale(rgb24_clip(), model="lanczos", out_format=vs.RGB24)
+def test_rgb24_gives_rgb24_the_library_in_uint8() -> None:
+    out = vsx.upscale(rgb24_clip(), model="lanczos")  # the input's format, as VS filters do
     assert out.format.id == vs.RGB24
     for n, got in enumerate(frames_of(out)):
         expected = library(pattern(n, H, W), "lanczos")
@@ -84,14 +83,14 @@ def test_rgb24_out_format_rgb24_is_the_library_in_uint8() -> None:
 def test_float_rgb_inputs(fmt: int, atol: float) -> None:
     clip = core.resize.Point(rgb24_clip(), format=fmt)
     out = vsx.upscale(clip, model="bicubic")
-    assert out.format.id == vs.RGBS
+    assert out.format.id == fmt
     for n, got in enumerate(frames_of(out)):
         expected = library(pattern(n, H, W).astype(np.float32) / 255)
         np.testing.assert_allclose(got, expected, atol=atol)
 
 
-def test_fp16_gives_rgbh() -> None:
-    out = vsx.upscale(rgb24_clip(2), model="bicubic", fp16=True, backend="cpu")
+def test_fp16_with_rgbh_out() -> None:
+    out = vsx.upscale(rgb24_clip(2), model="bicubic", fp16=True, backend="cpu", out_format=vs.RGBH)
     assert out.format.id == vs.RGBH
     got = planes(out.get_frame(1))
     assert got.dtype == np.float16
@@ -111,7 +110,7 @@ def rgbs_as_decoded(yuv: vs.VideoNode, matrix: str) -> list[np.ndarray]:
 @pytest.mark.parametrize("fmt", [vs.YUV420P8, vs.YUV420P10], ids=["YUV420P8", "YUV420P10"])
 def test_untagged_yuv_is_read_as_bt601_below_hd(fmt: int) -> None:
     yuv = yuv_of(rgb24_clip(), fmt, "170m")
-    out = vsx.upscale(yuv, model="bicubic")
+    out = vsx.upscale(yuv, model="bicubic", out_format=vs.RGBS)
     assert out.format.id == vs.RGBS
     for got, decoded in zip(frames_of(out), rgbs_as_decoded(yuv, "170m"), strict=True):
         np.testing.assert_allclose(got, library(decoded), atol=1e-5)
@@ -120,21 +119,21 @@ def test_untagged_yuv_is_read_as_bt601_below_hd(fmt: int) -> None:
 def test_yuv_tags_of_the_frames_are_used() -> None:
     untagged = yuv_of(rgb24_clip(2), vs.YUV420P8, "709")
     yuv = core.std.SetFrameProps(untagged, _Matrix=1)
-    got = planes(vsx.upscale(yuv, model="bicubic").get_frame(1))
+    got = planes(vsx.upscale(yuv, model="bicubic", out_format=vs.RGBS).get_frame(1))
     np.testing.assert_allclose(got, library(rgbs_as_decoded(untagged, "709")[1]), atol=1e-5)
     wrong = library(rgbs_as_decoded(untagged, "170m")[1])
     assert np.abs(got - wrong).max() > 0.01  # the guess would have been visibly different
 
 
 @pytest.mark.parametrize("fmt", [vs.YUV420P8, vs.YUV420P10], ids=["YUV420P8", "YUV420P10"])
-def test_yuv_back_to_the_input_format(fmt: int) -> None:
+def test_yuv_gives_the_same_yuv(fmt: int) -> None:
     yuv = yuv_of(rgb24_clip(), fmt, "170m")
-    out = vsx.upscale(yuv, model="bicubic", out_format=yuv.format)
+    out = vsx.upscale(yuv, model="bicubic")  # no out_format: the input's, so y4m can take it
     assert (out.format.id, out.width, out.height) == (fmt, 2 * W, 2 * H)
     props = out.get_frame(0).props
     assert props["_Matrix"] == vs.MATRIX_ST170_M and props["_Range"] == vs.RANGE_LIMITED
     # the same as upscaling the decoded RGB and coding it back as BT.601 limited
-    rgb = vsx.upscale(yuv, model="bicubic")
+    rgb = vsx.upscale(yuv, model="bicubic", out_format=vs.RGBS)
     back = core.resize.Bicubic(rgb, format=fmt, matrix_s="170m", range_s="limited")
     for got, expected in zip(out.frames(), back.frames(), strict=True):
         for p in range(3):
@@ -143,9 +142,9 @@ def test_yuv_back_to_the_input_format(fmt: int) -> None:
 
 def test_gray_input() -> None:
     gray = core.std.SetFrameProps(core.std.ShufflePlanes(rgb24_clip(), 1, vs.GRAY), _Range=1)
-    out = vsx.upscale(gray, model="bicubic")
+    out = vsx.upscale(gray, model="bicubic", out_format=vs.RGBS)
     assert out.format.id == vs.RGBS
-    same = vsx.upscale(gray, model="bicubic", out_format=vs.GRAY8)
+    same = vsx.upscale(gray, model="bicubic")
     assert same.format.id == vs.GRAY8
     for n, (rgb, got) in enumerate(zip(frames_of(out), frames_of(same), strict=True)):
         picture = pattern(n, H, W)[..., 1]
@@ -169,14 +168,14 @@ def test_colour_defaults_follow_the_size_and_the_tags() -> None:
 
 def test_untagged_gray_is_limited_range_like_the_resizer_reads_it() -> None:
     gray = core.std.BlankClip(width=W, height=H, format=vs.GRAY8, color=[235], length=1)
-    assert planes(vsx.upscale(gray, model="bicubic").get_frame(0)).min() > 0.999
-    back = vsx.upscale(gray, model="bicubic", out_format=vs.GRAY8).get_frame(0)
+    assert planes(vsx.upscale(gray, model="bicubic", out_format=vs.RGBS).get_frame(0)).min() > 0.999
+    back = vsx.upscale(gray, model="bicubic").get_frame(0)
     assert np.all(planes(back) == 235) and back.props["_Range"] == vs.RANGE_LIMITED
 
 
 def test_real_network_matches_the_library() -> None:
     clip = rgb24_clip(2, 12, 16)
-    out = vsx.upscale(clip, model="span-x2", batch=2)
+    out = vsx.upscale(clip, model="span-x2", batch=2, out_format=vs.RGBS)
     for n, got in enumerate(frames_of(out)):
         expected = library(pattern(n, 12, 16).astype(np.float32) / 255, "span-x2")
         np.testing.assert_allclose(got, expected, atol=1e-4)
@@ -190,7 +189,7 @@ def test_frame_properties_are_kept_and_updated() -> None:
                                   _SARNum=4, _SARDen=3, _AbsoluteTime=1.5, Note="kept",
                                   _ChromaLocation=0)
     clip = core.std.SetFrameProps(clip, _Alpha=core.std.BlankClip(clip, format=vs.GRAY8).get_frame(0))
-    rgb = vsx.upscale(clip, model="bicubic").get_frame(1).props
+    rgb = vsx.upscale(clip, model="bicubic", out_format=vs.RGBS).get_frame(1).props
     assert rgb["_Matrix"] == vs.MATRIX_RGB and rgb["_Range"] == vs.RANGE_FULL
     assert (rgb["_SARNum"], rgb["_SARDen"], rgb["_AbsoluteTime"], rgb["Note"]) == (4, 3, 1.5, "kept")
     assert (rgb["_DurationNum"], rgb["_DurationDen"]) == (1001, 24000)
@@ -200,30 +199,50 @@ def test_frame_properties_are_kept_and_updated() -> None:
 
 
 def test_unknown_model_fails_at_load() -> None:
-    with pytest.raises(ModelError, match="unknown model 'no-such-model'"):
+    with pytest.raises(vs.Error, match="unknown model 'no-such-model'"):
         vsx.upscale(rgb24_clip(), model="no-such-model")
 
 
-def test_bad_arguments_fail_at_load() -> None:
+def cli_error(*args: str) -> str:
+    """The message the CLI prints for these arguments (without its "Error: " prefix)."""
+    from click.testing import CliRunner
+
+    from vidscale.cli import cli
+
+    result = CliRunner().invoke(cli, ["upscale", "in.png", "out.png", *args])
+    assert result.exit_code == 2
+    return result.output.strip().splitlines()[-1].removeprefix("Error: ").removeprefix("vidscale: error: ")
+
+
+@pytest.mark.parametrize("args, kwargs", [
+    (["--tile", "16"], {"tile": 16}),
+    (["--batch", "0"], {"batch": 0}),
+    (["--temporal", "1.5"], {"temporal": 1.5}),
+    (["--backend", "nope"], {"backend": "nope"}),
+], ids=["tile", "batch", "temporal", "backend"])
+def test_arguments_are_refused_as_the_cli_refuses_them(args: list[str], kwargs: dict) -> None:
+    expected = cli_error(*args)
+    with pytest.raises(vs.Error) as caught:
+        vsx.upscale(rgb24_clip(), model="bicubic", **kwargs)
+    assert str(caught.value) == expected
+
+
+def test_bad_arguments_fail_at_load_as_vapoursynth_errors() -> None:
     clip = rgb24_clip()
-    with pytest.raises(UsageError, match="temporal 1.5: strength must be between 0 and 1"):
-        vsx.upscale(clip, model="bicubic", temporal=1.5)
-    with pytest.raises(ValueError, match="backend 'tensorrt'"):
-        vsx.upscale(clip, model="bicubic", backend="tensorrt")
-    with pytest.raises(ValueError, match="contradicts"):
+    with pytest.raises(vs.Error, match="--backend cpu does not run on --device cuda"):
         vsx.upscale(clip, model="bicubic", backend="cpu", device="cuda")
-    with pytest.raises(UsageError, match="scale 9 is impossible"):
+    with pytest.raises(vs.Error, match="scale 9 is impossible"):
         vsx.upscale(clip, scale=9, model="bicubic")
-    with pytest.raises(UsageError, match="batch 0 is impossible"):
-        vsx.upscale(clip, model="bicubic", batch=0)
-    with pytest.raises(UsageError, match="out_format"):
+    with pytest.raises(vs.Error, match="out_format"):
         vsx.upscale(clip, model="bicubic", out_format=12345)
+    with pytest.raises(vs.Error, match="needs a video clip"):
+        vsx.upscale("not a clip", model="bicubic")  # type: ignore[arg-type]
 
 
 def test_variable_size_clips_are_refused() -> None:
     mixed = core.std.Splice([core.std.BlankClip(width=32, height=24, length=2),
                              core.std.BlankClip(width=16, height=24, length=2)], mismatch=True)
-    with pytest.raises(UsageError, match="variable-size"):
+    with pytest.raises(vs.Error, match="variable-size"):
         vsx.upscale(mixed, model="bicubic")
 
 
@@ -241,7 +260,7 @@ def test_concurrent_requests_are_batched_and_correct(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(vsx, "Upscaler", Counting)
     monkeypatch.setattr(vsx, "GATHER_S", 0.5)  # a slow test machine still fills batches
     frames = 16
-    out = vsx.upscale(rgb24_clip(frames), model="bicubic", batch=4)
+    out = vsx.upscale(rgb24_clip(frames), model="bicubic", batch=4, out_format=vs.RGBS)
     order = list(range(frames))[::-1]  # out of order, all at once, from 4 VS threads
     futures = {n: out.get_frame_async(n) for n in order}
     for n, future in futures.items():
@@ -323,7 +342,7 @@ def sequential_temporal(clip: vs.VideoNode, strength: float = 0.7) -> list[np.nd
 def test_temporal_in_order_equals_the_filter_run_in_order(moving: bool, noise: int) -> None:
     # the tiny frames' motion is followed only with little noise: more reads as a cut
     clip = noisy_clip(12, moving, noise)
-    out = vsx.upscale(clip, model="lanczos", backend="cpu", temporal=True)
+    out = vsx.upscale(clip, model="lanczos", backend="cpu", temporal=True, out_format=vs.RGBS)
     expected = sequential_temporal(clip)
     for n in range(clip.num_frames):  # one at a time, in order
         np.testing.assert_allclose(planes(out.get_frame(n)), expected[n], atol=1e-5)
@@ -335,7 +354,7 @@ def test_temporal_out_of_order_is_close_to_in_order() -> None:
     frames = 30
     clip = noisy_clip(frames)  # still: every frame blends, so missing history shows most
     expected = sequential_temporal(clip, 0.9)
-    out = vsx.upscale(clip, model="lanczos", backend="cpu", temporal=0.9)
+    out = vsx.upscale(clip, model="lanczos", backend="cpu", temporal=0.9, out_format=vs.RGBS)
     order = list(np.random.default_rng(7).permutation(frames))  # jumps back and forth
     futures = {int(n): out.get_frame_async(int(n)) for n in order}  # from 4 VS threads at once
     worst = 0.0
@@ -351,7 +370,7 @@ def test_temporal_strength_is_checked_at_load() -> None:
     clip = rgb24_clip()
     assert vsx.upscale(clip, model="bicubic", temporal=0.3).num_frames == FRAMES
     for bad in (-0.1, 1.5):
-        with pytest.raises(UsageError, match="strength must be between 0 and 1"):
+        with pytest.raises(vs.Error, match="is not in the range 0<=x<=1"):
             vsx.upscale(clip, model="bicubic", temporal=bad)
 
 
@@ -362,8 +381,8 @@ def flicker(clip: vs.VideoNode) -> float:
 
 def test_temporal_flickers_less_on_a_still_noisy_clip() -> None:
     clip = noisy_clip(16)
-    plain = flicker(vsx.upscale(clip, model="lanczos", backend="cpu"))
-    steady = flicker(vsx.upscale(clip, model="lanczos", backend="cpu", temporal=True))
+    plain = flicker(vsx.upscale(clip, model="lanczos", backend="cpu", out_format=vs.RGBS))
+    steady = flicker(vsx.upscale(clip, model="lanczos", backend="cpu", temporal=True, out_format=vs.RGBS))
     assert steady < 0.6 * plain  # measured 0.46
 
 
@@ -404,7 +423,7 @@ import vidscale.vs
 core = vs.core
 core.num_threads = 4
 clip = core.bs.VideoSource(source={source!r}, cachemode=0)
-clip = vidscale.vs.upscale(clip, scale=2, model={model!r}, batch=2, out_format=clip.format)
+clip = vidscale.vs.upscale(clip, scale=2, model={model!r}, batch=2)  # the input's YUV back
 clip.set_output()
 """
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import click
 
-from vidscale import __version__
+from vidscale import __version__, options
 from vidscale.errors import UsageError, VidscaleError
 
 log = logging.getLogger("vidscale")
@@ -60,10 +60,9 @@ def _model_options(f):  # type: ignore[no-untyped-def]
     f = click.option("--precision", type=click.Choice(["auto", "fp16", "bf16", "fp32"], case_sensitive=False),
                      default="auto", show_default=True,
                      help="Compute type; auto: fp16 on CUDA when the model supports it, fp32 on the CPU.")(f)
-    f = click.option("--tile", type=click.IntRange(min=32), help="Tile size in input pixels (default: from free memory).")(f)
+    f = click.option("--tile", type=options.TILE, help="Tile size in input pixels (default: from free memory).")(f)
     f = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")(f)
-    f = click.option("--backend", type=click.Choice(["auto", "tensorrt", "cuda", "cpu", "torch"], case_sensitive=False),
-                     default="auto", show_default=True,
+    f = click.option("--backend", type=options.BACKEND, default="auto", show_default=True,
                      help="auto: TensorRT, else CUDA, else CPU; torch: PyTorch on --device.")(f)
     f = click.option("--model", "-m", help="Built-in or user model name, a model file, a chain a+b "
                      "(e.g. a 1x cleanup model, then an upscaler), or bicubic/lanczos.")(f)
@@ -79,12 +78,12 @@ def _model_options(f):  # type: ignore[no-untyped-def]
 @click.option("--width", type=click.IntRange(min=1), help="Output width (height follows unless given).")
 @click.option("--height", type=click.IntRange(min=1), help="Output height (width follows unless given).")
 @_model_options
-@click.option("--batch", type=click.IntRange(1, 256), default=1, show_default=True, help="Frames per inference batch.")
+@click.option("--batch", type=options.BATCH, default=1, show_default=True, help="Frames per inference batch.")
 @click.option("--frames", "max_frames", type=click.IntRange(min=1), help="Video: only the first N frames.")
 @click.option("--device-color/--host-color", default=None,
               help="Video YUV<->RGB on the inference device, or in swscale on the CPU (default: device on CUDA).")
 # flag_value is temporal.DEFAULT_STRENGTH (tested), written out so that --help needs no torch import
-@click.option("--temporal", type=click.FloatRange(0, 1), is_flag=False, flag_value=0.7, default=None,
+@click.option("--temporal", type=options.TEMPORAL, is_flag=False, flag_value=0.7, default=None,
               metavar="[STRENGTH]", help="Anti-flicker pass: blends the motion-compensated previous output "
               "where the low-res frames agree; STRENGTH 0-1 (0.7 when given alone).")
 @click.option("--recursive", "-r", is_flag=True, help="Walk subfolders of a folder input (the output mirrors them).")
@@ -98,6 +97,9 @@ def _model_options(f):  # type: ignore[no-untyped-def]
 @click.option("--encoder-opt", multiple=True, metavar="KEY=VALUE", help="Extra encoder option (repeatable).")
 @click.option("--quality", type=click.IntRange(1, 100), help="Quality of lossy image outputs: JPEG, WebP, AVIF "
               "(default: a JPEG source's own, else the format's default).")
+@click.option("--background", default="white", show_default=True, metavar="COLOR",
+              help="What transparency is flattened onto in outputs that keep none (JPEG, AVIF): "
+              "a name or #RRGGBB.")
 @click.option("--preset", "preset_spec", metavar="NAME|PATH", help="Settings from a preset (`vidscale presets`); flags win.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
@@ -106,10 +108,11 @@ def upscale(source: str, output: str, scale: float | None, width: int | None, he
             model: str | None, backend: str, device: str, tile: int | None, precision: str,
             denoise: str | None, batch: int, max_frames: int | None, device_color: bool | None, temporal: float | None, recursive: bool, image_format: str | None, fps: str, codec: str | None, crf: float | None,
             preset: str | None, pix_fmt: str | None, encoder_opt: tuple[str, ...], quality: int | None,
-            preset_spec: str | None, overwrite: bool, quiet: bool, verbose: bool) -> None:
+            background: str, preset_spec: str | None, overwrite: bool, quiet: bool, verbose: bool) -> None:
     """Upscale SOURCE (video, image, folder, pattern or glob) into OUTPUT."""
     from vidscale.encoding import EncoderSettings, parse_encoder_opts
     from vidscale.job import JobSettings, run_job
+    from vidscale.media.image import parse_color
 
     _setup_logging(quiet, verbose)
     encoder = EncoderSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
@@ -118,7 +121,8 @@ def upscale(source: str, output: str, scale: float | None, width: int | None, he
                            backend=backend, tile=tile, precision=precision, batch=batch, recursive=recursive,
                            image_format=f".{image_format}" if image_format else None,
                            quality=quality, overwrite=overwrite, quiet=quiet, encoder=encoder,
-                           max_frames=max_frames, temporal=temporal, device_color=device_color)
+                           max_frames=max_frames, temporal=temporal, device_color=device_color,
+                           background=parse_color(background, "--background"))
     if preset_spec:
         _apply_preset(preset_spec, settings, output)
     summary = run_job(source, output, settings)

@@ -46,6 +46,7 @@ class JobSettings:
     recursive: bool = False
     image_format: str | None = None  # e.g. ".png" for folder outputs
     quality: int | None = None
+    background: tuple[int, int, int] = (255, 255, 255)  # 8-bit RGB under transparency an output cannot keep
     temporal: float | bool | None = None  # strength of the anti-flicker pass; None/False: off
     device_color: bool | None = None  # video YUV<->RGB on the inference device; None: on CUDA only
     max_frames: int | None = None  # video: stop after this many frames
@@ -137,7 +138,7 @@ def _run(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: 
                         on_error=sink.abort)
         else:
             with atomic_output(output, settings.overwrite, inputs) as tmp:
-                sink = ImageFileSink(tmp, settings.quality, log.warning)
+                sink = ImageFileSink(tmp, settings.quality, log.warning, settings.background)
                 _stream(source, upscaler, sizes, sink.write, _no_packets, _nothing, settings, progress)
     finally:
         progress.close()
@@ -151,9 +152,10 @@ def _run_files(source: Source, output: Path, kind: str, upscaler: Upscaler, size
     folder = output.parent if kind == "pattern" else output
     _check_folder(folder, source)
     folder.mkdir(parents=True, exist_ok=True)
-    sink = (PatternSink(output, settings.quality, settings.overwrite, inputs, log.warning) if kind == "pattern"
+    sink = (PatternSink(output, settings.quality, settings.overwrite, inputs, log.warning, settings.background)
+            if kind == "pattern"
             else FolderSink(output, settings.image_format, settings.quality, settings.overwrite, inputs,
-                            log.warning))
+                            log.warning, settings.background))
     sink.remove_stale_temps()
     if isinstance(source, ImageSource):
         source.tolerant = True

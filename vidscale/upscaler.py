@@ -171,7 +171,9 @@ def bleed_colour(rgb: torch.Tensor, alpha: torch.Tensor, steps: int = 32) -> tor
 
 def to_tensor(image: np.ndarray) -> torch.Tensor:
     """HxWxC uint8/uint16/float array -> 1xCxHxW float32 in [0, 1], as the job converts frames."""
-    return RgbTransfer(image.dtype).to_float([torch.from_numpy(np.ascontiguousarray(image)[None])])
+    # read-only arrays (np.asarray of a PIL image, a memory map) are copied: torch warns on them
+    array = np.require(image, requirements=["C_CONTIGUOUS", "WRITEABLE"])
+    return RgbTransfer(image.dtype).to_float([torch.from_numpy(array[None])])
 
 
 def from_tensor(x: torch.Tensor, dtype: np.dtype) -> np.ndarray:

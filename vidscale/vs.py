@@ -3,8 +3,10 @@
 Any constant-format RGB, YUV or GRAY clip goes in; the core's resizer turns it
 into float RGB with the clip's own colour properties (`_Matrix`, `_Range`,
 `_ChromaLocation`...), the same `Upscaler` as the CLI runs, and the result is
-float RGB or `out_format`. This module needs `vapoursynth`; nothing else in
-vidscale imports it.
+coded back into the input's format (or `out_format`), as VapourSynth filters
+do. Arguments are checked as the CLI checks them, and every error is a
+`vapoursynth.Error` with the CLI's words. This module needs `vapoursynth`;
+nothing else in vidscale imports it.
 
 VapourSynth calls a Python frame callback (`std.ModifyFrame`) for one frame at
 a time per filter instance, so the clip is dealt out to several instances
@@ -32,14 +34,14 @@ import numpy as np
 import torch
 import vapoursynth as vs
 
+from vidscale import options
 from vidscale.engine.backend import pick_backend
-from vidscale.errors import UsageError
+from vidscale.errors import UsageError, VidscaleError
 from vidscale.media.color import guess_matrix
 from vidscale.scale import output_size
 from vidscale.temporal import DEFAULT_STRENGTH, TemporalFilter
 from vidscale.upscaler import Upscaler
 
-BACKENDS = {"auto": None, "torch": None, "cpu": "cpu", "cuda": "cuda"}
 # How long the first of a batch waits for the others: well under a network
 # call, and enough for VapourSynth's threads to deliver their frames.
 GATHER_S = 0.005
@@ -69,11 +71,13 @@ def upscale(
 ) -> vs.VideoNode:
     """Upscale `clip` by `scale` with `model` (default: the built-in for the scale).
 
-    Returns float RGB (RGBS; RGBH with `fp16=True`) unless `out_format` names
-    another format, e.g. `clip.format` for the input's. `batch` is how many
+    Returns the input's format (YUV stays the same YUV with its matrix and
+    range, GRAY stays GRAY) unless `out_format` names another, e.g. vs.RGBS.
+    `backend`, `device` and `tile` are the CLI's --backend, --device and
+    --tile; `fp16` computes in half precision on CUDA. `batch` is how many
     frames go through the network together (default 4 on CUDA, 1 on the CPU;
     at most `core.num_threads`). Errors in the arguments or the model are
-    raised here, at script load.
+    raised here, at script load, as `vapoursynth.Error`.
 
     `temporal` adds the anti-flicker pass: True for its default strength, or a
     strength 0-1. It sees every frame in order, so it runs one frame at a time
@@ -81,15 +85,31 @@ def upscale(
     exactly; after a jump back or far ahead the `WARMUP` frames before rebuild the
     pass's history, close to (not bit-identical with) a run in order.
     """
+    try:
+        return _upscale(clip, scale, model, backend, device, tile, fp16, temporal, batch, out_format)
+    except (VidscaleError, ValueError) as exc:
+        raise vs.Error(str(exc)) from exc
+
+
+def _upscale(clip: vs.VideoNode, scale: float, model: str | None, backend: str, device: str | None,
+             tile: int | None, fp16: bool | None, temporal: bool | float, batch: int | None,
+             out_format: Format | None) -> vs.VideoNode:
     strength = _temporal_strength(temporal)
     _check_constant(clip)
+    backend = options.check("--backend", options.BACKEND, backend)
+    if tile is not None:
+        tile = options.check("--tile", options.TILE, tile)
+    if batch is not None:
+        batch = options.check("--batch", options.BATCH, batch)
     size = output_size(clip.height, clip.width, scale)
-    dev = _device(backend, device)
-    upscaler = Upscaler(model, dev, tile, _precision(fp16, dev), purpose="video")  # unknown models fail now
-    target = _target_format(out_format, fp16)
+    precision = _precision(fp16, backend, device)
+    # unknown models and impossible backend/device pairs fail now
+    upscaler = Upscaler(model, device, tile, precision, backend=backend, purpose="video")
+    target = _target_format(out_format, clip.format)
     tags = _color_tags(clip, size)
     work = vs.GRAY if target.color_family == vs.GRAY else vs.RGB
-    work_format = vs.core.query_video_format(work, vs.FLOAT, 16 if fp16 else 32)
+    half = target.sample_type == vs.FLOAT and target.bits_per_sample == 16
+    work_format = vs.core.query_video_format(work, vs.FLOAT, 16 if half else 32)  # RGBH only for RGBH out
     rgb = _to_float_rgb(clip, tags)
     if strength is None:
         batch, lanes = _batching(batch, upscaler.device, clip.num_frames)
@@ -104,9 +124,7 @@ def _temporal_strength(temporal: bool | float | None) -> float | None:
     """The anti-flicker strength asked for; None when off (strength 0 changes nothing)."""
     if temporal is None or temporal is False:
         return None
-    strength = DEFAULT_STRENGTH if temporal is True else float(temporal)
-    if not 0 <= strength <= 1:
-        raise UsageError(f"temporal {strength:g}: strength must be between 0 and 1")
+    strength = DEFAULT_STRENGTH if temporal is True else options.check("--temporal", options.TEMPORAL, temporal)
     return strength or None
 
 
@@ -154,26 +172,17 @@ def _check_constant(clip: vs.VideoNode) -> None:
         raise UsageError(f"vidscale.vs.upscale: unsupported format {clip.format.name}")
 
 
-def _device(backend: str, device: str | None) -> str | None:
-    """`backend` names the engine or the device class; `device` can pick a GPU."""
-    if backend not in BACKENDS:
-        raise ValueError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
-    forced = BACKENDS[backend]
-    if forced and device and not str(device).startswith(forced):
-        raise ValueError(f"backend {backend!r} contradicts device {device!r}")
-    return device or forced
-
-
-def _precision(fp16: bool | None, device: str | None) -> str | None:
-    """fp16=True computes in fp16 on CUDA; on the CPU (fp32 only) it just means RGBH output."""
+def _precision(fp16: bool | None, backend: str, device: str | None) -> str | None:
+    """fp16=True computes in fp16 on CUDA; the CPU computes in fp32 whatever is asked."""
     if fp16 is None:
         return None
-    return "fp16" if fp16 and pick_backend("torch", device) != "cpu" else "fp32"
+    return "fp16" if fp16 and pick_backend(backend, device) != "cpu" else "fp32"
 
 
-def _target_format(out_format: Format | None, fp16: bool | None) -> vs.VideoFormat:
+def _target_format(out_format: Format | None, source: vs.VideoFormat) -> vs.VideoFormat:
+    """`out_format`, or the input's format: what VapourSynth filters hand back."""
     if out_format is None:
-        return vs.core.get_video_format(vs.RGBH if fp16 else vs.RGBS)
+        return source
     fmt_id = out_format.id if isinstance(out_format, vs.VideoFormat) else int(out_format)
     try:
         fmt = vs.core.get_video_format(fmt_id)
@@ -191,8 +200,6 @@ def _batching(batch: int | None, device: torch.device, frames: int) -> tuple[int
     runs; neither more than VapourSynth has threads (or batches would never
     fill) nor than the clip has frames.
     """
-    if batch is not None and batch < 1:
-        raise UsageError(f"batch {batch} is impossible: it must be 1 or more")
     most = min(vs.core.num_threads, frames)
     batch = max(1, min(batch or (DEFAULT_CUDA_BATCH if device.type == "cuda" else 1), most))
     return batch, max(batch, min(2 * batch, most))

@@ -31,6 +31,7 @@ IMAGE_SUFFIXES: tuple[str, ...] = (
 DEFAULT_JPEG_QUALITY = 95
 DEFAULT_WEBP_QUALITY = 90
 DEFAULT_AVIF_QUALITY = 80
+WHITE = (255, 255, 255)  # what transparency is flattened onto by default
 
 # FFmpeg's mjpeg table is the MPEG-1 intra matrix * qscale / 8. Measured on
 # sample photos, qscale = IJG scale percent / 10 gives files of about the same
@@ -163,14 +164,14 @@ class _Encoder:
 
 
 def write_image(path: Path, pixels: np.ndarray, quality: int | None = None,
-                meta: PhotoMeta | None = None) -> None:
+                meta: PhotoMeta | None = None, background: tuple[int, int, int] = WHITE) -> None:
     """Encode HxWxC (C = 1, 3 or 4) uint8/uint16 pixels to `path`; the codec follows the suffix.
 
-    `quality` (1-100) applies to JPEG and WebP (100 = lossless WebP) and is
-    ignored by the lossless formats. `meta` (EXIF, ICC, XMP) is embedded in
-    JPEG, PNG and WebP files. Formats without a channel layout get the nearest
-    one (gray JPEG as neutral colour, alpha dropped for JPEG). The file is
-    written in place: wrap the call in `atomic_output`.
+    `quality` (1-100) applies to JPEG, WebP and AVIF (100 = lossless WebP) and
+    is ignored by the lossless formats. `meta` (EXIF, ICC, XMP, DPI) is
+    embedded in JPEG, PNG, WebP, TIFF and AVIF files. Transparency going into
+    a type that keeps none (JPEG, AVIF) is composited over `background`
+    (8-bit RGB). The file is written in place: wrap the call in `atomic_output`.
     """
     path = Path(path)
     if pixels.ndim == 2:
@@ -178,19 +179,51 @@ def write_image(path: Path, pixels: np.ndarray, quality: int | None = None,
     _check_pixels(pixels)
     _check_quality(quality)
     encoder = _encoder_for(path, pixels.dtype, quality, pixels.shape[2])
+    if pixels.shape[2] == 4 and encoder.pix_fmt not in _ALPHA_FORMATS:
+        pixels = flatten(pixels, background)
     pixels = _fit_layout(pixels, encoder.pix_fmt)
     buffer = io.BytesIO()
     try:
         _encode(buffer, pixels, encoder)
     except av.error.FFmpegError as e:
         raise VidscaleError(f"{path}: cannot write image: {_reason(e)}") from None
-    data = buffer.getvalue()
-    if meta is not None:
-        data = write_meta(data, meta)
+    data = write_meta(buffer.getvalue(), meta or PhotoMeta())
     try:
         path.write_bytes(data)
     except OSError as e:
         raise VidscaleError(f"{path}: cannot write file: {e.strerror or e}") from None
+
+
+def keeps_alpha(path: Path | str) -> bool:
+    """Whether `write_image` keeps transparency in this image type (False: it is flattened)."""
+    return _encoder_for(Path(path), np.dtype(np.uint8), None, 4).pix_fmt in _ALPHA_FORMATS
+
+
+def flatten(rgba: np.ndarray, background: tuple[int, int, int] = WHITE) -> np.ndarray:
+    """Straight-alpha RGBA composited over an opaque 8-bit RGB `background`: HxWx3, same dtype.
+
+    Without this the colour hidden under transparent pixels (filled from
+    neighbours so edges upscale cleanly) would show as streaks.
+    """
+    top = np.iinfo(rgba.dtype).max
+    alpha = rgba[..., 3:].astype(np.float32) / top
+    back = np.asarray(background, np.float32) * (top / 255)
+    mixed = rgba[..., :3].astype(np.float32) * alpha + back * (1 - alpha)
+    return np.clip(np.rint(mixed), 0, top).astype(rgba.dtype)
+
+
+def parse_color(text: str, what: str = "colour") -> tuple[int, int, int]:
+    """8-bit RGB from a CSS colour name or #RGB / #RRGGBB (the # may be left out)."""
+    from PIL import ImageColor
+
+    spec = text.strip()
+    if len(spec) in (3, 6) and all(c in "0123456789abcdefABCDEF" for c in spec):
+        spec = "#" + spec
+    try:
+        rgb = ImageColor.getrgb(spec)
+    except ValueError:
+        raise UsageError(f"{what} {text!r}: not a colour (a name such as white, or #RRGGBB)") from None
+    return rgb[0], rgb[1], rgb[2]
 
 
 def _check_pixels(pixels: np.ndarray) -> None:
@@ -216,6 +249,10 @@ def _fit_layout(pixels: np.ndarray, pix_fmt: str) -> np.ndarray:
 
 
 _ALPHA_FORMATS = ("rgba", "rgba64be", "rgba64le", "bgra", "yuva420p")
+# Our own codec name: FFmpeg's mjpeg encodes colour only, so one-component JPEG goes through Pillow
+_GRAY_JPEG = "gray-jpeg"
+# No "Lavc..." comment (JPEG) or Software tag (TIFF) naming the encoder in the file
+_BITEXACT = {"flags": "+bitexact"}
 
 
 def _check_quality(quality: int | None) -> None:
@@ -232,13 +269,16 @@ def _encoder_for(path: Path, dtype: np.dtype, quality: int | None, channels: int
         fmt = {"gray": ("gray", "gray16be"), "rgb": ("rgb24", "rgb48be"), "rgba": ("rgba", "rgba64be")}
         return _Encoder("png", fmt[layout][deep], {"pred": "mixed"})
     if suffix in (".jpg", ".jpeg"):
-        return _jpeg_encoder(DEFAULT_JPEG_QUALITY if quality is None else quality)
+        quality = DEFAULT_JPEG_QUALITY if quality is None else quality
+        if channels == 1:  # a gray JPEG stays one component (its gray ICC profile stays valid)
+            return _Encoder(_GRAY_JPEG, "gray", {"quality": str(quality)})
+        return _jpeg_encoder(quality)
     if suffix == ".webp":
         return _webp_encoder(DEFAULT_WEBP_QUALITY if quality is None else quality, channels == 4)
     if suffix in (".tif", ".tiff"):
         # Deflate: far smaller than the default packbits, still lossless.
         fmt = {"gray": ("gray", "gray16le"), "rgb": ("rgb24", "rgb48le"), "rgba": ("rgba", "rgba64le")}
-        return _Encoder("tiff", fmt[layout][deep], {"compression_algo": "deflate"})
+        return _Encoder("tiff", fmt[layout][deep], {"compression_algo": "deflate", **_BITEXACT})
     if suffix == ".bmp":
         return _Encoder("bmp", {"gray": "gray", "rgb": "bgr24", "rgba": "bgra"}[layout])
     if suffix == ".avif":
@@ -253,7 +293,7 @@ def _jpeg_encoder(quality: int) -> _Encoder:
     # Pinning qmin == qmax fixes the quantiser instead.
     # yuvj444p: full range, no chroma subsampling.
     q = str(_jpeg_qscale(quality))
-    return _Encoder("mjpeg", "yuvj444p", {"qmin": q, "qmax": q})
+    return _Encoder("mjpeg", "yuvj444p", {"qmin": q, "qmax": q, **_BITEXACT})
 
 
 def _jpeg_qscale(quality: int) -> int:
@@ -286,6 +326,9 @@ _INPUT_FORMATS = {(1, False): "gray", (1, True): "gray16le", (3, False): "rgb24"
 
 
 def _encode(fh: BinaryIO, pixels: np.ndarray, encoder: _Encoder) -> None:
+    if encoder.codec == _GRAY_JPEG:
+        _encode_gray_jpeg(fh, pixels[..., 0], int(encoder.options["quality"]))
+        return
     in_fmt = _INPUT_FORMATS[(pixels.shape[2], pixels.dtype == np.uint16)]
     data = pixels[..., 0] if pixels.shape[2] == 1 else pixels
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(data), format=in_fmt)
@@ -297,3 +340,10 @@ def _encode(fh: BinaryIO, pixels: np.ndarray, encoder: _Encoder) -> None:
             container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)
+
+
+def _encode_gray_jpeg(fh: BinaryIO, gray: np.ndarray, quality: int) -> None:
+    """One-component baseline JPEG through Pillow's libjpeg (IJG quality scale, as ours)."""
+    from PIL import Image  # only this path needs it
+
+    Image.fromarray(np.ascontiguousarray(gray)).save(fh, format="JPEG", quality=quality)

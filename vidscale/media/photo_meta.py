@@ -1,8 +1,10 @@
-"""Photo metadata carried from input files to outputs: EXIF, ICC profile, XMP.
+"""Photo metadata carried from input files to outputs: EXIF, ICC profile, XMP, DPI.
 
 FFmpeg decodes pixels but drops most of this, so it is read from, and
-written into, the file structure directly: JPEG segments, PNG chunks and
-WebP RIFF chunks. EXIF orientation is applied to the pixels (see
+written into, the file structure directly: JPEG segments, PNG chunks,
+WebP RIFF chunks, TIFF directories (`tiff_meta`) and AVIF boxes
+(`avif_meta`). The DPI stays the source's, as image editors keep it on a
+resample (the print grows with the pixels). EXIF orientation is applied to the pixels (see
 `upright`) and reset to 1 in the copied EXIF, so it is never applied twice.
 """
 
@@ -14,9 +16,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from vidscale.media import avif_meta, tiff_meta
+
 EXIF_HEADER = b"Exif\x00\x00"
 XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
 ICC_HEADER = b"ICC_PROFILE\x00"
+JFIF_HEADER = b"JFIF\x00"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 ORIENTATION_TAG = 0x0112
 _MAX_SEGMENT = 65533  # JPEG segment payload limit (length field counts itself)
@@ -28,44 +33,93 @@ class PhotoMeta:
     icc: bytes | None = None
     xmp: bytes | None = None
     jpeg_quality: int | None = None  # estimated from a JPEG's quantisation table
+    dpi: tuple[float, float] | None = None  # horizontal and vertical dots per inch
 
     @property
     def orientation(self) -> int:
         return exif_orientation(self.exif) if self.exif else 1
 
     def any(self) -> bool:
-        return bool(self.exif or self.icc or self.xmp)
+        return bool(self.exif or self.icc or self.xmp or self.dpi)
 
 
 def read_meta(data: bytes) -> PhotoMeta:
-    """Metadata of an encoded JPEG, PNG or WebP file (empty for other types)."""
+    """Metadata of an encoded JPEG, PNG, WebP or TIFF file (empty for other types)."""
     try:
         if data.startswith(b"\xff\xd8"):
-            return _jpeg_meta(data)
+            return _with_exif_dpi(_jpeg_meta(data))
         if data.startswith(PNG_SIGNATURE):
             return _png_meta(data)
         if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-            return _webp_meta(data)
+            return _with_exif_dpi(_webp_meta(data))
+        if data[:4] in (b"II*\x00", b"MM\x00*"):
+            return _tiff_meta(data)
     except (struct.error, IndexError, zlib.error, ValueError):
         pass  # malformed metadata is dropped, the picture itself still decodes
     return PhotoMeta()
 
 
+def _with_exif_dpi(meta: PhotoMeta) -> PhotoMeta:
+    """The EXIF resolution where the file structure gave none (a WebP, a JPEG without JFIF density)."""
+    if meta.dpi or not meta.exif:
+        return meta
+    try:
+        return replace(meta, dpi=tiff_meta.dpi_of(tiff_meta.read_ifd(meta.exif)))
+    except (struct.error, ValueError):
+        return meta
+
+
 def write_meta(data: bytes, meta: PhotoMeta) -> bytes:
-    """Insert `meta` into an encoded file written by our encoders."""
+    """Insert `meta` into an encoded file written by our encoders.
+
+    PNG and TIFF always pass through: FFmpeg writes their resolution as 0
+    (from an unset sample aspect), which is replaced or removed.
+    """
+    if data.startswith(PNG_SIGNATURE):
+        return _png_insert(data, meta)
+    if data[:4] == b"II*\x00":
+        return tiff_meta.insert_into_tiff(data, meta.dpi, meta.icc, meta.xmp, meta.exif)
     if not meta.any():
         return data
     if data.startswith(b"\xff\xd8"):
         return _jpeg_insert(data, meta)
-    if data.startswith(PNG_SIGNATURE):
-        return _png_insert(data, meta)
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return _webp_insert(data, meta)
+        return _webp_insert(data, replace(meta, exif=exif_with_dpi(meta.exif, meta.dpi)))
+    if data[4:12] == b"ftypavif":
+        return avif_meta.insert_into_avif(data, meta.icc, meta.exif, meta.xmp)
     return data
 
 
 def carries_meta(suffix: str) -> bool:
-    return suffix.lower() in (".jpg", ".jpeg", ".png", ".webp")
+    return suffix.lower() in (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".avif")
+
+
+def exif_with_dpi(exif: bytes | None, dpi: tuple[float, float] | None) -> bytes | None:
+    """EXIF that states `dpi`: for formats whose only resolution field is EXIF's (WebP).
+
+    EXIF that already has a resolution is the source's own and is kept as it is.
+    """
+    if dpi is None:
+        return exif
+    try:
+        if exif and tiff_meta.value(tiff_meta.read_ifd(exif), tiff_meta.X_RESOLUTION):
+            return exif
+        parsed = tiff_meta.parse_exif(exif, whole=True) if exif else tiff_meta.Exif([], [], [])
+    except (struct.error, ValueError):
+        return exif  # unreadable EXIF: carried as it was
+    return tiff_meta.exif_blob(parsed, tiff_meta.dpi_entries(dpi))
+
+
+def _tiff_meta(data: bytes) -> PhotoMeta:
+    """DPI, ICC, XMP and the EXIF tags of a TIFF file (orientation is not read: FFmpeg's business)."""
+    entries = tiff_meta.read_ifd(data)
+    parts = tiff_meta.parse_exif(data)
+    exif = tiff_meta.exif_blob(parts) if parts.ifd0 or parts.exif or parts.gps else None
+
+    def raw(tag: int) -> bytes | None:
+        return next((e.data for e in entries if e.tag == tag), None)
+
+    return PhotoMeta(exif, raw(tiff_meta.ICC_TAG), raw(tiff_meta.XMP_TAG), dpi=tiff_meta.dpi_of(entries))
 
 
 # -- orientation -------------------------------------------------------------
@@ -143,7 +197,7 @@ def _jpeg_segments(data: bytes) -> list[tuple[int, int, int]]:
 
 
 def _jpeg_meta(data: bytes) -> PhotoMeta:
-    exif = xmp = None
+    exif = xmp = dpi = None
     icc_parts: dict[int, bytes] = {}
     quality = None
     for marker, start, end in _jpeg_segments(data):
@@ -156,8 +210,22 @@ def _jpeg_meta(data: bytes) -> PhotoMeta:
             icc_parts[body[len(ICC_HEADER)]] = body[len(ICC_HEADER) + 2:]
         elif marker == 0xDB and quality is None:
             quality = _estimate_jpeg_quality(body)
+        elif marker == 0xE0 and body.startswith(JFIF_HEADER):
+            dpi = _jfif_dpi(body)
     icc = b"".join(icc_parts[k] for k in sorted(icc_parts)) or None
-    return PhotoMeta(exif, icc, xmp, quality)
+    return PhotoMeta(exif, icc, xmp, quality, dpi)
+
+
+def _jfif_dpi(app0: bytes) -> tuple[float, float] | None:
+    unit, x, y = struct.unpack_from(">BHH", app0, len(JFIF_HEADER) + 2)
+    per_inch = {1: 1.0, 2: 2.54}.get(unit)  # 0: aspect ratio only
+    return (x * per_inch, y * per_inch) if per_inch and x and y else None
+
+
+def _jfif(dpi: tuple[float, float]) -> bytes:
+    """A JFIF 1.02 APP0 body stating `dpi`, without thumbnail."""
+    x, y = (min(max(round(d), 1), 0xFFFF) for d in dpi)
+    return JFIF_HEADER + struct.pack(">BBBHHBB", 1, 2, 1, x, y, 0, 0)
 
 
 # The IJG (libjpeg) luminance table at quality 50, in zigzag order as stored.
@@ -198,7 +266,10 @@ def _jpeg_insert(data: bytes, meta: PhotoMeta) -> bytes:
     segments = _jpeg_segments(data)
     if segments and segments[0][0] == 0xE0:
         pos = segments[0][2]
-    return data[:pos] + extra + data[pos:]
+    head = data[:pos]
+    if meta.dpi:  # a JFIF APP0 carries the density; it comes first (FFmpeg writes none)
+        head = b"\xff\xd8" + _jpeg_segment(0xE0, _jfif(meta.dpi))
+    return head + extra + data[pos:]
 
 
 # -- PNG -----------------------------------------------------------------------
@@ -218,7 +289,7 @@ def _png_chunks(data: bytes) -> list[tuple[bytes, bytes, int, int]]:
 
 
 def _png_meta(data: bytes) -> PhotoMeta:
-    exif = icc = xmp = None
+    exif = icc = xmp = dpi = None
     for kind, body, _, _ in _png_chunks(data):
         if kind == b"eXIf":
             exif = body[len(EXIF_HEADER):] if body.startswith(EXIF_HEADER) else body
@@ -227,7 +298,13 @@ def _png_meta(data: bytes) -> PhotoMeta:
             icc = zlib.decompress(body[name_end + 2:])
         elif kind == b"iTXt" and body.startswith(b"XML:com.adobe.xmp\x00"):
             xmp = _itxt_text(body)
-    return PhotoMeta(exif, icc, xmp)
+        elif kind == b"pHYs":
+            x, y, unit = struct.unpack(">IIB", body[:9])
+            dpi = (x * _INCH_M, y * _INCH_M) if unit == 1 and x and y else None  # 0: aspect only
+    return PhotoMeta(exif, icc, xmp, dpi=dpi)
+
+
+_INCH_M = 0.0254  # pHYs counts pixels per metre
 
 
 def _itxt_text(body: bytes) -> bytes:
@@ -252,8 +329,13 @@ def _png_insert(data: bytes, meta: PhotoMeta) -> bytes:
         extra += _png_chunk(b"eXIf", meta.exif)
     if meta.xmp:
         extra += _png_chunk(b"iTXt", b"XML:com.adobe.xmp\x00\x00\x00\x00\x00" + meta.xmp)
-    # an embedded profile overrides the encoder's colour chunks (PNG forbids sRGB with iCCP)
+    if meta.dpi:
+        ppm = [round(d / _INCH_M) for d in meta.dpi]
+        extra += _png_chunk(b"pHYs", struct.pack(">IIB", *ppm, 1))
+    # an embedded profile overrides the encoder's colour chunks (PNG forbids sRGB with iCCP);
+    # the encoder's pHYs says 0x0 without a sample aspect: replaced, or gone
     dropped = {b"sRGB", b"iCCP", b"gAMA", b"cHRM"} if meta.icc else set()
+    dropped.add(b"pHYs")
     out = bytearray(data[:len(PNG_SIGNATURE)])
     for kind, _, start, end in chunks:
         if kind in dropped:

@@ -21,7 +21,7 @@ from vidscale.media import yuv
 from vidscale.media.animated import ANIMATED_ONLY_SUFFIXES, AnimatedSource
 from vidscale.media.atomic import TMP_MARK, atomic_output
 from vidscale.media.color import RgbConverter, for_rgb_source
-from vidscale.media.image import IMAGE_SUFFIXES, to_rgb, write_image
+from vidscale.media.image import IMAGE_SUFFIXES, WHITE, keeps_alpha, to_rgb, write_image
 from vidscale.media.photo_meta import carries_meta
 from vidscale.media.sequence import format_pattern, is_pattern
 from vidscale.media.source import Failure, Frame, Source, VideoSource
@@ -130,16 +130,20 @@ def _copy_video_stream_info(src: av.VideoStream, dst: av.VideoStream) -> None:
 class _PhotoWriter:
     """Writes one picture with its metadata and a quality near the source's."""
 
-    def __init__(self, quality: int | None, warn: Warn):
-        self.quality, self.warn = quality, warn
+    def __init__(self, quality: int | None, warn: Warn, background: tuple[int, int, int] = WHITE):
+        self.quality, self.warn, self.background = quality, warn, background
         self._warned: set[str] = set()
 
     def write(self, target: Path, frame: Frame) -> None:
         meta = frame.meta
-        if meta is not None and meta.any() and not carries_meta(target.suffix):
+        if meta is not None and (meta.exif or meta.icc or meta.xmp) and not carries_meta(target.suffix):
             self._warn_once(target.suffix, f"{target.suffix} outputs do not keep EXIF/ICC/XMP metadata")
             meta = None
-        write_image(target, frame.pixels, quality=self._quality(frame, target), meta=meta)
+        if frame.pixels.shape[2] == 4 and not keeps_alpha(target):
+            self._warn_once(f"alpha{target.suffix}", f"{target.suffix} outputs keep no transparency: flattened onto "
+                            f"#{bytes(self.background).hex()} (--background COLOR to choose)")
+        write_image(target, frame.pixels, quality=self._quality(frame, target), meta=meta,
+                    background=self.background)
 
     def _quality(self, frame: Frame, target: Path) -> int | None:
         if self.quality is not None:
@@ -157,9 +161,9 @@ class _PhotoWriter:
 class ImageFileSink:
     """Exactly one picture into one image file."""
 
-    def __init__(self, path: Path, quality: int | None, warn: Warn):
+    def __init__(self, path: Path, quality: int | None, warn: Warn, background: tuple[int, int, int] = WHITE):
         self.path, self.count = path, 0
-        self.writer = _PhotoWriter(quality, warn)
+        self.writer = _PhotoWriter(quality, warn, background)
 
     def write(self, frame: Frame) -> None:
         if self.count:
@@ -178,9 +182,9 @@ class FolderSink:
     """
 
     def __init__(self, folder: Path, fmt: str | None, quality: int | None, overwrite: bool,
-                 inputs: list[Path], warn: Warn):
+                 inputs: list[Path], warn: Warn, background: tuple[int, int, int] = WHITE):
         self.folder, self.fmt, self.overwrite, self.inputs = folder, fmt, overwrite, inputs
-        self.writer = _PhotoWriter(quality, warn)
+        self.writer = _PhotoWriter(quality, warn, background)
         self.warn = warn
         self.done = self.skipped = self.failed = 0
 
@@ -220,8 +224,9 @@ class FolderSink:
 class PatternSink(FolderSink):
     """Numbered files from a printf pattern such as `out/%04d.png` (numbers start at 1)."""
 
-    def __init__(self, pattern: Path, quality: int | None, overwrite: bool, inputs: list[Path], warn: Warn):
-        super().__init__(pattern.parent, None, quality, overwrite, inputs, warn)
+    def __init__(self, pattern: Path, quality: int | None, overwrite: bool, inputs: list[Path], warn: Warn,
+                 background: tuple[int, int, int] = WHITE):
+        super().__init__(pattern.parent, None, quality, overwrite, inputs, warn, background)
         self.pattern = pattern
 
     def target_for(self, name: Path, index: int) -> Path:

@@ -8,6 +8,7 @@ it carries code. ncnn pairs go through our own parser.
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -18,6 +19,10 @@ from safetensors.torch import load_file
 
 from vidscale.errors import ModelError
 from vidscale.models.ncnn_convert import StateDict, ncnn_to_state_dict
+
+# spandrel's transformer architectures (SwinIR, HAT, DAT...) call torch.meshgrid without
+# `indexing`; its default is the one they mean, so the deprecation notice is only noise to users
+warnings.filterwarnings("ignore", message=r"torch\.meshgrid: in an upcoming release", category=UserWarning)
 
 PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt")
 MODEL_SUFFIXES = (".safetensors", *PICKLE_SUFFIXES, ".param", ".bin")
