@@ -211,3 +211,19 @@ def test_read_only_arrays_reach_torch_writable(monkeypatch: pytest.MonkeyPatch) 
     picture.flags.writeable = False  # as np.asarray of a PIL image is
     vidscale.upscale_image(picture, model="bicubic", device="cpu")
     assert seen and all(seen)
+
+
+def test_avif_input_metadata_reaches_the_output(tmp_path: Path) -> None:
+    if not features.check("avif"):
+        pytest.skip("this Pillow writes no AVIF")
+    src = tmp_path / "in.avif"  # written by libavif (through Pillow): another writer's layout
+    exif = Image.Exif()
+    exif[271] = "Maker"
+    xmp = b"<x:xmpmeta xmlns:x='adobe:ns:meta/'>from avif</x:xmpmeta>"
+    Image.fromarray(np.full((16, 20, 3), 80, np.uint8)).save(src, icc_profile=ICC, exif=exif.tobytes(), xmp=xmp)
+    for suffix in (".jpg", ".avif"):
+        out = tmp_path / f"out{suffix}"
+        assert run(src, out) == 0
+        with Image.open(out) as im:
+            assert im.info["icc_profile"] == ICC and im.getexif()[271] == "Maker", suffix
+            assert read_meta(out.read_bytes()).xmp == xmp, suffix

@@ -187,7 +187,12 @@ def write_image(path: Path, pixels: np.ndarray, quality: int | None = None,
         _encode(buffer, pixels, encoder)
     except av.error.FFmpegError as e:
         raise VidscaleError(f"{path}: cannot write image: {_reason(e)}") from None
-    data = write_meta(buffer.getvalue(), meta or PhotoMeta())
+    except OSError as e:  # Pillow's libjpeg (gray JPEG), e.g. a side longer than JPEG allows
+        raise VidscaleError(f"{path}: cannot write image: {e}") from None
+    try:
+        data = write_meta(buffer.getvalue(), meta or PhotoMeta())
+    except ValueError as e:  # the encoder's file is laid out as our writers do not expect
+        raise VidscaleError(f"{path}: cannot add metadata: {e}") from None
     try:
         path.write_bytes(data)
     except OSError as e:

@@ -44,7 +44,7 @@ class PhotoMeta:
 
 
 def read_meta(data: bytes) -> PhotoMeta:
-    """Metadata of an encoded JPEG, PNG, WebP or TIFF file (empty for other types)."""
+    """Metadata of an encoded JPEG, PNG, WebP, TIFF or AVIF file (empty for other types)."""
     try:
         if data.startswith(b"\xff\xd8"):
             return _with_exif_dpi(_jpeg_meta(data))
@@ -54,6 +54,8 @@ def read_meta(data: bytes) -> PhotoMeta:
             return _with_exif_dpi(_webp_meta(data))
         if data[:4] in (b"II*\x00", b"MM\x00*"):
             return _tiff_meta(data)
+        if data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis", b"mif1"):
+            return _avif_meta(data)
     except (struct.error, IndexError, zlib.error, ValueError):
         pass  # malformed metadata is dropped, the picture itself still decodes
     return PhotoMeta()
@@ -108,6 +110,13 @@ def exif_with_dpi(exif: bytes | None, dpi: tuple[float, float] | None) -> bytes 
     except (struct.error, ValueError):
         return exif  # unreadable EXIF: carried as it was
     return tiff_meta.exif_blob(parsed, tiff_meta.dpi_entries(dpi))
+
+
+def _avif_meta(data: bytes) -> PhotoMeta:
+    """ICC, EXIF and XMP of an AVIF file. HEIF orients with its own boxes (FFmpeg's business),
+    never with EXIF's tag, so that tag is reset to 1."""
+    icc, exif, xmp = avif_meta.read_avif_meta(data)
+    return _with_exif_dpi(without_orientation(PhotoMeta(exif, icc, xmp)))
 
 
 def _tiff_meta(data: bytes) -> PhotoMeta:
