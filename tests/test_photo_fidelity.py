@@ -227,3 +227,20 @@ def test_avif_input_metadata_reaches_the_output(tmp_path: Path) -> None:
         with Image.open(out) as im:
             assert im.info["icc_profile"] == ICC and im.getexif()[271] == "Maker", suffix
             assert read_meta(out.read_bytes()).xmp == xmp, suffix
+
+
+def test_malformed_avif_and_tiff_metadata_is_dropped(tmp_path: Path) -> None:
+    src = tmp_path / "in.avif"
+    write_image(src, np.zeros((8, 8, 3), np.uint8), meta=PhotoMeta(icc=ICC))
+    data = src.read_bytes()
+    meta = data.index(b"meta")
+    iloc = data.index(b"iloc")
+    cases = [data[:meta + 40],  # cut inside the boxes
+             data[:iloc + 10] + b"\xff\xff" + data[iloc + 12:],  # an absurd item count
+             data.replace(b"pitm", b"xxxx")]  # a required box missing
+    tiff = tmp_path / "in.tif"
+    write_image(tiff, np.zeros((8, 8, 3), np.uint8), meta=PhotoMeta(icc=ICC))
+    raw = bytearray(tiff.read_bytes())
+    raw[4:8] = (len(raw) - 4).to_bytes(4, "little")  # IFD0 past the end
+    for broken in [*cases, bytes(raw)]:
+        assert read_meta(broken) == PhotoMeta()

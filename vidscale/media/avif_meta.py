@@ -278,12 +278,16 @@ def _read_locations(iloc: bytes) -> dict[int, list[tuple[int, int, int]]]:
 
     found: dict[int, list[tuple[int, int, int]]] = {}
     for _ in range(count):
+        if pos > len(iloc):  # a count larger than the box holds: malformed
+            raise ValueError("iloc box too short")
         item = number(4 if version == 2 else 2)
         method = number(2) & 0xF if version else 0
         pos += 2  # data reference index
         base = number(base_size)
         extents = number(2)
         for _ in range(extents):
+            if pos > len(iloc):
+                raise ValueError("iloc box too short")
             number(index_size)
             offset, length = number(offset_size), number(length_size)
             found.setdefault(item, []).append((method, base + offset, length))

@@ -115,7 +115,10 @@ def exif_with_dpi(exif: bytes | None, dpi: tuple[float, float] | None) -> bytes 
 def _avif_meta(data: bytes) -> PhotoMeta:
     """ICC, EXIF and XMP of an AVIF file. HEIF orients with its own boxes (FFmpeg's business),
     never with EXIF's tag, so that tag is reset to 1."""
-    icc, exif, xmp = avif_meta.read_avif_meta(data)
+    try:
+        icc, exif, xmp = avif_meta.read_avif_meta(data)
+    except KeyError:  # a box HEIF requires is missing
+        return PhotoMeta()
     return _with_exif_dpi(without_orientation(PhotoMeta(exif, icc, xmp)))
 
 
