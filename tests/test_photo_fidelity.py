@@ -187,8 +187,8 @@ def test_a_transformer_model_loads_without_the_meshgrid_warning(tmp_path: Path) 
         net = swinir.SwinIR(upscale=2, img_size=16, window_size=8, embed_dim=12, depths=[1], num_heads=[2],
                             mlp_ratio=1, upsampler="pixelshuffledirect")
     torch.save(net.state_dict(), tmp_path / "tiny-swinir.pth")
-    err = quiet_run(f"import numpy as np, vidscale; vidscale.upscale_image(np.zeros((16, 16, 3), np.uint8), "
-                    f"model={str(tmp_path / 'tiny-swinir.pth')!r}, device='cpu')")
+    err = quiet_run("from pathlib import Path; from vidscale.models.loading import load_descriptor; "
+                    f"load_descriptor(Path({str(tmp_path / 'tiny-swinir.pth')!r}))")
     assert "meshgrid" not in err
 
 
