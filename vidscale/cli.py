@@ -260,6 +260,25 @@ def list_presets() -> None:
         click.echo(f"{name.ljust(width)}  {preset.description}")
 
 
+@cli.command(epilog=_example("vidscale serve --open",
+                             "vidscale serve --port 9000 --out ~/Pictures/upscaled"))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8640, show_default=True, help="Port (0: any free one).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the page in the default browser.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default="vidscale-results",
+              show_default=True, help="Folder the results are kept in.")
+@click.option("--allow-remote", is_flag=True, help="Allow a --host that other machines can reach (no login!).")
+def serve(host: str, port: int, open_browser: bool, out_dir: Path, allow_remote: bool) -> None:
+    """A local web page: drop pictures or a video, pick a size and model, compare, download."""
+    try:  # the web extra is optional; imported here so that other commands never load it
+        from vidscale.web.serve import serve as run_server
+    except ImportError as exc:
+        raise UsageError(f"vidscale serve needs the web extra: pip install 'vidscale[web]' ({exc})") from None
+
+    _setup_logging(quiet=False, verbose=False)
+    run_server(host, port, out_dir, open_browser, allow_remote, announce=lambda line: click.echo(line, err=True))
+
+
 def _parse_fps(text: str) -> Fraction:
     try:
         fps = Fraction(text)

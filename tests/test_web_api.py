@@ -1,0 +1,152 @@
+"""`vidscale serve` without a browser: the guards, the upload limits, the choices, the bind rule."""
+
+from __future__ import annotations
+
+import ast
+import http.client
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+
+from vidscale.cli import main  # noqa: E402
+from vidscale.errors import UsageError  # noqa: E402
+from vidscale.media.image import write_image  # noqa: E402
+from vidscale.web import choices  # noqa: E402
+from vidscale.web.jobs import free_name  # noqa: E402
+from vidscale.web.serve import bind_warning, running  # noqa: E402
+from vidscale.web.uploads import Limits, display_name  # noqa: E402
+from tests.media import pattern  # noqa: E402
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, object, Path]]:
+    out = tmp_path / "out"
+    with running(out, Limits(max_bytes=50_000, max_input_pixels=100 * 100)) as (url, app):
+        yield url, app, out
+
+
+def request(url: str, method: str, path: str, body: bytes | None = None,
+            headers: dict[str, str] | None = None, chunked: bool = False) -> tuple[int, dict]:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        conn.request(method, path, body=iter([body]) if chunked else body, headers=headers or {},
+                     encode_chunked=chunked)
+        response = conn.getresponse()
+        data = response.read()
+        return response.status, json.loads(data) if data.startswith(b"{") else {}
+    finally:
+        conn.close()
+
+
+def png_bytes(tmp_path: Path, height: int = 24, width: int = 32) -> bytes:
+    path = tmp_path / f"p{height}x{width}.png"
+    write_image(path, pattern(0, height, width))
+    return path.read_bytes()
+
+
+def nothing_kept(app: object, out: Path) -> bool:
+    return (not app.state.jobs.jobs and not any((app.state.work_dir / "uploads").iterdir())  # type: ignore[attr-defined]
+            and not any(out.iterdir()))
+
+
+def test_cross_origin_and_foreign_host_are_refused(server: tuple, tmp_path: Path) -> None:
+    url, app, out = server
+    host = urlsplit(url).netloc
+    body = png_bytes(tmp_path)
+    query = "/api/jobs?name=a.png&choice=fast&scale=2"
+    refused = [
+        {"Host": host, "Origin": "http://evil.example"},  # a page on another site
+        {"Host": host, "Origin": f"http://localhost:{urlsplit(url).port + 1}"},  # another local port
+        {"Host": f"evil.example:{urlsplit(url).port}"},  # DNS rebinding: our address under their name
+        {"Host": host, "Sec-Fetch-Site": "cross-site"},
+    ]
+    for headers in refused:
+        status, reply = request(url, "POST", query, body, headers)
+        assert status == 403, headers
+        assert "refused" in reply["error"] or "not this server" in reply["error"]
+    assert request(url, "GET", "/api/config", headers={"Host": "attacker.example"})[0] == 403
+    assert nothing_kept(app, out)
+    status, reply = request(url, "POST", query, body, {"Host": host, "Origin": f"http://{host}"})
+    assert status == 201 and reply["state"] in ("queued", "running", "done")
+
+
+def test_oversized_upload_is_refused_and_nothing_kept(server: tuple) -> None:
+    url, app, out = server
+    big = bytes(60_000)
+    status, reply = request(url, "POST", "/api/jobs?name=big.png&choice=fast&scale=2", big)
+    assert status == 413 and "50000-byte limit" in reply["error"]
+    # without a Content-Length the server counts while it receives
+    status, reply = request(url, "POST", "/api/jobs?name=big.png&choice=fast&scale=2", big, chunked=True)
+    assert status == 413 and "limit" in reply["error"]
+    assert nothing_kept(app, out)
+
+
+def test_uploads_are_checked_like_cli_inputs(server: tuple, tmp_path: Path) -> None:
+    url, app, out = server
+    cases = [
+        ("/api/jobs?name=notes.txt&choice=fast&scale=2", b"hello", 400, "not a picture or video type"),
+        ("/api/jobs?name=fake.png&choice=fast&scale=2", b"not a png at all", 415, "fake.png"),
+        ("/api/jobs?name=a.png&choice=fast&scale=2", png_bytes(tmp_path, 120, 100), 400, "over the limit"),
+        ("/api/jobs?name=a.png&choice=fast&scale=9", png_bytes(tmp_path), 400, "between 1 and 8"),
+        ("/api/jobs?name=a.png&choice=nope&scale=2", png_bytes(tmp_path), 400, "unknown model choice"),
+        ("/api/jobs?name=a.png&choice=photo&scale=2&denoise=3", png_bytes(tmp_path), 400, "no denoise"),
+        ("/api/jobs?name=a.png&choice=fast&scale=2", b"", 415, "empty"),
+    ]
+    for path, body, status, text in cases:
+        got, reply = request(url, "POST", path, body)
+        assert (got, text in reply["error"]) == (status, True), (path, reply)
+    assert nothing_kept(app, out)
+
+
+def test_choices_run_the_presets() -> None:
+    anime = choices.job_settings("anime", video=True, scale=2, width=None, denoise=None)
+    assert (anime.model, anime.denoise, anime.temporal, anime.encoder.codec) == ("realcugan", None, 0.5,
+                                                                               "libx265")
+    assert choices.job_settings("anime", False, 2, None, "3").denoise == "3"
+    assert choices.job_settings("anime", False, 2, None, None).temporal is None  # no motion in a still
+    photo = choices.job_settings("photo", video=False, scale=None, width=800, denoise=None)
+    assert (photo.model, photo.quality, photo.scale, photo.width) == ("realesrgan-x4plus", 95, None, 800)
+    film = choices.job_settings("photo", video=True, scale=3, width=None, denoise=None)
+    assert (film.model, film.temporal, film.encoder.options) == ("realesrgan-x4plus", 0.6, {"tune": "film"})
+    assert choices.denoise_levels("anime")[:2] == ["none", "conservative"]
+    assert choices.denoise_levels("fast") == []
+    with pytest.raises(UsageError, match="scale or a width"):
+        choices.job_settings("fast", False, None, None, None)
+
+
+def test_result_names_never_replace(tmp_path: Path) -> None:
+    assert free_name(tmp_path, "cat.jpg", "x2", ".jpg") == tmp_path / "cat-x2.jpg"
+    (tmp_path / "cat-x2.jpg").touch()
+    (tmp_path / "cat-x2-2.jpg").touch()
+    assert free_name(tmp_path, "cat.jpg", "x2", ".jpg") == tmp_path / "cat-x2-3.jpg"
+    assert display_name("../../etc/pass wd?.png") == "pass wd_.png"
+    assert display_name("C:\\Users\\x\\..") == "upload"
+
+
+def test_remote_bind_needs_allow_remote(capsys: pytest.CaptureFixture[str]) -> None:
+    assert bind_warning("127.0.0.1", False) is None and bind_warning("::1", False) is None
+    assert bind_warning("localhost", False) is None
+    with pytest.raises(UsageError, match="--allow-remote"):
+        bind_warning("0.0.0.0", False)
+    assert "reachable from other machines" in bind_warning("192.168.1.5", True)  # type: ignore[operator]
+    assert main(["serve", "--host", "0.0.0.0", "--port", "0"]) == 2
+    assert "vidscale: error: --host 0.0.0.0 would let other machines reach" in capsys.readouterr().err
+
+
+def test_cli_module_does_not_import_the_web_stack() -> None:
+    """Only `serve` loads Starlette and uvicorn: every other command starts without them."""
+    import vidscale.cli
+
+    tree = ast.parse(Path(vidscale.cli.__file__).read_text(encoding="utf-8"))
+    top = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+    names = [a.name for n in top if isinstance(n, ast.Import) for a in n.names]
+    names += [n.module or "" for n in top if isinstance(n, ast.ImportFrom)]
+    assert names and not [m for m in names if m.split(".")[0] in ("starlette", "uvicorn")
+                          or m.startswith("vidscale.web")]

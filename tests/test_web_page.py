@@ -1,0 +1,230 @@
+"""The page in a real Chromium (Debian's chromium and chromium-driver, through Selenium).
+
+scripts/test.sh installs both; without them these tests skip.
+"""
+
+from __future__ import annotations
+
+import http.server
+import shutil
+import tempfile
+import threading
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+webdriver = pytest.importorskip("selenium.webdriver")
+
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import Select  # noqa: E402
+
+from vidscale.media.image import read_picture, write_image  # noqa: E402
+from vidscale.web.serve import running  # noqa: E402
+from vidscale.web.uploads import Limits  # noqa: E402
+from tests.media import VideoSpec, make_video, pattern  # noqa: E402
+
+CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
+pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="chromium and chromedriver not installed "
+                                "(scripts/test.sh installs them)")
+HEADLESS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+WAIT_S = 90
+
+
+@contextmanager
+def chromium(downloads: Path, width: int = 1280, height: int = 1000) -> Iterator[webdriver.Chrome]:
+    """A headless Chromium with a fresh profile that saves downloads into `downloads`."""
+    profile = tempfile.mkdtemp(prefix="vidscale-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM  # type: ignore[assignment]
+    for flag in (*HEADLESS, f"--user-data-dir={profile}", f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    options.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                              "download.prompt_for_download": False})
+    driver = webdriver.Chrome(service=Service(DRIVER), options=options)
+    try:
+        driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def downloads(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("downloads")
+
+
+@pytest.fixture(scope="module")
+def browser(downloads: Path) -> Iterator[webdriver.Chrome]:
+    with chromium(downloads) as driver:
+        yield driver
+
+
+def wait_for(what: Callable[[], object], message: str, timeout: float = WAIT_S) -> object:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if value := what():
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
+def states(browser: webdriver.Chrome) -> list[str]:
+    return browser.execute_script("return [...document.querySelectorAll('#queue tr')].map(r => r.dataset.state)")
+
+
+def cancel_row(browser: webdriver.Chrome, index: int) -> None:
+    browser.find_elements(By.CSS_SELECTOR, "#queue tr")[index].find_element(By.CSS_SELECTOR, "button.cancel").click()
+
+
+def open_page(browser: webdriver.Chrome, url: str, choice: str = "fast") -> None:
+    browser.get(url)
+    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, "#choice option"), "the model menu")
+    Select(browser.find_element(By.ID, "choice")).select_by_value(choice)
+
+
+def start(browser: webdriver.Chrome, *files: Path) -> None:
+    browser.find_element(By.ID, "files").send_keys("\n".join(str(f) for f in files))
+    browser.find_element(By.ID, "start").click()
+
+
+def leftovers(app: object, out: Path) -> list[str]:
+    return [p.name for p in out.iterdir()] + [p.name for p in (app.state.work_dir / "uploads").iterdir()]  # type: ignore[attr-defined]
+
+
+def test_two_photos_at_2x_compare_and_zip(browser: webdriver.Chrome, downloads: Path, tmp_path: Path) -> None:
+    a, b = tmp_path / "garden.png", tmp_path / "street.jpg"
+    write_image(a, pattern(0, 48, 64))
+    write_image(b, pattern(5, 30, 40))
+    with running(tmp_path / "out") as (url, app):
+        open_page(browser, url)
+        start(browser, a, b)
+        wait_for(lambda: states(browser) == ["done", "done"], "both results")
+        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["garden-x2.png", "street-x2.jpg"]
+
+        # the newest result is in the before/after view, its two pictures loaded at the result's size
+        stack = browser.find_element(By.ID, "stack")
+        wait_for(lambda: browser.execute_script(
+            "return [...arguments[0].querySelectorAll('img')].every(i => i.complete && i.naturalWidth)", stack),
+            "the before/after pictures")
+        sizes = browser.execute_script(
+            "return [...arguments[0].querySelectorAll('img')].map(i => [i.naturalWidth, i.naturalHeight])", stack)
+        assert sizes == [[80, 60], [80, 60]]
+
+        # drag on the picture: the divide follows the pointer
+        ActionChains(browser).move_to_element_with_offset(stack, -stack.size["width"] // 4, 0) \
+            .click_and_hold().move_by_offset(-5, 0).release().perform()
+        divide = float(browser.find_element(By.ID, "divide").get_attribute("value"))
+        assert 20 < divide < 25
+        clip = browser.execute_script("return getComputedStyle(document.getElementById('after')).clipPath")
+        assert clip.startswith("inset(0px 0px 0px ") and abs(float(clip.split()[-1][:-2]) - divide) <= 0.05
+        # fit enlarges the small result to the view; a double-click shows it at 1:1
+        assert stack.size["width"] > 600
+        ActionChains(browser).double_click(stack).perform()
+        assert stack.size["width"] == 80 and "native" in stack.get_attribute("class")
+
+        browser.find_element(By.ID, "zip").click()
+        archive = downloads / "vidscale-results.zip"
+        wait_for(lambda: archive.is_file() and not list(downloads.glob("*.crdownload")), "the zip download")
+        with zipfile.ZipFile(archive) as zf:
+            assert sorted(zf.namelist()) == ["garden-x2.png", "street-x2.jpg"]
+            zf.extractall(tmp_path / "unzipped")
+        assert read_picture(tmp_path / "unzipped" / "garden-x2.png").pixels.shape == (96, 128, 3)
+        assert read_picture(tmp_path / "unzipped" / "street-x2.jpg").pixels.shape == (60, 80, 3)
+
+
+LISTEN = """
+window.seen = [];
+const events = new EventSource('/api/events');
+events.onmessage = e => { const d = JSON.parse(e.data); if (d.job) window.seen.push(d.job); };
+"""
+
+
+def test_video_progress_arrives_as_events(browser: webdriver.Chrome, tmp_path: Path) -> None:
+    clip = make_video(tmp_path / "clip.mp4", VideoSpec(width=64, height=48, frames=6, audio=None))
+    with running(tmp_path / "out") as (url, app):
+        open_page(browser, url)
+        browser.execute_script(LISTEN)
+        start(browser, clip)
+        wait_for(lambda: states(browser) == ["done"], "the video result")
+        seen = browser.execute_script("return window.seen")
+        running_events = [e for e in seen if e["state"] == "running"]
+        assert running_events[0]["done"] == 0 and running_events[-1]["done"] == 6
+        assert all(e["total"] == 6 for e in running_events[1:])
+        assert running_events[-1]["fps"] > 0 and running_events[-1]["eta_s"] == 0
+        assert [e["done"] for e in running_events] == sorted(e["done"] for e in running_events)
+        assert seen[-1]["state"] == "done" and (seen[-1]["width"], seen[-1]["height"]) == (128, 96)
+        with av.open(str(tmp_path / "out" / "clip-x2.mp4")) as container:
+            frames = list(container.decode(video=0))
+        assert len(frames) == 6 and (frames[0].width, frames[0].height) == (128, 96)
+        assert not leftovers(app, tmp_path / "out")[1:]  # only the result
+
+
+def test_cancelled_jobs_leave_nothing(browser: webdriver.Chrome, tmp_path: Path) -> None:
+    long_clip = make_video(tmp_path / "long.mp4", VideoSpec(width=64, height=48, frames=400, audio=None))
+    second = make_video(tmp_path / "next.mp4", VideoSpec(width=64, height=48, frames=4, audio=None))
+    with running(tmp_path / "out") as (url, app):
+        open_page(browser, url)
+        browser.execute_script(LISTEN)
+        start(browser, long_clip, second)
+        wait_for(lambda: browser.execute_script("return window.seen.some(j => j.state === 'running' && j.done > 0)"),
+                 "the first frames")
+        assert states(browser) == ["running", "queued"]
+        wait_for(lambda: any(p.name.startswith(".long-x2.mp4") for p in (tmp_path / "out").iterdir()),
+                 "the partial output")  # written as it goes, under a temporary name
+        cancel_row(browser, 1)  # the queued one
+        wait_for(lambda: states(browser) == ["running", "cancelled"], "the queued job cancelled")
+        cancel_row(browser, 0)
+        wait_for(lambda: states(browser) == ["cancelled", "cancelled"], "the running job cancelled")
+        assert leftovers(app, tmp_path / "out") == []
+
+
+EVIL_PAGE = """<!doctype html><script>
+fetch("{target}api/jobs?name=x.png&choice=fast&scale=2", {{method: "POST", mode: "no-cors", body: "x"}})
+  .finally(() => {{ document.title = "sent"; }});
+</script>"""
+
+
+def test_oversized_upload_and_other_sites_are_refused(browser: webdriver.Chrome, tmp_path: Path) -> None:
+    big = tmp_path / "big.png"
+    write_image(big, np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8))  # noise: ~270 KB
+    assert big.stat().st_size > 200_000
+    with running(tmp_path / "out", Limits(max_bytes=200_000)) as (url, app):
+        open_page(browser, url)
+        start(browser, big)
+        message = wait_for(lambda: browser.find_element(By.ID, "message").text, "the refusal")
+        assert "big.png" in message and "200000-byte limit" in message
+        assert states(browser) == []
+
+        # a page from another origin (another port on this machine) posts to the server: refused
+        (tmp_path / "evil").mkdir()
+        (tmp_path / "evil" / "index.html").write_text(EVIL_PAGE.format(target=url))
+        with _static_site(tmp_path / "evil") as evil_url:
+            browser.get(evil_url)
+            wait_for(lambda: browser.title == "sent", "the other site's request")
+        assert app.state.jobs.jobs == {}  # type: ignore[attr-defined]
+        assert leftovers(app, tmp_path / "out") == []
+
+
+@contextmanager
+def _static_site(folder: Path) -> Iterator[str]:
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(folder))  # noqa: E731
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=site.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{site.server_address[1]}/index.html"
+    finally:
+        site.shutdown()
+        site.server_close()

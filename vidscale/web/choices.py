@@ -1,0 +1,72 @@
+"""The page's model choices in plain words, and the job settings each one runs with.
+
+Each choice is a built-in preset (`vidscale presets`), so the page runs what the
+CLI's `--preset NAME` runs; the page's own scale or width wins over the preset's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from vidscale.encoding import EncoderSettings
+from vidscale.errors import UsageError
+from vidscale.job import JobSettings
+from vidscale.models import zoo
+from vidscale.presets import find_preset
+
+
+@dataclass(frozen=True)
+class Choice:
+    key: str
+    label: str  # what the page shows
+    picture_preset: str
+    video_preset: str  # live action gets the film preset's anti-flicker pass and encoder
+
+    def preset(self, video: bool) -> str:
+        return self.video_preset if video else self.picture_preset
+
+
+CHOICES = {c.key: c for c in (
+    Choice("photo", "Photo or live action (Real-ESRGAN: cleans JPEG blocks and noise; slow without a GPU)",
+           "photo", "film"),
+    Choice("anime", "Anime or drawing (Real-CUGAN)", "anime", "anime"),
+    Choice("clean", "Clean source: render, screenshot, lossless master (SPAN)", "clean", "clean"),
+    Choice("fast", "Fast: a quick look (SPAN x2; sharpens JPEG blocks)", "fast", "fast"),
+)}
+
+
+def denoise_levels(choice: str) -> list[str]:
+    """The denoise levels of a choice's model ([] when it has none)."""
+    model = find_preset(CHOICES[choice].picture_preset).values.get("model")
+    families = zoo.families()
+    return zoo.family_levels(model) if model in families else []
+
+
+def describe() -> list[dict[str, Any]]:
+    """What the page needs to draw its model menu."""
+    return [{"key": c.key, "label": c.label, "denoise": denoise_levels(c.key),
+             "hint": find_preset(c.picture_preset).description} for c in CHOICES.values()]
+
+
+def job_settings(choice: str, video: bool, scale: float | None, width: int | None,
+                 denoise: str | None) -> JobSettings:
+    """JobSettings for one upload: the choice's preset, then the page's size and denoise level."""
+    if choice not in CHOICES:
+        raise UsageError(f"unknown model choice {choice!r} (expected {', '.join(CHOICES)})")
+    if (scale is None) == (width is None):
+        raise UsageError("give a scale or a width")
+    if width is not None and width < 1:
+        raise UsageError(f"width {width}: must be at least 1 pixel")
+    if denoise and not denoise_levels(choice):
+        raise UsageError(f"the {choice} model has no denoise levels")
+    values = find_preset(CHOICES[choice].preset(video)).values
+    enc = values.get("encoder", {})
+    encoder = EncoderSettings(codec=enc.get("codec"), crf=enc.get("crf"), preset=enc.get("preset"),
+                              pix_fmt=enc.get("pix_fmt"),
+                              options={k: str(v) for k, v in enc.get("options", {}).items()})
+    settings = JobSettings(model=values.get("model"), batch=values.get("batch", 1), quality=values.get("quality"),
+                           tile=values.get("tile"), temporal=values.get("temporal") if video else None,
+                           encoder=encoder, quiet=True)
+    level = denoise or (str(values["denoise"]) if "denoise" in values else None)
+    return replace(settings, scale=scale, width=width, denoise=zoo.denoise_level(level) if level else None)
