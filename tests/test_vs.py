@@ -17,7 +17,7 @@ from tests.conftest import ROOT
 from tests.media import VideoSpec, make_video, pattern
 from vidscale.media.color import RgbConverter
 from vidscale.media.source import Frame, VideoSource
-from vidscale.upscaler import upscale_image
+from vidscale.api import upscale_image
 
 vs = pytest.importorskip("vapoursynth")
 import vidscale.vs as vsx  # noqa: E402  (needs vapoursynth)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
-from fractions import Fraction
 from pathlib import Path
 
 import click
@@ -57,7 +56,7 @@ def cli() -> None:
 def _model_options(f):  # type: ignore[no-untyped-def]
     f = click.option("--denoise", metavar="LEVEL", help="Denoise variant of a model family that has them "
                      "(realcugan, realcugan-pro): none, conservative (the default), 1, 2 or 3.")(f)
-    f = click.option("--precision", type=click.Choice(["auto", "fp16", "bf16", "fp32"], case_sensitive=False),
+    f = click.option("--precision", type=options.PRECISION,
                      default="auto", show_default=True,
                      help="Compute type; auto: fp16 on CUDA when the model supports it, fp32 on the CPU.")(f)
     f = click.option("--tile", type=options.TILE, help="Tile size in input pixels (default: from free memory).")(f)
@@ -75,11 +74,11 @@ def _model_options(f):  # type: ignore[no-untyped-def]
 @click.argument("source")
 @click.argument("output")
 @click.option("--scale", "-s", type=float, help="Factor between 1 and 8 (default: a named model's own, else 2).")
-@click.option("--width", type=click.IntRange(min=1), help="Output width (height follows unless given).")
-@click.option("--height", type=click.IntRange(min=1), help="Output height (width follows unless given).")
+@click.option("--width", type=options.SIZE, help="Output width (height follows unless given).")
+@click.option("--height", type=options.SIZE, help="Output height (width follows unless given).")
 @_model_options
 @click.option("--batch", type=options.BATCH, default=1, show_default=True, help="Frames per inference batch.")
-@click.option("--frames", "max_frames", type=click.IntRange(min=1), help="Video: only the first N frames.")
+@click.option("--frames", type=options.FRAMES, help="Only the first N frames (video, animation) or files (numbered sequence, glob, folder).")
 @click.option("--device-color/--host-color", default=None,
               help="Video YUV<->RGB on the inference device, or in swscale on the CPU (default: device on CUDA).")
 # flag_value is temporal.DEFAULT_STRENGTH (tested), written out so that --help needs no torch import
@@ -87,77 +86,38 @@ def _model_options(f):  # type: ignore[no-untyped-def]
               metavar="[STRENGTH]", help="Anti-flicker pass: blends the motion-compensated previous output "
               "where the low-res frames agree; STRENGTH 0-1 (0.7 when given alone).")
 @click.option("--recursive", "-r", is_flag=True, help="Walk subfolders of a folder input (the output mirrors them).")
-@click.option("--format", "image_format", type=click.Choice(["png", "jpg", "webp", "avif", "tif", "bmp"]),
+@click.option("--format", type=options.FORMAT,
               help="Image type for folder outputs (default: keep each input's).")
 @click.option("--fps", default="24", show_default=True, help="Frame rate when images become a video.")
 @click.option("--codec", help="Video encoder (default: libx264; libx265 for >8-bit; libsvtav1 for webm).")
 @click.option("--crf", type=float, help="Constant-quality level of the encoder.")
-@click.option("--encoder-preset", "preset", help="Encoder speed preset (e.g. slow, medium, veryfast; 0-13 for SVT-AV1).")
+@click.option("--encoder-preset", help="Encoder speed preset (e.g. slow, medium, veryfast; 0-13 for SVT-AV1).")
 @click.option("--pix-fmt", help="Output pixel format (default: the source's).")
 @click.option("--encoder-opt", multiple=True, metavar="KEY=VALUE", help="Extra encoder option (repeatable).")
-@click.option("--quality", type=click.IntRange(1, 100), help="Quality of lossy image outputs: JPEG, WebP, AVIF "
+@click.option("--quality", type=options.QUALITY, help="Quality of lossy image outputs: JPEG, WebP, AVIF "
               "(default: a JPEG source's own, else the format's default).")
 @click.option("--background", default="white", show_default=True, metavar="COLOR",
               help="What transparency is flattened onto in outputs that keep none (JPEG, AVIF): "
               "a name or #RRGGBB.")
-@click.option("--preset", "preset_spec", metavar="NAME|PATH", help="Settings from a preset (`vidscale presets`); flags win.")
+@click.option("--preset", metavar="NAME|PATH", help="Settings from a preset (`vidscale presets`); flags win.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
-@click.option("--verbose", "-v", is_flag=True, help="Show details and tracebacks.")
-def upscale(source: str, output: str, scale: float | None, width: int | None, height: int | None,
-            model: str | None, backend: str, device: str, tile: int | None, precision: str,
-            denoise: str | None, batch: int, max_frames: int | None, device_color: bool | None, temporal: float | None, recursive: bool, image_format: str | None, fps: str, codec: str | None, crf: float | None,
-            preset: str | None, pix_fmt: str | None, encoder_opt: tuple[str, ...], quality: int | None,
-            background: str, preset_spec: str | None, overwrite: bool, quiet: bool, verbose: bool) -> None:
+@click.option("--verbose", "-v", is_flag=True, help="State the plan before starting; show details and tracebacks.")
+@click.option("--dry-run", is_flag=True, help="Print the plan with time and size estimates from a short "
+              "sample; write nothing.")
+def upscale(source: str, output: str, verbose: bool, **values: object) -> None:
     """Upscale SOURCE (video, image, folder, pattern or glob) into OUTPUT."""
-    from vidscale.encoding import EncoderSettings, parse_encoder_opts
-    from vidscale.job import JobSettings, run_job
-    from vidscale.media.image import parse_color
+    from vidscale.job import run_job
 
-    _setup_logging(quiet, verbose)
-    encoder = EncoderSettings(codec=codec, crf=crf, preset=preset, pix_fmt=pix_fmt,
-                              options=parse_encoder_opts(encoder_opt), fps=_parse_fps(fps))
-    settings = JobSettings(scale=scale, width=width, height=height, model=model, denoise=denoise, device=device,
-                           backend=backend, tile=tile, precision=precision, batch=batch, recursive=recursive,
-                           image_format=f".{image_format}" if image_format else None,
-                           quality=quality, overwrite=overwrite, quiet=quiet, encoder=encoder,
-                           max_frames=max_frames, temporal=temporal, device_color=device_color,
-                           background=parse_color(background, "--background"))
-    if preset_spec:
-        _apply_preset(preset_spec, settings, output)
+    _setup_logging(bool(values["quiet"]), verbose)
+    ctx = click.get_current_context()
+    given = {k: v for k, v in values.items()
+             if ctx.get_parameter_source(k) == click.core.ParameterSource.COMMANDLINE}
+    settings = options.job_settings(given, output)
     summary = run_job(source, output, settings)
     log.info("%s", summary.line())
     if summary.failed:
-        raise VidscaleError(f"{summary.failed} of {summary.frames} inputs failed (named above)")
-
-
-def _apply_preset(spec: str, settings: "JobSettings", output: str) -> None:  # noqa: F821
-    """Fill every setting the command line left at its default from the preset."""
-    from vidscale.presets import find_preset
-
-    preset = find_preset(spec)
-    ctx = click.get_current_context()
-
-    def unset(param: str) -> bool:
-        return ctx.get_parameter_source(param) != click.core.ParameterSource.COMMANDLINE
-
-    values = preset.values
-    container = values.get("container")
-    if container and Path(output).suffix.lower() != container:
-        raise UsageError(f"preset {preset.name} writes {container} files; the output is {output}")
-    sized = not (unset("width") and unset("height"))
-    for key in ("model", "batch", "quality", "tile", "temporal"):
-        if key in values and unset(key):
-            setattr(settings, key, values[key])
-    if "denoise" in values and unset("denoise") and unset("model"):  # it belongs to the preset's model
-        settings.denoise = str(values["denoise"])
-    if "scale" in values and unset("scale") and not sized:
-        settings.scale = float(values["scale"])
-    enc, ours = values.get("encoder", {}), settings.encoder
-    for key in ("codec", "crf", "preset", "pix_fmt"):
-        if key in enc and unset(key):
-            setattr(ours, key, enc[key])
-    ours.options = {**{k: str(v) for k, v in enc.get("options", {}).items()}, **ours.options}
+        raise VidscaleError(f"{summary.failed} of {summary.inputs} inputs failed (named above)")
 
 
 @cli.command(epilog=_example("vidscale compare photo.jpg cmp.html -m span-x2",
@@ -279,16 +239,6 @@ def serve(host: str, port: int, open_browser: bool, out_dir: Path, allow_remote:
     run_server(host, port, out_dir, open_browser, allow_remote, announce=lambda line: click.echo(line, err=True))
 
 
-def _parse_fps(text: str) -> Fraction:
-    try:
-        fps = Fraction(text)
-    except (ValueError, ZeroDivisionError):
-        raise UsageError(f"--fps {text}: not a number") from None
-    if not 0 < fps <= 1000:
-        raise UsageError(f"--fps {text}: must be above 0 and at most 1000")
-    return fps
-
-
 @cli.group(invoke_without_command=True, epilog=_example("vidscale models",
                                                         "vidscale models import 2x-foo.param --name foo"))
 @click.pass_context
@@ -300,7 +250,7 @@ def models(ctx: click.Context) -> None:
 
 def _list_models() -> None:
     from vidscale.models import zoo
-    from vidscale.models.loading import inference_parameter_count, load_descriptor
+    from vidscale.models.loading import file_scale, inference_parameter_count, load_descriptor
 
     rows = [("name", "arch", "scale", "params", "for", "license", "source")]
     for info in zoo.builtins().values():
@@ -314,7 +264,7 @@ def _list_models() -> None:
     for info in zoo.user_models().values():
         try:
             desc = load_descriptor(info.path)  # type: ignore[arg-type]
-            arch, scale = desc.architecture.name, f"x{desc.scale}"
+            arch, scale = desc.architecture.name, f"x{file_scale(info.path, desc.scale)}"  # type: ignore[arg-type]
             params = f"{inference_parameter_count(desc.model):,}"
         except VidscaleError as exc:
             arch, scale, params = f"unreadable ({exc})", "-", "-"
@@ -338,7 +288,7 @@ def import_model(path: Path, name: str | None, overwrite: bool) -> None:
 
     from vidscale.media.atomic import atomic_output
     from vidscale.models import zoo
-    from vidscale.models.loading import descriptor_from_state_dict, read_state_dict
+    from vidscale.models.loading import FILE_SCALE_KEY, descriptor_from_state_dict, file_scale, read_state_dict
 
     name = name or path.stem
     if name in zoo.builtins() or name.lower() in zoo.CLASSIC or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
@@ -348,10 +298,15 @@ def import_model(path: Path, name: str | None, overwrite: bool) -> None:
     folder = zoo.user_model_dir()
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.contiguous() for k, v in state.items()}
+    scale = file_scale(path, desc.scale)
+    metadata = {"name": name, "arch": desc.architecture.id, "scale": str(desc.scale), "source": path.name}
+    how = ""
+    if scale != desc.scale:  # e.g. an x4 network whose graph then resizes by 0.5
+        metadata[FILE_SCALE_KEY] = str(scale)
+        how = f" (an x{desc.scale} network, then a resize, as the file does)"
     with atomic_output(folder / f"{name}.safetensors", overwrite=overwrite, inputs=[path]) as tmp:
-        save_file(tensors, str(tmp), metadata={"name": name, "arch": desc.architecture.id,
-                                               "scale": str(desc.scale), "source": path.name})
-    click.echo(f"imported {name}: {desc.architecture.name} x{desc.scale} -> {folder / (name + '.safetensors')}")
+        save_file(tensors, str(tmp), metadata=metadata)
+    click.echo(f"imported {name}: {desc.architecture.name} x{scale}{how} -> {folder / (name + '.safetensors')}")
 
 
 @models.command("export", epilog=_example("vidscale models export span-x2 span.onnx",

@@ -105,12 +105,3 @@ def _default_pix_fmt(formats: list[str], deep: bool, source: str | None, alpha: 
             return fmt
     return formats[0]
 
-
-def parse_encoder_opts(pairs: tuple[str, ...]) -> dict[str, str]:
-    opts = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--encoder-opt {pair!r}: expected KEY=VALUE")
-        opts[key] = value
-    return opts

@@ -26,6 +26,7 @@ from vidscale.transfer import Pixels, Transfer, YuvRoute, size_of, transfer_for,
 from vidscale.upscaler import Upscaler
 
 if TYPE_CHECKING:
+    from vidscale.plan import Estimate
     from vidscale.temporal import TemporalFilter
 
 log = logging.getLogger("vidscale")
@@ -55,26 +56,36 @@ class JobSettings:
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
     on_progress: Callable[[int, int | None], None] | None = None  # called after each frame written
     cancel: threading.Event | None = None  # set it to stop the job (raises `Cancelled`, leaves nothing)
+    dry_run: bool = False  # state the plan and estimate time and size from a sample; write nothing
 
 
 @dataclass
 class Summary:
-    frames: int
+    frames: int  # frames (or pictures) written
     seconds: float
     output: Path
     output_bytes: int
     skipped: int = 0  # outputs already there (a resumed batch)
     failed: int = 0  # inputs that could not be read or written
     steady_fps: float = 0.0  # rate between the first and last frame, start-up excluded
+    inputs: int = 0  # input files of a batch (folder, pattern); 0 for one file
+    unit: str = "frame"  # "picture" for photos: a frame rate means nothing for them
+    estimate: "Estimate | None" = None  # a dry run: what the job would cost; nothing was written
 
     def line(self) -> str:
-        fps = self.frames / self.seconds if self.seconds > 0 else 0.0
-        text = (f"{self.output}: {self.frames} frame{'s' * (self.frames != 1)} in {self.seconds:.1f}s "
-                f"({fps:.2f} fps), {_human(self.output_bytes)}")
+        if self.estimate is not None:
+            return self.estimate.line(self.output)
+        size = f"{self.seconds:.1f}s, {_human(self.output_bytes)}"
         if self.skipped or self.failed:
-            done = self.frames - self.failed
-            text += f"; {done} done, {self.skipped} skipped (already there), {self.failed} failed"
-        return text
+            return (f"{self.output}: {_count(self.inputs, self.unit)}: {self.frames} done, {self.skipped} skipped "
+                    f"(already there), {self.failed} failed; {size}")
+        fps = self.frames / self.seconds if self.seconds > 0 else 0.0
+        rate = f" ({fps:.2f} fps)" if self.unit == "frame" else ""
+        return f"{self.output}: {_count(self.frames, self.unit)} in {self.seconds:.1f}s{rate}, {_human(self.output_bytes)}"
+
+
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}{'s' * (n != 1)}"
 
 
 def run_job(source_spec: str, output_spec: str, settings: JobSettings) -> Summary:
@@ -84,12 +95,30 @@ def run_job(source_spec: str, output_spec: str, settings: JobSettings) -> Summar
     source = open_source(source_spec, settings.recursive, settings.encoder.fps)
     if isinstance(source, (VideoSource, AnimatedSource)):
         source.limit = settings.max_frames
+    elif settings.max_frames:  # numbered frames, globs and folders: the first N files
+        source.paths = source.paths[:settings.max_frames]
     try:
         upscaler = Upscaler(settings.model, settings.device, tile=settings.tile, precision=settings.precision,
                             backend=settings.backend, denoise=settings.denoise, purpose=purpose_of(source))
-        return _run(source, Path(output_spec), kind, upscaler, with_native_scale(settings, upscaler))
+        settings = with_native_scale(settings, upscaler)
+        if settings.dry_run or log.isEnabledFor(logging.DEBUG):  # --verbose states the plan first
+            estimate = _state_plan(source, Path(output_spec), kind, upscaler, settings)
+            if estimate is not None:
+                return Summary(0, 0.0, Path(output_spec), 0, estimate=estimate)
+        return _run(source, Path(output_spec), kind, upscaler, settings)
     finally:
         source.close()
+
+
+def _state_plan(source: Source, output: Path, kind: str, upscaler: Upscaler,
+                settings: JobSettings) -> "Estimate | None":
+    """Log the plan; for a dry run, also the estimates of time and size (and nothing is written)."""
+    from vidscale import plan
+
+    sizes, count = _SizeRule(settings, even=kind == "video"), _frame_estimate(source)
+    text = plan.describe(source, output, kind, upscaler, settings, sizes, _first_size(source), count)
+    log.log(logging.INFO if settings.dry_run else logging.DEBUG, "%s", text)
+    return plan.estimate(source, output, kind, upscaler, settings, sizes, count) if settings.dry_run else None
 
 
 def purpose_of(source: Source) -> str:
@@ -99,6 +128,11 @@ def purpose_of(source: Source) -> str:
     if isinstance(source, ImageSource) and source.root is None and len(source.paths) > 1:
         return "video"
     return "photo"
+
+
+def _unit(source: Source) -> str:
+    """What the summary counts: pictures for photos, frames for video and numbered frames."""
+    return "picture" if isinstance(source, ImageSource) and purpose_of(source) == "photo" else "frame"
 
 
 def with_native_scale(settings: JobSettings, upscaler: Upscaler) -> JobSettings:
@@ -120,7 +154,7 @@ def _run(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: 
     if kind in ("folder", "pattern"):
         return _run_files(source, output, kind, upscaler, sizes, inputs, settings)
     progress = Progress(_frame_estimate(source), settings.quiet, output.name or str(output),
-                        settings.on_progress, settings.cancel)
+                        settings.on_progress, settings.cancel, _unit(source))
     try:
         if kind == "video":
             with atomic_output(output, settings.overwrite, inputs) as tmp:
@@ -143,7 +177,7 @@ def _run(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: 
     finally:
         progress.close()
     return Summary(progress.done, progress.elapsed, output, _size_on_disk(output),
-                   steady_fps=progress.steady_fps)
+                   steady_fps=progress.steady_fps, unit=_unit(source))
 
 
 def _run_files(source: Source, output: Path, kind: str, upscaler: Upscaler, sizes: "_SizeRule",
@@ -165,13 +199,13 @@ def _run_files(source: Source, output: Path, kind: str, upscaler: Upscaler, size
             sink.skipped = len(source.skip)
     estimate = _frame_estimate(source)
     progress = Progress(estimate - sink.skipped if estimate else None, settings.quiet, str(output),
-                        settings.on_progress, settings.cancel)
+                        settings.on_progress, settings.cancel, _unit(source))
     try:
         _stream(source, upscaler, sizes, sink.write, sink.report, _nothing, settings, progress)
     finally:
         progress.close()
-    return Summary(progress.done + sink.failed, progress.elapsed, output, _size_on_disk(output),
-                   skipped=sink.skipped, failed=sink.failed)
+    return Summary(progress.done, progress.elapsed, output, _size_on_disk(output), skipped=sink.skipped,
+                   failed=sink.failed, inputs=len(inputs), unit=_unit(source))
 
 
 def _stream(source: Source, upscaler: Upscaler, sizes: "_SizeRule", write: Callable[[Frame], None],

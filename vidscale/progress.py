@@ -19,15 +19,15 @@ Listener = Callable[[int, "int | None"], None]  # (frames done, frames expected 
 
 class Progress:
     def __init__(self, total: int | None, quiet: bool, label: str, listener: Listener | None = None,
-                 cancel: threading.Event | None = None):
-        self.total, self.label, self.quiet = total or None, label, quiet
+                 cancel: threading.Event | None = None, unit: str = "frame"):
+        self.total, self.label, self.quiet, self.unit = total or None, label, quiet, unit
         self.listener, self.cancel = listener, cancel
         self.done = 0
         self.started = self._last_line = time.monotonic()
         self.frame_times: list[float] = []  # when each frame went out: for the steady-state rate
         self._bar = None
         if not quiet and sys.stderr.isatty():
-            self._bar = tqdm(total=self.total, unit="frame", desc=label, dynamic_ncols=True, leave=False)
+            self._bar = tqdm(total=self.total, unit=unit, desc=label, dynamic_ncols=True, leave=False)
 
     def update(self, n: int = 1) -> None:
         self.done += n
@@ -45,12 +45,13 @@ class Progress:
     def _status(self) -> str:
         elapsed = time.monotonic() - self.started
         fps = self.done / elapsed if elapsed > 0 else 0.0
+        rate = f", {fps:.2f} fps" if self.unit == "frame" else ""  # a rate of photos means little
         if self.total:
-            text = f"{self.done}/{self.total} frames"
+            text = f"{self.done}/{self.total} {self.unit}s"
             if fps > 0:
-                text += f", {fps:.2f} fps, ETA {max(self.total - self.done, 0) / fps:.0f}s"
+                text += f"{rate}, ETA {max(self.total - self.done, 0) / fps:.0f}s"
         else:
-            text = f"{self.done} frames, {fps:.2f} fps"
+            text = f"{self.done} {self.unit}s{rate}"
         return text
 
     @property

@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from vidscale.engine.backend import Engine, backend_device, make_engine, pick_backend
 from vidscale.errors import UsageError
 from vidscale.models import zoo
+from vidscale.models.loading import file_scale
 from vidscale.resample import resize
-from vidscale.scale import output_size, passes_needed
+from vidscale.scale import passes_needed
 from vidscale.transfer import RgbTransfer
 
 
@@ -66,7 +67,13 @@ class Upscaler:
         """What the named model or chain upscales by in one run (None: nothing named, or a resizer)."""
         if not self.chain or self.resizer:
             return None
-        return math.prod(self._scale(info) for info in self.chain)
+        return math.prod(self._file_scale(info) for info in self.chain)
+
+    def _file_scale(self, info: zoo.ModelInfo) -> int:
+        """A file's own scale, where its graph ends in a resize after the network (see `file_scale`)."""
+        if info.kind in ("user", "file") and info.path is not None:
+            return file_scale(info.path, self._scale(info))
+        return self._scale(info)
 
     def plan(self, factor: float) -> list[zoo.ModelInfo]:
         """The networks that run, in order, for an overall `factor`.
@@ -135,6 +142,10 @@ class Upscaler:
         out_alpha = self.upscale(alpha.expand(-1, 3, -1, -1), size).mean(dim=1, keepdim=True)
         return torch.cat([rgb, out_alpha], dim=1)
 
+    def engine(self, info: zoo.ModelInfo) -> Engine:
+        """The engine that runs `info` (loaded on first use): for plans and reports."""
+        return self._engine(info)
+
     def _engine(self, info: zoo.ModelInfo) -> Engine:
         if info.name not in self._engines:
             self._engines[info.name] = make_engine(info, self.backend, self.device,
@@ -181,27 +192,3 @@ def from_tensor(x: torch.Tensor, dtype: np.dtype) -> np.ndarray:
     transfer = RgbTransfer(dtype)
     return transfer.split([t.cpu().numpy() for t in transfer.from_float(x[:1])])[0].astype(dtype, copy=False)
 
-
-def upscale_image(
-    image: np.ndarray,
-    scale: float | None = 2,
-    model: str | None = None,
-    device: str | torch.device | None = None,
-    *,
-    width: int | None = None,
-    height: int | None = None,
-    upscaler: Upscaler | None = None,
-) -> np.ndarray:
-    """Upscale one HxWxC (or HxW) image; returns the same dtype and channel layout.
-
-    C may be 1 (gray), 3 (RGB) or 4 (RGBA): see `Upscaler.upscale_channels`.
-    """
-    if image.ndim == 2:
-        return upscale_image(image[..., None], scale, model, device, width=width,
-                             height=height, upscaler=upscaler)[..., 0]
-    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
-        raise ValueError(f"expected HxWx1, HxWx3 or HxWx4 array, got shape {image.shape}")
-    up = upscaler or Upscaler(model, device)
-    size = output_size(image.shape[0], image.shape[1], scale if not (width or height) else None,
-                       width, height)
-    return from_tensor(up.upscale_channels(to_tensor(image), size), image.dtype)

@@ -14,11 +14,12 @@ from pathlib import Path
 
 import spandrel
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
 from vidscale.errors import ModelError
-from vidscale.models.ncnn_convert import StateDict, ncnn_to_state_dict
+from vidscale.models.ncnn import parse_param
+from vidscale.models.ncnn_convert import StateDict, final_resize, ncnn_to_state_dict
 
 # spandrel's transformer architectures (SwinIR, HAT, DAT...) call torch.meshgrid without
 # `indexing`; its default is the one they mean, so the deprecation notice is only noise to users
@@ -51,6 +52,9 @@ def read_state_dict(path: Path) -> StateDict:
             return load_file(str(path), device="cpu")
         if not _looks_like_checkpoint(path):
             raise ModelError(f"{path}: not a PyTorch checkpoint (neither a zip archive nor a pickle)")
+        if _is_torchscript(path):  # before torch.load, which would warn and suggest weights_only=False
+            raise ModelError(f"{path}: TorchScript files are not supported because they carry code; "
+                             "use the model's state dict (.pth or .safetensors)")
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=False)
     except pickle.UnpicklingError as exc:
         raise ModelError(f"{path}: refused: it holds Python objects other than tensors, "
@@ -87,11 +91,42 @@ def load_descriptor(path: Path) -> spandrel.ImageModelDescriptor:
     return descriptor_from_state_dict(read_state_dict(path), str(path))
 
 
+def file_scale(path: Path, network_scale: int) -> int:
+    """What a model file upscales by as its authors run it: an ncnn graph may end in a
+    resize after its network (x4, then 0.5: x2), which `models import` records."""
+    suffix = path.suffix.lower()
+    if suffix in (".param", ".bin"):
+        return max(1, round(network_scale * final_resize(parse_param(path.with_suffix(".param")))))
+    if suffix == ".safetensors":
+        try:
+            with safe_open(str(path), "pt") as fh:
+                recorded = (fh.metadata() or {}).get(FILE_SCALE_KEY)
+        except (OSError, SafetensorError):
+            return network_scale
+        if recorded and recorded.isdigit() and int(recorded) > 0:
+            return int(recorded)
+    return network_scale
+
+
+FILE_SCALE_KEY = "file_scale"  # safetensors metadata that `models import` writes
+
+
 def _looks_like_checkpoint(path: Path) -> bool:
     """torch.save writes a zip archive; very old files are a raw pickle (protocol byte 0x80)."""
     with path.open("rb") as fh:
         head = fh.read(4)
     return head.startswith(b"PK") or head[:1] == b"\x80"
+
+
+def _is_torchscript(path: Path) -> bool:
+    """torch.jit.save archives hold the module's compiled code (`code/`) and `constants.pkl`;
+    a state dict saved by torch.save has neither."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except zipfile.BadZipFile:
+        return False  # a raw pickle, or damaged: torch.load reports it
+    return any("/code/" in n or n.endswith("/constants.pkl") for n in names)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from vidscale.errors import ModelError
-from vidscale.models.ncnn import Layer, read_ncnn
+from vidscale.models.ncnn import Layer, io_blobs, read_ncnn
 
 StateDict = dict[str, torch.Tensor]
 
@@ -302,6 +302,19 @@ def detect_arch(layers: list[Layer]) -> str:
     if kinds["Eltwise"] and kinds["Concat"] and kinds["Interp"]:
         return "ESRGAN"
     raise ModelError("ncnn graph is not a supported architecture (SPAN, Compact, ESRGAN or RealCUGAN)")
+
+
+def final_resize(layers: list[Layer]) -> float:
+    """The factor of a resize that ends the graph, 1.0 if none. Real-ESRGAN's animevideov3
+    x2 and x3 files are its x4 network followed by a bicubic resize by 0.5 and 0.75."""
+    _, out = io_blobs(layers)
+    last = next(l for l in layers if out in l.outputs)
+    if last.type != "Interp":
+        return 1.0
+    height, width = float(last.p(1, 1.0)), float(last.p(2, 1.0))
+    if height != width or height <= 0:
+        raise ModelError(f"ncnn layer {last.name}: the final resize is not uniform ({height} x {width})")
+    return height
 
 
 def ncnn_to_state_dict(param_path: Path, bin_path: Path, pro: bool | None = None) -> tuple[StateDict, str]:

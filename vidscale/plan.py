@@ -1,0 +1,210 @@
+"""What a job is about to do, in words, and what it would cost.
+
+`describe` is the plan `--verbose` states before work starts: input, output
+size, model chain and passes, backend, device, precision, tile size, batch,
+the temporal pass and the encoder with its settings. `estimate` is what
+`--dry-run` adds: it upscales a few frames, times them, encodes them where
+nothing can see it (a temporary folder) and scales both up to the whole job.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import av
+import numpy as np
+
+from vidscale.encoding import plan_encoder
+from vidscale.media.animated import AnimatedSource
+from vidscale.media.source import Frame, ImageSource, Source, VideoSource
+from vidscale.upscaler import Upscaler, from_tensor, to_tensor
+
+if TYPE_CHECKING:
+    from vidscale.job import JobSettings
+
+Sizes = Callable[[int, int], tuple[int, int]]  # input (height, width) -> output (height, width)
+SAMPLE_FRAMES = 3  # video: the first is a warm-up (and a keyframe); the rest set the rate
+
+
+def describe(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: "JobSettings",
+             sizes: Sizes, first: tuple[int, int], count: int | None) -> str:
+    """The plan, one aspect per line."""
+    out_h, out_w = sizes(*first)
+    factor = max(out_h / first[0], out_w / first[1])
+    rows = [("input", _input(source, first, count)),
+            ("output", f"{output} ({kind}), {out_w}x{out_h} from {first[1]}x{first[0]} (x{factor:.3g})"),
+            ("models", _models(upscaler, factor, (out_w, out_h))),
+            ("engine", _engine(upscaler, factor, settings, first)),
+            ("temporal", _temporal(settings, source)),
+            ("encoder", _encoder(source, output, kind, settings))]
+    return "plan:\n" + "\n".join(f"  {name + ':':<10}{text}" for name, text in rows)
+
+
+def _input(source: Source, first: tuple[int, int], count: int | None) -> str:
+    frames = f"{count} frames" if count else "frame count unknown"
+    if isinstance(source, (VideoSource, AnimatedSource)):
+        rate = f" at {float(source.info.rate):.3g} fps" if source.info.rate else ""
+        what = "video" if isinstance(source, VideoSource) else "animation"
+        return f"{source.path}: {what} {first[1]}x{first[0]}, {frames}{rate}"
+    if source.root is not None:
+        return f"{source.root}: {len(source.paths)} pictures (first {first[1]}x{first[0]})"
+    if len(source.paths) > 1:
+        return f"{len(source.paths)} numbered frames from {source.paths[0]} ({first[1]}x{first[0]})"
+    return f"{source.paths[0]}: picture {first[1]}x{first[0]}"
+
+
+def _models(upscaler: Upscaler, factor: float, size: tuple[int, int]) -> str:
+    if upscaler.resizer:
+        return f"{upscaler.resizer} resize to {size[0]}x{size[1]} (no network)"
+    passes = upscaler.plan(factor)
+    reached = float(np.prod([upscaler.engine(m).scale for m in passes]))
+    chain = " -> ".join(f"{m.name} (x{upscaler.engine(m).scale})" for m in passes)
+    text = f"{chain}: {len(passes)} pass{'es' * (len(passes) != 1)}"
+    if abs(reached - factor) > 1e-6:
+        text += f", then bicubic from x{reached:g} to {size[0]}x{size[1]}"
+    return text
+
+
+def _engine(upscaler: Upscaler, factor: float, settings: "JobSettings", first: tuple[int, int]) -> str:
+    text = f"backend {upscaler.backend}, device {upscaler.device}"
+    passes = upscaler.plan(factor)
+    if not passes:
+        return text
+    engine = upscaler.engine(passes[0])
+    precision = getattr(engine, "precision", None)
+    if not isinstance(precision, str):
+        precision = str(getattr(engine, "dtype", "float32")).removeprefix("torch.")
+    text += f", precision {precision}, batch {settings.batch}"
+    if engine.fixed_tile:
+        return text + f", tile {engine.fixed_tile} px"
+    auto = getattr(engine, "auto_tile", None)
+    if auto is None:
+        return text + ", tile from free memory"
+    tile = auto(settings.batch, *first)
+    return text + (", untiled (the frame fits in memory)" if tile >= max(first) else
+                   f", tile {tile} px (from free memory)")
+
+
+def _temporal(settings: "JobSettings", source: Source) -> str:
+    if settings.temporal is None or settings.temporal is False:
+        return "off"
+    if isinstance(source, ImageSource) and source.root is not None:
+        return "off (a folder of photos)"
+    return f"anti-flicker pass, strength {0.7 if settings.temporal is True else float(settings.temporal):g}"
+
+
+def _encoder(source: Source, output: Path, kind: str, settings: "JobSettings") -> str:
+    if kind == "video":
+        video = source if isinstance(source, VideoSource) else None
+        plan = plan_encoder(output.suffix, bool(video and video.info.deep),
+                            video.info.pix_fmt if video else None, settings.encoder)
+        options = " ".join(f"{k}={v}" for k, v in plan.options.items())
+        return f"{plan.codec} {plan.pix_fmt}" + (f" {options}" if options else "")
+    suffix = settings.image_format if kind == "folder" and settings.image_format else output.suffix
+    what = suffix.lstrip(".").upper() if suffix else "each input's own type"
+    quality = f"quality {settings.quality}" if settings.quality else "default quality (JPEG: the source's)"
+    return f"{what} images, {quality}"
+
+
+@dataclass
+class Estimate:
+    frames: int | None  # frames (or pictures) the job would write; None: unknown
+    seconds_per_frame: float
+    bytes_per_frame: float
+    sample: int  # frames upscaled for the estimate
+    unit: str = "frame"  # "picture" for photos
+
+    def line(self, output: Path) -> str:
+        u = self.unit
+        each = f"{self.seconds_per_frame:.2f}s and {_human(self.bytes_per_frame)} per {u}"
+        sample = f"from {self.sample} sample {u}{'s' * (self.sample != 1)}"
+        if not self.frames:
+            return f"{output}: dry run, nothing written; {each} ({sample})"
+        return (f"{output}: dry run, nothing written; estimate for {self.frames} {u}{'s' * (self.frames != 1)}: "
+                f"about {_duration(self.seconds_per_frame * self.frames)} and "
+                f"{_human(self.bytes_per_frame * self.frames)} ({each}, {sample})")
+
+
+def estimate(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: "JobSettings",
+             sizes: Sizes, count: int | None) -> Estimate:
+    """Upscale a few frames, time them, and encode them in a temporary folder."""
+    wanted = SAMPLE_FRAMES if kind == "video" or isinstance(source, (VideoSource, AnimatedSource)) else 2
+    frames = _sample_frames(source, wanted, count)
+    outputs, seconds = [], []
+    for frame in frames:
+        pixels = frame.pixels
+        assert isinstance(pixels, np.ndarray)
+        started = time.perf_counter()
+        big = upscaler.upscale_channels(to_tensor(pixels), sizes(*pixels.shape[:2]))
+        outputs.append(replace(frame, pixels=from_tensor(big, pixels.dtype)))
+        seconds.append(time.perf_counter() - started)
+    timed = seconds[1:] or seconds  # the first run also pays one-off set-up (autotuning, allocation)
+    with tempfile.TemporaryDirectory(prefix="vidscale-dry-run-") as tmp:
+        per_frame = _encoded_bytes(outputs, source, output, kind, settings, Path(tmp), count)
+    photos = isinstance(source, ImageSource) and (source.root is not None or len(source.paths) == 1)
+    return Estimate(count, float(np.median(timed)), per_frame, len(frames), "picture" if photos else "frame")
+
+
+def _sample_frames(source: Source, n: int, count: int | None) -> list[Frame]:
+    """`n` frames in a row from the middle of a long video (its opening is often black
+    or titles), else from the start."""
+    if isinstance(source, VideoSource) and count and count > 4 * n and source.container.duration:
+        source.container.seek(source.container.duration // 2)  # to the keyframe before the middle
+    frames = []
+    for item in source.items():
+        if isinstance(item, Frame):
+            frames.append(item)
+            if len(frames) == n:
+                break
+    return frames
+
+
+def _encoded_bytes(frames: list[Frame], source: Source, output: Path, kind: str, settings: "JobSettings",
+                   tmp: Path, count: int | None) -> float:
+    """Bytes per output frame. Video: the keyframe counts once per job (a long clip has a
+    keyframe every few seconds, and the sample is too short to say how often); the others
+    set the rate of the rest."""
+    if kind != "video":
+        from vidscale.media.image import write_image
+
+        suffix = (settings.image_format if kind == "folder" and settings.image_format else None)
+        sizes = []
+        for i, frame in enumerate(frames):
+            target = tmp / f"{i}{suffix or (output.suffix if kind != 'folder' else frame.source_suffix) or '.png'}"
+            write_image(target, frame.pixels, settings.quality)  # type: ignore[arg-type]
+            sizes.append(target.stat().st_size)
+        return float(np.mean(sizes))
+    from vidscale.media.sinks import VideoSink
+
+    path = tmp / f"sample{output.suffix}"
+    sink = VideoSink(path, output.suffix.lower(), frames[0].pixels.shape[:2], source,  # type: ignore[union-attr]
+                     settings.encoder, lambda _: None)
+    for frame in frames:
+        sink.write(frame)
+    sink.close()
+    with av.open(str(path)) as container:
+        packets = [p.size for p in container.demux(video=0) if p.size]
+    if len(packets) < 2 or not count:
+        return float(np.mean(packets))
+    return (packets[0] + float(np.mean(packets[1:])) * (count - 1)) / count
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.0f} B"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
