@@ -155,7 +155,7 @@ def compare(source: Path, output: Path, scale: float, model: str | None, models:
         return Upscaler(name, device, tile=tile, precision=precision, backend=backend, denoise=denoise,
                         purpose=purpose)
 
-    cmp.compare(source, output, scale, names, make, box, at_s, duration, overwrite)
+    click.echo(cmp.compare(source, output, scale, names, make, box, at_s, duration, overwrite))
 
 
 @cli.command(epilog=_example("vidscale bench in.mp4 --frames 48 --batch 2 -m span-x2",

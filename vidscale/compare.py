@@ -187,7 +187,7 @@ body { background:#181818; color:#eee; font:14px sans-serif; margin:16px; }
 .line { position:absolute; top:0; bottom:0; left:calc(100% - var(--cut)); width:1px; z-index:2;
         background:#fffa; pointer-events:none; }
 .tag { position:absolute; top:6px; z-index:2; padding:2px 6px; background:#000a; pointer-events:none; }
-#pos { width:100%; }
+#pos { display:block; margin:4px 0 0; padding:0; box-sizing:border-box; }
 .hint { color:#999; }
 """
 
@@ -214,6 +214,7 @@ function setZoom(z, fx, fy) {  // fx, fy: the point of the picture (0-1) to cent
   cmp.classList.toggle("px", s * devicePixelRatio >= 1);
   view.scrollLeft = fx * W * s - view.clientWidth / 2;
   view.scrollTop = fy * H * s - view.clientHeight / 2;
+  pos.style.width = view.clientWidth + "px";  // the slider spans the picture as shown
 }
 function centre() {
   return [(view.scrollLeft + view.clientWidth / 2) / cmp.clientWidth,
@@ -270,31 +271,53 @@ def _options(labels: list[str], selected: int) -> str:
 
 
 def _data_uri(rgb: np.ndarray) -> str:
+    """PNG; a result whose PNG passes MAX_PNG_BYTES goes in as JPEG at quality 95 with full
+    chroma, which keeps the page loadable (a 4K PNG is some 20 MB, and base64 adds a third)."""
+    data = _encode(rgb, "png", "rgb24", {"pred": "mixed"})
+    if len(data) <= MAX_PNG_BYTES:
+        return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+    data = _encode(rgb, "mjpeg", "yuvj444p", {"qmin": str(JPEG_QSCALE), "qmax": str(JPEG_QSCALE)})
+    return "data:image/jpeg;base64," + base64.b64encode(data).decode("ascii")
+
+
+MAX_PNG_BYTES = 4 << 20
+JPEG_QSCALE = 2  # mjpeg's quantiser scale; about libjpeg quality 90-95
+
+
+def _encode(rgb: np.ndarray, codec: str, pix_fmt: str, options: dict[str, str]) -> bytes:
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="image2pipe") as out:
-        stream = out.add_stream("png")
-        stream.width, stream.height, stream.pix_fmt = rgb.shape[1], rgb.shape[0], "rgb24"
+        stream = out.add_stream(codec, options=options)
+        stream.width, stream.height, stream.pix_fmt = rgb.shape[1], rgb.shape[0], pix_fmt
+        if codec == "mjpeg":
+            stream.codec_context.color_range = av.video.reformatter.ColorRange.JPEG
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-        out.mux(stream.encode(frame))
+        out.mux(stream.encode(frame.reformat(format=pix_fmt) if pix_fmt != "rgb24" else frame))
         out.mux(stream.encode(None))
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
 
 
 def compare(source: Path, output: Path, scale: float, names: list[str | None], make: MakeUpscaler,
-            crop: tuple[int, int, int, int] | None, at: float, duration: float, overwrite: bool) -> None:
-    """Write bicubic beside each named model (`make` builds one Upscaler per name) to `output`."""
+            crop: tuple[int, int, int, int] | None, at: float, duration: float, overwrite: bool) -> str:
+    """Write bicubic beside each named model (`make` builds one Upscaler per name) to `output`;
+    returns a line saying what was written."""
     suffix = output.suffix.lower()
     if suffix not in VIDEO_SUFFIXES and suffix not in (".html", ".htm") and not is_image_path(output):
         raise UsageError(f"{output}: compare writes an image, an .html page or a video")
     with atomic_output(output, overwrite=overwrite, inputs=[source]) as tmp:
         if suffix in VIDEO_SUFFIXES:
-            _compare_clip(source, tmp, scale, names, make, crop, at, duration)
-            return
-        results = still_results(_crop(_still(source, at), crop), scale, names, make)
-        if suffix in (".html", ".htm"):
-            tmp.write_text(slider_page(results, f"{source.name}: x{scale:g}"), encoding="utf-8")
+            labels = _compare_clip(source, tmp, scale, names, make, crop, at, duration)
+            what = f"a {duration:g}s side-by-side clip from {at:g}s"
         else:
-            write_image(tmp, grid_image(results))
+            results = still_results(_crop(_still(source, at), crop), scale, names, make)
+            labels = [label for label, _ in results]
+            if suffix in (".html", ".htm"):
+                tmp.write_text(slider_page(results, f"{source.name}: x{scale:g}"), encoding="utf-8")
+                what = "a slider page"
+            else:
+                write_image(tmp, grid_image(results))
+                what = "side-by-side panels"
+    return f"{output}: {what} of {', '.join(labels)} at x{scale:g} ({output.stat().st_size / 2**20:.1f} MiB)"
 
 
 def _still(source: Path, at: float) -> np.ndarray:
@@ -336,8 +359,9 @@ def _clip_shape(count: int, height: int, width: int) -> tuple[int, int]:
 
 
 def _compare_clip(source: Path, out_path: Path, scale: float, names: list[str | None], make: MakeUpscaler,
-                  crop: tuple[int, int, int, int] | None, at: float, duration: float) -> None:
-    """Each model's panels go to a lossless track on disk, one model loaded at a time; then the grid."""
+                  crop: tuple[int, int, int, int] | None, at: float, duration: float) -> list[str]:
+    """Each model's panels go to a lossless track on disk, one model loaded at a time; then the grid.
+    Returns the panels' labels."""
     height, width = _panel_size(_crop(_still(source, at), crop), scale)
     shape = _clip_shape(1 + len(names), height, width)  # refused before any model loads
     with tempfile.TemporaryDirectory(prefix="vidscale-compare-") as folder:
@@ -350,6 +374,7 @@ def _compare_clip(source: Path, out_path: Path, scale: float, names: list[str | 
             del upscaler, frames  # else it stays alive while the next one loads
             _release()
         _write_grid_clip(source, out_path, scale, crop, at, duration, tracks, shape)
+    return ["bicubic", *(label for label, _ in tracks)]
 
 
 def _write_track(path: Path, panels: Iterator[np.ndarray]) -> Path:
