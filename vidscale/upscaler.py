@@ -46,6 +46,7 @@ class Upscaler:
         self.purpose = purpose
         _check_denoise(self.chain, self.denoise)
         self.backend = pick_backend(backend, device)
+        self.onnx = (backend or "auto").strip().lower() != "torch"  # `torch` asks for PyTorch itself
         self.device = backend_device(self.backend, device)
         self.tile, self.precision = tile, precision
         self._engines: dict[str, Engine] = {}
@@ -148,8 +149,8 @@ class Upscaler:
 
     def _engine(self, info: zoo.ModelInfo) -> Engine:
         if info.name not in self._engines:
-            self._engines[info.name] = make_engine(info, self.backend, self.device,
-                                                   precision=self.precision, tile=self.tile)
+            self._engines[info.name] = make_engine(info, self.backend, self.device, precision=self.precision,
+                                                   tile=self.tile, onnx=self.onnx)
         return self._engines[info.name]
 
 

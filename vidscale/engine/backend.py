@@ -1,8 +1,8 @@
 """Which engine runs a network (`--backend auto|tensorrt|cuda|cpu|torch`).
 
 `auto` prefers TensorRT (when it imports and a GPU is present), then PyTorch
-on CUDA, then PyTorch on the CPU; `torch` is PyTorch on whatever `--device`
-picks. `pick_backend` names the concrete backend, `backend_device` the torch
+on CUDA, then the CPU (onnxruntime for the networks it runs faster, else
+PyTorch); `torch` is PyTorch on whatever `--device` picks. `pick_backend` names the concrete backend, `backend_device` the torch
 device it runs on, and `make_engine` builds the engine.
 """
 
@@ -15,6 +15,7 @@ import spandrel
 import torch
 
 from vidscale.engine.device import pick_device
+from vidscale.engine.onnx_engine import OnnxEngine, prefers_onnx
 from vidscale.engine.torch_engine import TorchEngine
 from vidscale.errors import UsageError
 from vidscale.models import zoo
@@ -69,9 +70,15 @@ def backend_device(backend: str, device: str | torch.device | None = None) -> to
 
 def make_engine(model: zoo.ModelInfo | spandrel.ImageModelDescriptor, backend: str,
                 device: torch.device, precision: str | None = None, tile: int | None = None,
-                overlap: int | None = None) -> Engine:
-    """A `TorchEngine` or `TensorRTEngine` for a model file or an already loaded model."""
+                overlap: int | None = None, onnx: bool = True) -> Engine:
+    """A `TorchEngine`, `OnnxEngine` or `TensorRTEngine` for a model file or a loaded model.
+
+    On the CPU, networks that onnxruntime runs clearly faster go there when it is
+    installed and `onnx` is true (false for `--backend torch`); fp32 only.
+    """
     desc = model if isinstance(model, spandrel.ImageModelDescriptor) else _load(model)
+    if backend == "cpu" and onnx and (precision or "auto") in ("auto", "fp32") and prefers_onnx(desc):
+        return OnnxEngine(desc, tile=tile, overlap=overlap)
     if backend != "tensorrt":
         return TorchEngine(desc, device, precision=precision, tile=tile, overlap=overlap)
     from vidscale.engine import cache

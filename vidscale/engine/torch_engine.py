@@ -128,12 +128,7 @@ class TorchEngine:
         return tile
 
     def auto_tile(self, batch: int, height: int, width: int) -> int:
-        """The largest tile whose activations fit the memory budget."""
-        pixels = _memory_budget(self.device) / (self._bytes_per_px * batch)
-        side = int(math.sqrt(pixels)) // 16 * 16
-        if side * side >= height * width and side >= min(height, width):
-            return max(height, width)  # whole frame fits: no tiling
-        return max(MIN_TILE, side)
+        return fitting_tile(self._bytes_per_px, self.device, batch, height, width)
 
     def _infer(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
@@ -151,6 +146,15 @@ class TorchEngine:
             else:
                 y = self.model(padded)
         return y[..., : h * self.scale, : w * self.scale].to(torch.float32, copy=True)
+
+
+def fitting_tile(bytes_per_px: float, device: torch.device, batch: int, height: int, width: int) -> int:
+    """The largest tile whose activations fit the memory budget."""
+    pixels = _memory_budget(device) / (bytes_per_px * batch)
+    side = int(math.sqrt(pixels)) // 16 * 16
+    if side * side >= height * width and side >= min(height, width):
+        return max(height, width)  # whole frame fits: no tiling
+    return max(MIN_TILE, side)
 
 
 def pick_dtype(desc: spandrel.ImageModelDescriptor, device: torch.device,

@@ -1,0 +1,187 @@
+"""CPU runtimes for every built-in at one fixed size, as a dated Markdown table.
+
+    python benchmarks/cpu_runtimes.py [--size 64x64] [--repeat 3] [--threads 2]
+
+For one member of each architecture and scale: PyTorch eager as vidscale runs
+it (TorchEngine), PyTorch with channels_last, bf16 where the CPU has native
+bf16 (AVX512-BF16 or AMX), onnxruntime and OpenVINO on our ONNX export, and
+ncnn on the network's original .param/.bin (from the packages the built-ins
+were converted from; VIDSCALE_ENGINE_SOURCES for the RealSR sdist). Each
+figure is the median of `--repeat` runs after a warm-up, all in one process,
+the runtimes taking turns run by run, so the ratios hold on a shared machine. The
+largest difference from PyTorch eager is given in 1/255 steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_models import photo_input, timed_groups  # noqa: E402
+from bench_pipeline import machine  # noqa: E402
+from vidscale.engine.onnx_export import export_onnx  # noqa: E402
+from vidscale.engine.torch_engine import TorchEngine  # noqa: E402
+from vidscale.models import zoo  # noqa: E402
+from vidscale.models.loading import load_descriptor  # noqa: E402
+
+Run = Callable[[], np.ndarray]
+RUNTIMES = ("torch", "torch channels_last", "torch bf16", "onnxruntime", "openvino", "ncnn")
+
+
+def cpu_has_bf16() -> bool:
+    flags = Path("/proc/cpuinfo").read_text().split()
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def torch_runner(info: zoo.ModelInfo, x: torch.Tensor, layout: str) -> Run | str:
+    desc = load_descriptor(info.path)  # type: ignore[arg-type]
+    if layout == "bf16" and not cpu_has_bf16():
+        return "no native bf16 on this CPU"
+    engine = TorchEngine(desc, torch.device("cpu"))
+    if layout == "channels_last":
+        engine.model = engine.model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    if layout == "bf16":
+        engine.model, engine.dtype = engine.model.to(torch.bfloat16), torch.bfloat16
+    return lambda: engine(x).numpy()
+
+
+def onnx_runner(path: Path, x: np.ndarray, kind: str, threads: int) -> Run | str:
+    if kind == "onnxruntime":
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return lambda: session.run(None, {"input": x})[0]
+    try:
+        import openvino as ov
+    except ImportError:
+        return "openvino not installed"
+    core = ov.Core()
+    compiled = core.compile_model(str(path), "CPU", {"INFERENCE_NUM_THREADS": threads,
+                                                     "INFERENCE_PRECISION_HINT": "f32"})
+    return lambda: compiled(x)[0]
+
+
+def ncnn_runner(info: zoo.ModelInfo, x: np.ndarray, threads: int) -> Run | str:
+    """The original ncnn net; Real-CUGAN's reflect padding and skip are left out (they cost little)."""
+    import ncnn
+    import test_builtin_models as built  # the tests know where each built-in's originals are
+
+    model = next(m for m in built.MODELS if m["name"] == info.name)
+    try:
+        folder = built.model_source_dir(model)
+    except BaseException as exc:  # pytest.skip: the originals are not installed
+        return f"originals not found ({exc})"
+    param, weights = (folder / f for f in model["source"]["files"])
+    net = ncnn.Net()
+    net.opt.num_threads = threads
+    net.opt.use_vulkan_compute = False
+    net.opt.use_fp16_storage = net.opt.use_fp16_arithmetic = net.opt.use_fp16_packed = False
+    assert net.load_param(str(param)) == 0 and net.load_model(str(weights)) == 0
+    blob_in, blob_out = built.io_blobs(built.parse_param(param))
+    data = np.ascontiguousarray(x[0])
+
+    def run() -> np.ndarray:
+        ex = net.create_extractor()
+        ex.input(blob_in, ncnn.Mat(data))
+        ret, out = ex.extract(blob_out)
+        assert ret == 0
+        return np.array(out)[None]
+
+    return run
+
+
+def bench_model(info: zoo.ModelInfo, x: torch.Tensor, tmp: Path, args: argparse.Namespace) -> dict:
+    onnx = export_onnx(info, tmp / f"{info.name}.onnx")
+    xn = x.numpy()
+    runners: dict[str, Run | str] = {
+        "torch": torch_runner(info, x, "eager"),
+        "torch channels_last": torch_runner(info, x, "channels_last"),
+        "torch bf16": torch_runner(info, x, "bf16"),
+        "onnxruntime": onnx_runner(onnx, xn, "onnxruntime", args.threads),
+        "openvino": onnx_runner(onnx, xn, "openvino", args.threads),
+        "ncnn": ncnn_runner(info, xn, args.threads) if info.arch != "RealCUGAN"
+        else "Real-CUGAN's ncnn net needs the padding of its Python wrapper",
+    }
+    live = {name: run for name, run in runners.items() if not isinstance(run, str)}
+    outputs = {name: run() for name, run in live.items()}  # warm-up
+    times: dict[str, list[float]] = {name: [] for name in live}
+    for _ in range(args.repeat):  # round-robin: a burst of load hits every runtime alike
+        for name, run in live.items():
+            t = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - t)
+    reference = np.clip(outputs["torch"], 0, 1)
+    row: dict[str, object] = {name: run for name, run in runners.items() if isinstance(run, str)}
+    for name in live:
+        diff = float(np.abs(np.clip(outputs[name], 0, 1) - reference).max() * 255)
+        row[name] = {"s": statistics.median(times[name]), "diff255": diff}
+        print(f"{info.name} {name}: {row[name]['s']:.3f} s, max diff {diff:.4f}/255", file=sys.stderr)
+    return row
+
+
+def report(rows: dict[str, dict], args: argparse.Namespace) -> str:
+    today = datetime.date.today().isoformat()
+    lines = [
+        f"# CPU runtimes for the built-ins ({today})", "",
+        f"Machine: {machine()}; torch {torch.__version__}, {args.threads} threads in every runtime;",
+        "shared with other jobs: compare within a row.",
+        f"Command: `python benchmarks/cpu_runtimes.py {' '.join(sys.argv[1:])}`".rstrip(),
+        f"Input: {args.size} RGB crop of a real photo; median of {args.repeat} after a warm-up. "
+        "Cells: seconds per frame, speed-up over PyTorch eager, largest difference from it in /255.", "",
+        "| model | " + " | ".join(RUNTIMES) + " |", "|---" * (len(RUNTIMES) + 1) + "|",
+    ]
+    for model, row in rows.items():
+        base = row["torch"]["s"]
+        cells = []
+        for name in RUNTIMES:
+            r = row[name]
+            cells.append(r if isinstance(r, str) else
+                         f"{r['s']:.3f} ({base / r['s']:.2f}x, {r['diff255']:.4f})")
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="64x64", help="input WIDTHxHEIGHT")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--only", help="comma-separated group names (default: all)")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    x = photo_input(height, width)
+    rows: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for key, members in timed_groups().items():
+            if args.only and key not in args.only.split(","):
+                continue
+            rows[members[0].name] = bench_model(members[0], x, Path(tmp), args)
+    text = report(rows, args)
+    out = args.out or ROOT / "benchmarks" / "results" / f"{datetime.date.today().isoformat()}-cpu-runtimes.md"
+    out.write_text(text, encoding="utf-8")
+    (out.with_suffix(".json")).write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
