@@ -169,17 +169,16 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     width, height = (int(v) for v in args.size.lower().split("x"))
     x = photo_input(height, width)
+    out = args.out or ROOT / "benchmarks" / "results" / f"{datetime.date.today().isoformat()}-cpu-runtimes.md"
     rows: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for key, members in timed_groups().items():
             if args.only and key not in args.only.split(","):
                 continue
             rows[members[0].name] = bench_model(members[0], x, Path(tmp), args)
-    text = report(rows, args)
-    out = args.out or ROOT / "benchmarks" / "results" / f"{datetime.date.today().isoformat()}-cpu-runtimes.md"
-    out.write_text(text, encoding="utf-8")
-    (out.with_suffix(".json")).write_text(json.dumps(rows, indent=1), encoding="utf-8")
-    print(text)
+            out.write_text(report(rows, args), encoding="utf-8")  # row by row: a stopped run keeps its rows
+            out.with_suffix(".json").write_text(json.dumps(rows, indent=1), encoding="utf-8")
+    print(out.read_text(encoding="utf-8"))
     return 0
 
 

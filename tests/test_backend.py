@@ -91,7 +91,7 @@ def test_engine_without_tensorrt_raises_usage_error(monkeypatch: pytest.MonkeyPa
 
 
 def test_make_engine_torch_backends() -> None:
-    engine = make_engine(zoo.builtins()["animevideo-x4"], "cpu", CPU, tile=96)
+    engine = make_engine(zoo.builtins()["animevideo-x4"], "cpu", CPU, tile=96, onnx=False)
     assert isinstance(engine, TorchEngine) and engine.scale == 4 and engine.fixed_tile == 96
     desc = load_descriptor(zoo.builtins()["span-x2"].path)
     assert make_engine(desc, "cpu", CPU).scale == 2
