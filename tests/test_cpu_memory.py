@@ -14,16 +14,24 @@ from vidscale.engine.torch_engine import TorchEngine
 from vidscale.models import zoo
 from vidscale.models.loading import load_descriptor
 
-# allocate and fill a 96 MB tensor (above glibc's mmap threshold) nine times; faults of the last eight
+# malloc and fill 96 MB (above glibc's largest mmap threshold) nine times, as torch's CPU
+# allocator does for a big activation; print the page faults of the last eight
 _PROBE = """
-import resource, sys, torch
+import ctypes, resource, sys
 from vidscale.engine.cpu_memory import keep_freed_memory
 if sys.argv[1] == "keep":
     assert keep_freed_memory()
-torch.empty(24 << 20).fill_(1)
+libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.malloc.argtypes = ctypes.c_void_p, (ctypes.c_size_t,)
+libc.free.argtypes = (ctypes.c_void_p,)
+def once():
+    p = libc.malloc(96 << 20)
+    ctypes.memset(p, 1, 96 << 20)
+    libc.free(p)
+once()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(8):
-    torch.empty(24 << 20).fill_(1)
+    once()
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
 
