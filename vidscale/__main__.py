@@ -1,5 +1,9 @@
 import sys
 
-from vidscale.cli import main
+try:
+    from vidscale.cli import main
+except KeyboardInterrupt:  # Ctrl-C while Python is still loading the command line
+    sys.stderr.write("vidscale: interrupted\n")
+    sys.exit(130)
 
 sys.exit(main())

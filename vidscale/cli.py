@@ -100,6 +100,8 @@ def _model_options(f):  # type: ignore[no-untyped-def]
               help="What transparency is flattened onto in outputs that keep none (JPEG, AVIF): "
               "a name or #RRGGBB.")
 @click.option("--preset", metavar="NAME|PATH", help="Settings from a preset (`vidscale presets`); flags win.")
+@click.option("--max-pixels", metavar="IN[,OUT]", help="Largest frame to read and to write, in pixels "
+              "(default 100M,400M; OUT defaults to 4 x IN); e.g. 300M or 300M,1.2G.")
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--verbose", "-v", is_flag=True, help="State the plan before starting; show details and tracebacks.")

@@ -29,6 +29,7 @@ from vidscale.encoding import VIDEO_SUFFIXES
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.media.atomic import atomic_output
 from vidscale.media.image import is_image_path, read_picture, to_rgb, write_image
+from vidscale.media.names import ffmpeg_url
 from vidscale.models import zoo
 from vidscale.resample import resize
 from vidscale.upscaler import Upscaler, from_tensor, to_tensor
@@ -331,7 +332,7 @@ def _still(source: Path, at: float) -> np.ndarray:
 def _video_frames(source: Path, at: float, duration: float) -> Iterator[tuple[float, np.ndarray]]:
     """(seconds, RGB) of the frames from `at` for `duration` seconds (at least one)."""
     try:
-        container = av.open(str(source))
+        container = av.open(ffmpeg_url(source))
     except (av.error.FFmpegError, OSError) as exc:
         raise VidscaleError(f"{source}: not a readable media file ({exc})") from None
     with container:
@@ -399,7 +400,7 @@ def _read_track(stack: ExitStack, path: Path) -> Iterator[np.ndarray]:
 def _write_grid_clip(source: Path, out_path: Path, scale: float, crop: tuple[int, int, int, int] | None,
                      at: float, duration: float, tracks: list[tuple[str, Path]],
                      shape: tuple[int, int]) -> None:
-    with av.open(str(out_path), "w") as out, ExitStack() as stack:
+    with av.open(ffmpeg_url(out_path), "w") as out, ExitStack() as stack:
         stream = out.add_stream("libx264", rate=30, options={"crf": "16", "preset": "fast"})
         stream.height, stream.width = shape
         stream.pix_fmt = "yuv420p"

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 
 import av
+import av.codec.context
+import av.logging
 
 from vidscale.errors import UsageError
 
@@ -84,7 +90,93 @@ def plan_encoder(suffix: str, deep: bool, source_pix_fmt: str | None, settings: 
         options.update(_VP9_SPEED)
     options.update(settings.options)
     bit_rate = 0 if codec == "libvpx-vp9" and "crf" in options else None  # constant quality mode
-    return EncoderPlan(codec, pix_fmt, options, bit_rate)
+    plan = EncoderPlan(codec, pix_fmt, options, bit_rate)
+    check_options(plan)
+    return plan
+
+
+# x264 and x265 share these speed presets; their AVOption is a free string.
+_X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                 "veryslow", "placebo")
+_TRIAL_SIZE = 64  # a trial open at this size checks the options without a real frame
+
+
+def check_options(plan: EncoderPlan) -> None:
+    """Refuse an option the encoder does not have, or a value it refuses, naming it (exit 2).
+
+    Unknown keys would otherwise be dropped silently, and bad values only
+    fail when the first frame reaches the encoder. A trial open of the
+    encoder (at 64x64, microseconds) is the only full check of the values.
+    """
+    known = _encoder_options(plan.codec)
+    for key, value in plan.options.items():
+        if key not in known:
+            raise UsageError(f"{_flag(key, value)}: {plan.codec} has no option {key!r}")
+    if _opens(plan, plan.options):
+        return
+    for key, value in plan.options.items():
+        if not _opens(plan, {key: value}):
+            raise UsageError(f"{_flag(key, value)}: {plan.codec} does not take {value!r}"
+                             + _accepted(plan.codec, known[key]))
+    raise UsageError(f"{plan.codec} refuses these settings together: "
+                     + ", ".join(f"{k}={v}" for k, v in plan.options.items()))
+
+
+def _encoder_options(codec: str) -> dict[str, av.codec.context.CodecOption]:
+    options = av.CodecContext.create(codec, "w").supported_options
+    return {o.name: o for o in (*options.generic, *options.private)}
+
+
+def _opens(plan: EncoderPlan, options: dict[str, str]) -> bool:
+    ctx = av.CodecContext.create(plan.codec, "w")
+    ctx.width = ctx.height = _TRIAL_SIZE
+    ctx.pix_fmt, ctx.time_base, ctx.framerate = plan.pix_fmt, Fraction(1, 25), Fraction(25)
+    ctx.options = {**_QUIET.get(plan.codec, {}), **options}
+    os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole configuration otherwise
+    try:
+        with _stderr_silenced(), av.logging.Capture():  # the encoder's complaint: our line says it
+            ctx.open()
+    except (av.error.FFmpegError, ValueError):
+        return False
+    return True
+
+
+@contextmanager
+def _stderr_silenced() -> Iterator[None]:
+    """x264 and x265 print their errors straight to file descriptor 2, past FFmpeg's logging."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+_NUMERIC = {av.codec.context.OptionType.INT, av.codec.context.OptionType.INT64,
+            av.codec.context.OptionType.UINT, av.codec.context.OptionType.UINT64,
+            av.codec.context.OptionType.DOUBLE, av.codec.context.OptionType.FLOAT}
+_QUIET = {"libx265": {"x265-params": "log-level=none"}}
+
+
+def _flag(key: str, value: str) -> str:
+    """The command-line flag that sets an option."""
+    return {"crf": f"--crf {value}", "preset": f"--encoder-preset {value}"}.get(key, f"--encoder-opt {key}={value}")
+
+
+def _accepted(codec: str, option: av.codec.context.CodecOption) -> str:
+    """', accepted: ...' where the values are known, else ''."""
+    if option.choices:
+        return "; accepted: " + ", ".join(c.name for c in option.choices)
+    if option.name == "preset" and codec in ("libx264", "libx265"):
+        return "; accepted: " + ", ".join(_X26X_PRESETS)
+    if option.type in _NUMERIC and option.min < option.max:
+        if option.max >= 2**31:  # no real upper bound
+            return f"; accepted: a number, at least {option.min:g}"
+        return f"; accepted: a number from {option.min:g} to {option.max:g}"
+    return ""
 
 
 def has_alpha(pix_fmt: str | None) -> bool:

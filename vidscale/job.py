@@ -15,8 +15,9 @@ from vidscale.encoding import EncoderSettings
 from vidscale.engine.staging import Pending, Stager
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.media.animated import AnimatedSink, AnimatedSource, wants_animation
-from vidscale.media.atomic import atomic_output
+from vidscale.media.atomic import atomic_output, require_parent
 from vidscale.media.image import read_picture
+from vidscale.media.limits import DEFAULT_LIMITS, PixelLimits
 from vidscale.media.sinks import FolderSink, ImageFileSink, PatternSink, VideoSink, output_kind
 from vidscale.media.source import Frame, ImageSource, Source, VideoSource, open_source
 from vidscale.pipeline import run_pipeline
@@ -54,6 +55,7 @@ class JobSettings:
     overwrite: bool = False
     quiet: bool = False
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
+    limits: PixelLimits = DEFAULT_LIMITS  # most pixels per input and per output frame
     on_progress: Callable[[int, int | None], None] | None = None  # called after each frame written
     cancel: threading.Event | None = None  # set it to stop the job (raises `Cancelled`, leaves nothing)
     dry_run: bool = False  # state the plan and estimate time and size from a sample; write nothing
@@ -92,7 +94,7 @@ def run_job(source_spec: str, output_spec: str, settings: JobSettings) -> Summar
     kind = output_kind(output_spec)
     if settings.scale is not None and (settings.width or settings.height):
         raise UsageError("give either --scale or --width/--height, not both")
-    source = open_source(source_spec, settings.recursive, settings.encoder.fps)
+    source = open_source(source_spec, settings.recursive, settings.encoder.fps, settings.limits)
     if isinstance(source, (VideoSource, AnimatedSource)):
         source.limit = settings.max_frames
     elif settings.max_frames:  # numbered frames, globs and folders: the first N files
@@ -176,8 +178,23 @@ def _run(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: 
                 _stream(source, upscaler, sizes, sink.write, _no_packets, _nothing, settings, progress)
     finally:
         progress.close()
+    _warn_if_short(source, progress.done)
     return Summary(progress.done, progress.elapsed, output, _size_on_disk(output),
                    steady_fps=progress.steady_fps, unit=_unit(source))
+
+
+def _warn_if_short(source: Source, written: int) -> None:
+    """Damage is reported: fewer frames than the input declares, or decode errors on the way."""
+    if not isinstance(source, (VideoSource, AnimatedSource)):
+        return
+    expected = _frame_estimate(source)
+    exact = bool(source.info.frames)  # a count from the header, not from duration x rate
+    short = expected is not None and written < (expected if exact else expected - max(1, expected // 100))
+    damage = getattr(source, "damage", None)
+    if short or damage:
+        of = f" of {'' if exact else 'about '}{expected} expected" if expected else ""
+        log.warning("warning: %s: wrote %d frame%s%s; the input is damaged%s", source.path, written,
+                    "s" * (written != 1), of, f" ({damage})" if damage else "")
 
 
 def _run_files(source: Source, output: Path, kind: str, upscaler: Upscaler, sizes: "_SizeRule",
@@ -185,7 +202,8 @@ def _run_files(source: Source, output: Path, kind: str, upscaler: Upscaler, size
     """One output file per frame: a resumable batch that survives bad inputs."""
     folder = output.parent if kind == "pattern" else output
     _check_folder(folder, source)
-    folder.mkdir(parents=True, exist_ok=True)
+    require_parent(folder)  # the output folder is created, the folders above it are not
+    folder.mkdir(exist_ok=True)
     sink = (PatternSink(output, settings.quality, settings.overwrite, inputs, log.warning, settings.background)
             if kind == "pattern"
             else FolderSink(output, settings.image_format, settings.quality, settings.overwrite, inputs,
@@ -279,13 +297,14 @@ class _SizeRule:
         h, w = output_size(height, width, s.scale, s.width, s.height)
         if self.even:
             h, w = max(2, h - h % 2), max(2, w - w % 2)
+        s.limits.check_output(w, h)
         return h, w
 
 
 def _first_size(source: Source) -> tuple[int, int]:
     if isinstance(source, (VideoSource, AnimatedSource)):
         return source.info.height, source.info.width
-    return read_picture(source.paths[0]).pixels.shape[:2]
+    return read_picture(source.paths[0], source.limits).pixels.shape[:2]
 
 
 def _input_paths(source: Source) -> list[Path]:

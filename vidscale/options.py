@@ -50,7 +50,7 @@ _ENCODER = {"codec": "codec", "crf": "crf", "encoder_preset": "preset", "pix_fmt
 _JOB = ("scale", "width", "height", "model", "denoise", "backend", "device", "tile", "precision", "batch",
         "frames", "device_color", "temporal", "recursive", "format", "quality", "background", "overwrite", "quiet",
         "on_progress", "cancel", "dry_run")
-NAMES = frozenset({*_JOB, *_ENCODER, "fps", "encoder_opt", "preset"})
+NAMES = frozenset({*_JOB, *_ENCODER, "fps", "encoder_opt", "preset", "max_pixels"})
 
 
 def job_settings(given: Mapping[str, Any], output: str) -> "JobSettings":
@@ -72,6 +72,11 @@ def job_settings(given: Mapping[str, Any], output: str) -> "JobSettings":
                                        options=parse_encoder_opts(given.get("encoder_opt", ())))
     if "fps" in given:
         settings.encoder.fps = parse_fps(given["fps"])
+    if "max_pixels" in given:
+        from vidscale.media.limits import PixelLimits, parse_max_pixels
+
+        limits = given["max_pixels"]
+        settings.limits = limits if isinstance(limits, PixelLimits) else parse_max_pixels(str(limits))
     if "preset" in given:
         apply_preset(str(given["preset"]), settings, output, set(given))
     return settings

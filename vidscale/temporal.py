@@ -102,7 +102,7 @@ class TemporalFilter:
     def _blend(self, sr: torch.Tensor, gray: np.ndarray, lows: torch.Tensor,
                device: torch.device) -> torch.Tensor:
         assert self._gray is not None and self._lows is not None and self._out is not None
-        flow = _normalised(self._dis.calc(gray, self._gray, None), device)  # current -> previous
+        flow = _normalised(self._motion(gray, self._gray), device)  # current -> previous
         change = lows - _warp(self._lows, flow)  # what motion does not explain, at two scales
         residual = change[:, :3].abs().amax(dim=1, keepdim=True)
         conf = torch.exp(-torch.square(residual / self.sigma)) * _inside(flow)
@@ -118,6 +118,15 @@ class TemporalFilter:
         out = torch.lerp(sr.to(device, torch.float32), history, big[:, 2:3] * self.strength)
         return out.clamp_(0, 1).to(sr.device, sr.dtype)
 
+    def _motion(self, current: np.ndarray, previous: np.ndarray) -> np.ndarray:
+        """DIS flow in pixels; frames under DIS's minimum size are measured with their edges repeated."""
+        h, w = current.shape[:2]
+        if min(h, w) >= _DIS_MIN_SIDE:
+            return self._dis.calc(current, previous, None)
+        pad = (0, max(0, _DIS_MIN_SIDE - h), 0, max(0, _DIS_MIN_SIDE - w))
+        big = [cv2.copyMakeBorder(g, *pad, cv2.BORDER_REPLICATE) for g in (current, previous)]
+        return np.ascontiguousarray(self._dis.calc(big[0], big[1], None)[:h, :w])
+
     def _lows_of(self, lr: np.ndarray, device: torch.device) -> torch.Tensor:
         """1x6xhxw on `device`: the low-res frame lightly blurred (coding noise is not change),
         then its smooth brightness (zero when relighting is off)."""
@@ -125,6 +134,10 @@ class TemporalFilter:
         x = torch.from_numpy(np.ascontiguousarray(lr)).to(device).permute(2, 0, 1)[None].float() / scale
         light = _blur(x, self.relight) if self.relight > 0 else torch.zeros_like(x)
         return torch.cat([_blur(x, _BLUR_SIGMA), light], dim=1)
+
+
+# OpenCV's DIS refuses frames under 12 pixels on both sides; 16 leaves its patches room.
+_DIS_MIN_SIDE = 16
 
 
 def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:

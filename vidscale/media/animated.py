@@ -31,6 +31,7 @@ import numpy as np
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.media.color import for_rgb_source
 from vidscale.media.image import DEFAULT_WEBP_QUALITY
+from vidscale.media.limits import DEFAULT_LIMITS, PixelLimits, header_size
 from vidscale.media.source import Frame, VideoInfo
 
 Warn = Callable[[str], None]
@@ -198,9 +199,12 @@ class AnimatedSource:
 
     kind = "animated"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, limits: PixelLimits = DEFAULT_LIMITS):
         self.path = path
         self.limit: int | None = None  # stop after this many frames, as VideoSource
+        size = header_size(path)  # a GIF's logical screen: FFmpeg allocates it for every frame
+        if size is not None:
+            limits.check_input(path, *size)
         self.animation = probe_animation(path)
         self.plays = self.animation.plays if self.animation else 0
         self._fh, self.container = _open(path)
@@ -213,6 +217,11 @@ class AnimatedSource:
         if not ctx.width or not ctx.height:
             self.close()
             raise VidscaleError(f"{path}: animation has no picture size")
+        try:
+            limits.check_input(path, ctx.width, ctx.height)
+        except VidscaleError:
+            self.close()
+            raise
         fmt = ctx.format
         deep = fmt is not None and max(c.bits for c in fmt.components) > 8
         self.layout = self._layout(fmt)

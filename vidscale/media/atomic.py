@@ -1,7 +1,13 @@
-"""Output files that appear complete or not at all."""
+"""Output files that appear complete or not at all.
+
+One rule for where outputs may go: vidscale creates the output itself (a
+file, or the folder of a folder or pattern output) but never the folders
+above it; a missing parent folder is an error naming it.
+"""
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from collections.abc import Iterator, Sequence
@@ -11,8 +17,9 @@ from pathlib import Path
 from vidscale.errors import UsageError, VidscaleError
 
 TMP_MARK = ".vidscale-tmp-"
-# Keeps the temporary name within the usual 255-byte limit on long targets.
-_MAX_NAME_PART = 120
+# File names are limited to 255 bytes: the temporary name keeps at most this
+# many bytes of the target's name, so that a target near the limit still fits.
+_MAX_NAME_BYTES = 200
 
 
 @contextmanager
@@ -23,13 +30,25 @@ def atomic_output(
 
     The temporary name keeps the target's extension so that writers choosing
     a format by extension still work. On any exception, KeyboardInterrupt
-    included, the temporary file is removed and the target left untouched.
+    included, the temporary file is removed and the target left untouched;
+    a filesystem error (read-only folder, full disk) becomes a one-line
+    error that names the target, not the temporary file.
     """
     target = Path(target)
     _check_target(target, overwrite, inputs)
-    tmp = temp_path_for(target)
+    tmp = _reserve(target)
     try:
         yield tmp
+    except OSError as e:
+        _remove_quietly(tmp)
+        if not _about(e, tmp):
+            raise
+        raise write_error(target, e) from None
+    except VidscaleError as e:  # a writer's message about the temporary file
+        _remove_quietly(tmp)
+        if str(tmp) not in str(e):
+            raise
+        raise type(e)(str(e).replace(str(tmp), str(target))) from None
     except BaseException:
         _remove_quietly(tmp)
         raise
@@ -38,8 +57,51 @@ def atomic_output(
 
 def temp_path_for(target: Path) -> Path:
     """A fresh hidden name in target's directory with target's extension."""
-    name = target.name[:_MAX_NAME_PART]
+    name = _clip_utf8(target.name, _MAX_NAME_BYTES - len(target.suffix.encode()))
     return target.with_name(f".{name}{TMP_MARK}{secrets.token_hex(4)}{target.suffix}")
+
+
+def require_parent(path: Path) -> None:
+    """The rule for every output: the folder it goes into must exist."""
+    parent = Path(path).absolute().parent
+    if not parent.is_dir():
+        raise VidscaleError(f"{path}: folder '{parent}' does not exist (vidscale creates the output, "
+                            "not the folders above it)")
+
+
+def write_error(target: Path, e: OSError) -> VidscaleError:
+    """An OSError met while writing `target`, as one line naming it."""
+    reason = e.strerror or str(e)
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return VidscaleError(f"{target}: cannot write into '{Path(target).absolute().parent}': {reason}")
+    return VidscaleError(f"{target}: cannot write file: {reason}")
+
+
+def _about(e: OSError, tmp: Path) -> bool:
+    """Whether an OSError is about writing the temporary file (not, say, reading an input)."""
+    name = os.fsdecode(e.filename) if e.filename is not None else None
+    return name in (str(tmp), tmp.name) or e.errno in _WRITE_ONLY_ERRORS
+
+
+# Errors only writing can cause; FFmpeg's muxers report them without a file name.
+_WRITE_ONLY_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def _clip_utf8(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` bytes of UTF-8, at a character boundary."""
+    data = text.encode("utf-8", "surrogateescape")[:max(limit, 0)]
+    return data.decode("utf-8", "ignore")
+
+
+def _reserve(target: Path) -> Path:
+    """Create the empty temporary file: a read-only or missing folder fails here, before any work."""
+    tmp = temp_path_for(target)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as e:
+        raise write_error(target, e) from None
+    os.close(fd)
+    return tmp
 
 
 def _check_target(target: Path, overwrite: bool, inputs: Sequence[Path]) -> None:
@@ -50,9 +112,7 @@ def _check_target(target: Path, overwrite: bool, inputs: Sequence[Path]) -> None
     # lexists: a dangling symlink is still something we would replace.
     if os.path.lexists(target) and not overwrite:
         raise UsageError(f"{target}: already exists (use --overwrite)")
-    parent = target.parent
-    if not parent.is_dir():
-        raise VidscaleError(f"{target}: directory '{parent}' does not exist")
+    require_parent(target)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -76,7 +136,7 @@ def _commit(tmp: Path, target: Path, overwrite: bool) -> None:
         raise UsageError(f"{target}: already exists (use --overwrite)") from None
     except OSError as e:
         _remove_quietly(tmp)
-        raise VidscaleError(f"{target}: cannot write file: {e.strerror or e}") from None
+        raise write_error(target, e) from None
 
 
 def _move_no_clobber(tmp: Path, target: Path) -> None:

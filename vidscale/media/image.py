@@ -22,6 +22,7 @@ import av.error
 import numpy as np
 
 from vidscale.errors import UsageError, VidscaleError
+from vidscale.media.limits import DEFAULT_LIMITS, PixelLimits, header_size
 from vidscale.media.photo_meta import PhotoMeta, read_meta, upright, without_orientation, write_meta
 
 IMAGE_SUFFIXES: tuple[str, ...] = (
@@ -60,10 +61,21 @@ class Picture:
     meta: PhotoMeta = field(default_factory=PhotoMeta)
 
 
-def read_picture(path: Path) -> Picture:
-    """Decode the first frame of an image file, keeping gray, alpha, depth and metadata."""
+def read_picture(path: Path, limits: PixelLimits = DEFAULT_LIMITS) -> Picture:
+    """Decode the first frame of an image file, keeping gray, alpha, depth and metadata.
+
+    The header's picture size is checked against `limits` and the metadata is
+    read (inflated with a cap) before FFmpeg allocates any pixels.
+    """
     path = Path(path)
     data = _read_bytes(path)
+    size = header_size(data)
+    if size is not None:
+        limits.check_input(path, *size)
+    try:
+        meta = read_meta(data)
+    except VidscaleError as e:
+        raise VidscaleError(f"{path}: {e}") from None
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
             if not container.streams.video:
@@ -76,7 +88,7 @@ def read_picture(path: Path) -> Picture:
         raise VidscaleError(f"{path}: cannot read image: {_reason(e)}") from None
     except ValueError as e:  # PyAV: a pixel format it cannot convert
         raise VidscaleError(f"{path}: unsupported image data: {e}") from None
-    meta = read_meta(data)
+    limits.check_input(path, pixels.shape[1], pixels.shape[0])  # formats the header reader does not know
     return Picture(upright(pixels, meta.orientation), without_orientation(meta))
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from vidscale.media import avif_meta, tiff_meta
+from vidscale.media.limits import inflate
 
 EXIF_HEADER = b"Exif\x00\x00"
 XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
@@ -44,7 +45,10 @@ class PhotoMeta:
 
 
 def read_meta(data: bytes) -> PhotoMeta:
-    """Metadata of an encoded JPEG, PNG, WebP, TIFF or AVIF file (empty for other types)."""
+    """Metadata of an encoded JPEG, PNG, WebP, TIFF or AVIF file (empty for other types).
+
+    Compressed chunks that inflate past `limits.MAX_INFLATED_BYTES` raise VidscaleError.
+    """
     try:
         if data.startswith(b"\xff\xd8"):
             return _with_exif_dpi(_jpeg_meta(data))
@@ -307,7 +311,7 @@ def _png_meta(data: bytes) -> PhotoMeta:
             exif = body[len(EXIF_HEADER):] if body.startswith(EXIF_HEADER) else body
         elif kind == b"iCCP":
             name_end = body.index(b"\x00")
-            icc = zlib.decompress(body[name_end + 2:])
+            icc = inflate(body[name_end + 2:], "its PNG iCCP chunk")
         elif kind == b"iTXt" and body.startswith(b"XML:com.adobe.xmp\x00"):
             xmp = _itxt_text(body)
         elif kind == b"pHYs":
@@ -325,7 +329,7 @@ def _itxt_text(body: bytes) -> bytes:
     rest = body[keyword_end + 3:]
     rest = rest[rest.index(b"\x00") + 1:]  # language tag
     rest = rest[rest.index(b"\x00") + 1:]  # translated keyword
-    return zlib.decompress(rest) if compressed else rest
+    return inflate(rest, "its PNG iTXt chunk") if compressed else rest
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:

@@ -21,6 +21,11 @@ def is_pattern(path: str) -> bool:
     return bool(_PRINTF.search(Path(path).name)) or is_glob(path)
 
 
+def is_numbered(name: str) -> bool:
+    """Whether a file name has a printf number field (`%d`, `%04d`)."""
+    return bool(_PRINTF.search(name))
+
+
 def is_glob(path: str) -> bool:
     return any(c in path for c in "*?[")
 

@@ -22,8 +22,9 @@ from vidscale.media.animated import ANIMATED_ONLY_SUFFIXES, AnimatedSource
 from vidscale.media.atomic import TMP_MARK, atomic_output
 from vidscale.media.color import RgbConverter, for_rgb_source
 from vidscale.media.image import IMAGE_SUFFIXES, WHITE, keeps_alpha, to_rgb, write_image
+from vidscale.media.names import ffmpeg_url
 from vidscale.media.photo_meta import carries_meta
-from vidscale.media.sequence import format_pattern, is_pattern
+from vidscale.media.sequence import format_pattern, is_numbered
 from vidscale.media.source import Failure, Frame, Source, VideoSource
 from vidscale.media.streams import StreamCopier
 
@@ -44,7 +45,7 @@ class VideoSink:
         self.alpha = has_alpha(self.plan.pix_fmt)  # RGBA frames keep their alpha
         os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole configuration otherwise
         options = {"movflags": "+faststart"} if _MUXERS[suffix] in ("mp4", "mov") else {}
-        self.container = av.open(str(path), "w", format=_MUXERS[suffix], options=options)
+        self.container = av.open(ffmpeg_url(path), "w", format=_MUXERS[suffix], options=options)
         self.converter = RgbConverter()
         self._warn, self._warned_alpha = warn, False
         self.color = video.info.color if video else for_rgb_source(size[1], size[0])
@@ -236,8 +237,8 @@ class PatternSink(FolderSink):
 def output_kind(spec: str) -> str:
     """'pattern', 'folder', 'image' or 'video', from how the output is written."""
     path = Path(spec)
-    if is_pattern(path.name):
-        return "pattern"
+    if is_numbered(path.name) and path.suffix.lower() in IMAGE_SUFFIXES:
+        return "pattern"  # elsewhere '%' is literal: "50%.mp4" and "a%d.mp4" are single files
     if path.is_dir() or spec.endswith(("/", "\\")) or not path.suffix:
         return "folder"
     suffix = path.suffix.lower()

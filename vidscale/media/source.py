@@ -18,6 +18,8 @@ from vidscale.errors import VidscaleError
 from vidscale.media import yuv
 from vidscale.media.color import ColorInfo, RgbConverter, bit_depth, color_of
 from vidscale.media.image import is_image_path, read_picture
+from vidscale.media.limits import DEFAULT_LIMITS, PixelLimits
+from vidscale.media.names import ffmpeg_url
 from vidscale.media.photo_meta import PhotoMeta
 from vidscale.media.sequence import folder_images, is_pattern, pattern_images
 
@@ -56,9 +58,12 @@ class VideoInfo:
 
 
 def _fail(path: Path, what: str, exc: BaseException) -> VidscaleError:
+    return VidscaleError(f"{path}: {what} ({_why(exc)})")
+
+
+def _why(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
-    reason = getattr(exc, "strerror", None) or (lines[0] if lines else type(exc).__name__)
-    return VidscaleError(f"{path}: {what} ({reason})")
+    return getattr(exc, "strerror", None) or (lines[0] if lines else type(exc).__name__)
 
 
 class VideoSource:
@@ -66,14 +71,15 @@ class VideoSource:
 
     kind = "video"
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, limits: PixelLimits = DEFAULT_LIMITS):
         self.path = path
         try:
-            self.container = av.open(str(path))
+            self.container = av.open(ffmpeg_url(path))
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
             raise _fail(path, "not a readable media file", exc) from None
         self.stream = self._main_video_stream()
         self.limit: int | None = None  # stop after this many frames
+        self.damage: str | None = None  # why decoding skipped or stopped early, if it did
         self.yuv_planes = False  # frames as the decoder's YUV planes (`YuvImage`) where supported
         ctx = self.stream.codec_context
         if ctx is None:
@@ -86,6 +92,7 @@ class VideoSource:
             pix_fmt=ctx.format.name if ctx.format else "yuv420p", color=color_of(ctx))
         if not ctx.width or not ctx.height:
             raise VidscaleError(f"{path}: video stream has no picture size")
+        limits.check_input(path, ctx.width, ctx.height)
         self.decoder = self._alpha_decoder()  # None: the stream's own decoder
         if self.decoder is not None:
             self.info.alpha, self.info.pix_fmt = True, "yuva420p"
@@ -117,7 +124,12 @@ class VideoSource:
         return videos[0]
 
     def items(self, extra: Sequence[av.stream.Stream] = ()) -> Iterator[Frame | av.Packet]:
-        """Decoded frames of the main stream, and packets of `extra` streams, in file order."""
+        """Decoded frames of the main stream, and packets of `extra` streams, in file order.
+
+        Damage after the first frame does not stop the job: a packet that does
+        not decode is skipped and a container that cannot be read further ends
+        the stream; `damage` keeps the first reason, for the job's warning.
+        """
         converter = RgbConverter()
         index = 0
         try:
@@ -126,17 +138,31 @@ class VideoSource:
                     if packet.dts is not None or packet.pts is not None:
                         yield packet
                     continue
-                for frame in (self.decoder.decode(packet) if self.decoder else packet.decode()):
+                for frame in self._decode(packet, index):
                     yield self._frame(frame, index, converter)
                     index += 1
                     if index == self.limit:
                         return
         except av.error.FFmpegError as exc:
-            raise _fail(self.path, f"cannot decode frame {index}", exc) from None
+            if index == 0:
+                raise _fail(self.path, f"cannot decode frame {index}", exc) from None
+            self.damage = self.damage or f"unreadable after frame {index}: {_why(exc)}"
         if index == 0:
-            raise VidscaleError(f"{self.path}: no decodable video frames")
+            why = f" ({self.damage})" if self.damage else ""
+            raise VidscaleError(f"{self.path}: no decodable video frames{why}")
+
+    def _decode(self, packet: av.Packet, index: int) -> list[av.VideoFrame]:
+        try:
+            return self.decoder.decode(packet) if self.decoder else packet.decode()
+        except av.error.FFmpegError as exc:
+            self.damage = self.damage or f"frame {index} does not decode: {_why(exc)}"
+            return []
 
     def _frame(self, frame: av.VideoFrame, index: int, converter: RgbConverter) -> Frame:
+        if (frame.width, frame.height) != (self.info.width, self.info.height):
+            raise VidscaleError(f"{self.path}: frame {index} is {frame.width}x{frame.height} where the stream "
+                                f"says {self.info.width}x{self.info.height}; a size change within a stream "
+                                "is refused (cut the video where its size changes)")
         color = color_of(frame)
         if self.yuv_planes and not self.info.alpha and yuv.supports(frame.format.name):
             pixels: np.ndarray | yuv.YuvImage = yuv.from_frame(frame)
@@ -157,8 +183,8 @@ class ImageSource:
 
     kind = "images"
 
-    def __init__(self, paths: list[Path], root: Path | None, fps: Fraction):
-        self.paths, self.root, self.fps = paths, root, fps
+    def __init__(self, paths: list[Path], root: Path | None, fps: Fraction, limits: PixelLimits = DEFAULT_LIMITS):
+        self.paths, self.root, self.fps, self.limits = paths, root, fps, limits
         self.tolerant = False
         self.skip: set[Path] = set()  # inputs whose outputs already exist
         self.info = None
@@ -172,7 +198,7 @@ class ImageSource:
             if path in self.skip:
                 continue
             try:
-                picture = read_picture(path)
+                picture = read_picture(path, self.limits)
             except VidscaleError as exc:
                 if not self.tolerant:
                     raise
@@ -188,13 +214,14 @@ class ImageSource:
 Source = VideoSource | ImageSource
 
 
-def open_source(spec: str, recursive: bool = False, fps: Fraction = Fraction(24)) -> Source:
-    """A source from a path, folder, printf pattern or glob."""
+def open_source(spec: str, recursive: bool = False, fps: Fraction = Fraction(24),
+                limits: PixelLimits = DEFAULT_LIMITS) -> Source:
+    """A source from a path, folder, printf pattern or glob; frames past `limits` are refused."""
     path = Path(spec)
     if not path.exists() and is_pattern(spec):
-        return ImageSource(pattern_images(spec), None, fps)
+        return ImageSource(pattern_images(spec), None, fps, limits)
     if path.is_dir():
-        return ImageSource(folder_images(path, recursive), path, fps)
+        return ImageSource(folder_images(path, recursive), path, fps, limits)
     if not path.exists():
         raise VidscaleError(f"{path}: no such file")
     if not path.is_file():
@@ -204,7 +231,7 @@ def open_source(spec: str, recursive: bool = False, fps: Fraction = Fraction(24)
     from vidscale.media.animated import AnimatedSource, is_animated  # here: animated.py imports this module
 
     if is_animated(path):
-        return AnimatedSource(path)
+        return AnimatedSource(path, limits)
     if is_image_path(path):
-        return ImageSource([path], None, fps)
-    return VideoSource(path)
+        return ImageSource([path], None, fps, limits)
+    return VideoSource(path, limits)

@@ -22,6 +22,8 @@ import av.container
 import av.error
 import av.stream
 
+from vidscale.media.names import local_path
+
 Warn = Callable[[str], None]
 
 # FFmpeg muxes these, but players and other tools refuse the result.
@@ -368,7 +370,7 @@ def _read_cover(src: av.container.InputContainer,
     that the caller's demuxing stays untouched.
     """
     try:
-        with open(src.name, "rb") as fh, av.open(fh) as probe:
+        with open(local_path(src.name), "rb") as fh, av.open(fh) as probe:
             for packet in probe.demux(probe.streams[stream.index]):
                 return bytes(packet) or None
     except (OSError, IndexError, av.error.FFmpegError):

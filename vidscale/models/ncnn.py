@@ -7,6 +7,7 @@ from the files: it parses text and reads numbers.
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +38,22 @@ class Layer:
         return value
 
 
+# ncnn stores params as 32-bit ints and floats: anything beyond is not a real model.
+_INT32 = range(-2**31, 2**31)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _parse_value(text: str) -> float | int:
-    return float(text) if any(c in text for c in ".eE") else int(text)
+    """One param value; infinities, NaN and numbers past 32 bits are refused (ValueError)."""
+    if any(c in text.lower() for c in ".en"):  # "n": nan, inf
+        value = float(text)
+        if not math.isfinite(value) or abs(value) > _FLOAT32_MAX:
+            raise ValueError(f"{text}: not a finite 32-bit float")
+        return value
+    number = int(text)
+    if number not in _INT32:
+        raise ValueError(f"{text}: beyond 32 bits")
+    return number
 
 
 def _parse_params(tokens: list[str], where: str) -> dict[int, float | int | list[float]]:
@@ -51,7 +66,7 @@ def _parse_params(tokens: list[str], where: str) -> dict[int, float | int | list
             key = int(key_s)
             if key <= -23300:  # array parameter: -23300 - id = count,v1,v2...
                 items = val.split(",")
-                params[-key - 23300] = [float(v) for v in items[1:]]
+                params[-key - 23300] = [float(_parse_value(v)) for v in items[1:]]
             else:
                 params[key] = _parse_value(val)
         except ValueError as exc:
@@ -201,6 +216,9 @@ def read_ncnn(param_path: Path, bin_path: Path) -> list[Layer]:
     rd = _BinReader(data, bin_path)
     for layer in layers:
         _load_weights(layer, rd)
+        for key, values in layer.weights.items():
+            if not np.isfinite(values).all():
+                raise ModelError(f"{bin_path}: layer {layer.name} has non-finite {key} values")
     if rd.pos != len(data):
         raise ModelError(f"{bin_path}: {len(data) - rd.pos} unexpected trailing bytes")
     return layers
