@@ -224,7 +224,7 @@ def test_any_file_name_works_for_photos(tmp_path: Path, capsys: pytest.CaptureFi
 
 
 @pytest.mark.parametrize("args,expected", [
-    (("--encoder-opt", "crf=abc"), "crf abc: libx264 does not take 'abc'; accepted: a number, at least -1"),
+    (("--encoder-opt", "crf=abc"), "--encoder-opt crf=abc: libx264 does not take 'abc'; accepted: a number, at least -1"),
     (("--encoder-preset", "bogus"), "--encoder-preset bogus: libx264 does not take 'bogus'; accepted: ultrafast,"),
     (("--encoder-opt", "no-such=1"), "--encoder-opt no-such=1: libx264 has no option 'no-such'"),
     (("--codec", "libsvtav1", "--encoder-preset", "slow"), "libsvtav1 does not take 'slow'; accepted: a number from -2 to 13"),

@@ -91,32 +91,45 @@ def plan_encoder(suffix: str, deep: bool, source_pix_fmt: str | None, settings: 
     options.update(settings.options)
     bit_rate = 0 if codec == "libvpx-vp9" and "crf" in options else None  # constant quality mode
     plan = EncoderPlan(codec, pix_fmt, options, bit_rate)
-    check_options(plan)
+    if _chosen(settings) or settings.codec or settings.pix_fmt:  # our defaults are known to open
+        check_options(plan, _chosen(settings))
     return plan
+
+
+def _chosen(settings: EncoderSettings) -> dict[str, str]:
+    """The options the user set, each with the flag that set it."""
+    flags = {}
+    if settings.crf is not None:
+        flags["crf"] = f"--crf {settings.crf:g}"
+    if settings.preset:
+        flags["preset"] = f"--encoder-preset {settings.preset}"
+    return {**flags, **{k: f"--encoder-opt {k}={v}" for k, v in settings.options.items()}}
 
 
 # x264 and x265 share these speed presets; their AVOption is a free string.
 _X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
                  "veryslow", "placebo")
-_TRIAL_SIZE = 64  # a trial open at this size checks the options without a real frame
+_TRIAL_SIZE = 256  # a trial open at this size checks the options (above GPU encoders' minimum sizes)
 
 
-def check_options(plan: EncoderPlan) -> None:
-    """Refuse an option the encoder does not have, or a value it refuses, naming it (exit 2).
+def check_options(plan: EncoderPlan, chosen: dict[str, str]) -> None:
+    """Refuse an option the user `chose` that the encoder lacks, or a value it refuses, naming it (exit 2).
 
     Unknown keys would otherwise be dropped silently, and bad values only
     fail when the first frame reaches the encoder. A trial open of the
-    encoder (at 64x64, microseconds) is the only full check of the values.
+    encoder (at 256x256, milliseconds) is the only full check of the values.
     """
     known = _encoder_options(plan.codec)
     for key, value in plan.options.items():
-        if key not in known:
-            raise UsageError(f"{_flag(key, value)}: {plan.codec} has no option {key!r}")
+        if key in chosen and key not in known:
+            raise UsageError(f"{chosen[key]}: {plan.codec} has no option {key!r}")
     if _opens(plan, plan.options):
         return
+    if not _opens(plan, {}):  # e.g. a GPU encoder on a machine without that GPU
+        raise UsageError(f"--codec {plan.codec}: the encoder does not start here with --pix-fmt {plan.pix_fmt}")
     for key, value in plan.options.items():
-        if not _opens(plan, {key: value}):
-            raise UsageError(f"{_flag(key, value)}: {plan.codec} does not take {value!r}"
+        if key in chosen and not _opens(plan, {key: value}):
+            raise UsageError(f"{chosen[key]}: {plan.codec} does not take {value!r}"
                              + _accepted(plan.codec, known[key]))
     raise UsageError(f"{plan.codec} refuses these settings together: "
                      + ", ".join(f"{k}={v}" for k, v in plan.options.items()))
@@ -159,11 +172,6 @@ _NUMERIC = {av.codec.context.OptionType.INT, av.codec.context.OptionType.INT64,
             av.codec.context.OptionType.UINT, av.codec.context.OptionType.UINT64,
             av.codec.context.OptionType.DOUBLE, av.codec.context.OptionType.FLOAT}
 _QUIET = {"libx265": {"x265-params": "log-level=none"}}
-
-
-def _flag(key: str, value: str) -> str:
-    """The command-line flag that sets an option."""
-    return {"crf": f"--crf {value}", "preset": f"--encoder-preset {value}"}.get(key, f"--encoder-opt {key}={value}")
 
 
 def _accepted(codec: str, option: av.codec.context.CodecOption) -> str:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from vidscale.errors import UsageError, VidscaleError
+from vidscale.media.names import local_path
 
 TMP_MARK = ".vidscale-tmp-"
 # File names are limited to 255 bytes: the temporary name keeps at most this
@@ -79,7 +80,7 @@ def write_error(target: Path, e: OSError) -> VidscaleError:
 
 def _about(e: OSError, tmp: Path) -> bool:
     """Whether an OSError is about writing the temporary file (not, say, reading an input)."""
-    name = os.fsdecode(e.filename) if e.filename is not None else None
+    name = local_path(os.fsdecode(e.filename)) if e.filename is not None else None
     return name in (str(tmp), tmp.name) or e.errno in _WRITE_ONLY_ERRORS
 
 
