@@ -22,6 +22,7 @@ import click
 
 from vidscale import __version__, options
 from vidscale.errors import UsageError, VidscaleError
+from vidscale.signals import Terminated, stop_on_sigterm
 
 log = logging.getLogger("vidscale")
 
@@ -68,6 +69,19 @@ def _model_options(f):  # type: ignore[no-untyped-def]
     return f
 
 
+def _segment_options(f):  # type: ignore[no-untyped-def]
+    """How a video file job is cut, resumed and spread (vidscale/segments/)."""
+    f = click.option("--segment", metavar="LENGTH",
+                     help="Video: segment length, in seconds (20, 20s) or frames (500f); 0: one segment. "
+                     "Finished segments survive an interruption: rerun the same command to resume.")(f)
+    f = click.option("--fresh", is_flag=True, help="Discard an unfinished earlier run's segments.")(f)
+    f = click.option("--workers", type=click.IntRange(min=1),
+                     help="Video: run segments in N processes (default: one per GPU, else one).")(f)
+    f = click.option("--ray", is_flag=False, flag_value="", default=None, metavar="[ADDRESS]",
+                     help="Video: run segments on Ray: a local instance, or the cluster at ADDRESS.")(f)
+    return f
+
+
 @cli.command(epilog=_example("vidscale in.mp4 out.mp4 --scale 2 --crf 16",
                              "vidscale photos/ big/ --scale 4 -r --format jpg",
                              "vidscale \"frames/%04d.png\" out.mp4 --fps 25 -m span-x2"))
@@ -107,6 +121,7 @@ def _model_options(f):  # type: ignore[no-untyped-def]
 @click.option("--verbose", "-v", is_flag=True, help="State the plan before starting; show details and tracebacks.")
 @click.option("--dry-run", is_flag=True, help="Print the plan with time and size estimates from a short "
               "sample; write nothing.")
+@_segment_options
 def upscale(source: str, output: str, verbose: bool, **values: object) -> None:
     """Upscale SOURCE (video, image, folder, pattern or glob) into OUTPUT."""
     from vidscale.job import run_job
@@ -382,6 +397,7 @@ def _setup_logging(quiet: bool, verbose: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     verbose = "--verbose" in args or "-v" in args
+    stop_on_sigterm()
     try:
         cli.main(args=args, prog_name="vidscale", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -389,6 +405,9 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
+    except Terminated:
+        click.echo("vidscale: terminated", err=True)
+        return 143
     except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("vidscale: interrupted", err=True)
         return 130

@@ -9,26 +9,22 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import torch
-
 from vidscale.encoding import EncoderSettings
-from vidscale.engine.staging import Pending, Stager
-from vidscale.errors import UsageError, VidscaleError
+from vidscale.errors import UsageError
 from vidscale.media.animated import AnimatedSink, AnimatedSource, wants_animation
-from vidscale.media.atomic import atomic_output, require_parent
+from vidscale.media.atomic import atomic_output, remove_stale_temps, require_parent
 from vidscale.media.image import read_picture
 from vidscale.media.limits import DEFAULT_LIMITS, PixelLimits
 from vidscale.media.sinks import FolderSink, ImageFileSink, PatternSink, VideoSink, output_kind
-from vidscale.media.source import Frame, ImageSource, Source, VideoSource, open_source
-from vidscale.pipeline import run_pipeline
+from vidscale.media.source import ImageSource, Source, VideoSource, open_source
+from vidscale.passes import SizeRule, Sink, run_pass, temporal_on
 from vidscale.progress import Progress
-from vidscale.scale import MAX_SCALE, output_size
-from vidscale.transfer import Pixels, Transfer, YuvRoute, size_of, transfer_for, yuv_route
+from vidscale.scale import MAX_SCALE
+from vidscale.transfer import yuv_route
 from vidscale.upscaler import Upscaler
 
 if TYPE_CHECKING:
     from vidscale.plan import Estimate
-    from vidscale.temporal import TemporalFilter
 
 log = logging.getLogger("vidscale")
 
@@ -59,6 +55,11 @@ class JobSettings:
     on_progress: Callable[[int, int | None], None] | None = None  # called after each frame written
     cancel: threading.Event | None = None  # set it to stop the job (raises `Cancelled`, leaves nothing)
     dry_run: bool = False  # state the plan and estimate time and size from a sample; write nothing
+    # video files run as segments that survive an interruption (see vidscale/segments/)
+    segment: str | None = None  # segment length: "20s", "500f", "0" (one segment); None: the default
+    fresh: bool = False  # discard an unfinished earlier run's segments
+    workers: int | None = None  # segments in this many local processes (None: one per GPU, else one)
+    ray: str | None = None  # run the segments on Ray: "" starts a local instance, else its address
 
 
 @dataclass
@@ -117,7 +118,7 @@ def _state_plan(source: Source, output: Path, kind: str, upscaler: Upscaler,
     """Log the plan; for a dry run, also the estimates of time and size (and nothing is written)."""
     from vidscale import plan
 
-    sizes, count = _SizeRule(settings, even=kind == "video"), _frame_estimate(source)
+    sizes, count = SizeRule(settings, even=kind == "video"), _frame_estimate(source)
     text = plan.describe(source, output, kind, upscaler, settings, sizes, _first_size(source), count)
     log.log(logging.INFO if settings.dry_run else logging.DEBUG, "%s", text)
     return plan.estimate(source, output, kind, upscaler, settings, sizes, count) if settings.dry_run else None
@@ -152,30 +153,22 @@ def with_native_scale(settings: JobSettings, upscaler: Upscaler) -> JobSettings:
 
 def _run(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: JobSettings) -> Summary:
     inputs = _input_paths(source)
-    sizes = _SizeRule(settings, even=kind == "video")
+    sizes = SizeRule(settings, even=kind == "video")
     if kind in ("folder", "pattern"):
         return _run_files(source, output, kind, upscaler, sizes, inputs, settings)
+    if kind == "video" and isinstance(source, VideoSource):
+        from vidscale.segments.run import run_segmented
+
+        frames, progress = run_segmented(source, output, upscaler, settings, _frame_estimate(source))
+        _warn_if_short(source, frames)
+        return Summary(frames, progress.elapsed, output, _size_on_disk(output), steady_fps=progress.steady_fps)
+    remove_stale_temps(output)
     progress = Progress(_frame_estimate(source), settings.quiet, output.name or str(output),
                         settings.on_progress, settings.cancel, _unit(source))
     try:
-        if kind == "video":
-            with atomic_output(output, settings.overwrite, inputs) as tmp:
-                sink = VideoSink(tmp, output.suffix.lower(), sizes(*_first_size(source)), source,
-                                 settings.encoder, log.warning)
-                _stream(source, upscaler, sizes, sink.write, sink.write_packet, sink.close, settings,
-                        progress, sink.carried_streams(), on_error=sink.abort,
-                        yuv=yuv_route(source, sink.plan.pix_fmt, sink.alpha, sink.color, upscaler.device,
-                                      settings.device_color, _temporal_on(settings)))
-        elif wants_animation(source, output.suffix):
-            with atomic_output(output, settings.overwrite, inputs) as tmp:
-                sink = AnimatedSink(tmp, output.suffix.lower(), sizes(*_first_size(source)), settings.quality,
-                                    log.warning, plays=getattr(source, "plays", 0))
-                _stream(source, upscaler, sizes, sink.write, _no_packets, sink.close, settings, progress,
-                        on_error=sink.abort)
-        else:
-            with atomic_output(output, settings.overwrite, inputs) as tmp:
-                sink = ImageFileSink(tmp, settings.quality, log.warning, settings.background)
-                _stream(source, upscaler, sizes, sink.write, _no_packets, _nothing, settings, progress)
+        with atomic_output(output, settings.overwrite, inputs) as tmp:
+            sink, route = _file_sink(source, tmp, output.suffix.lower(), kind, upscaler, sizes, settings)
+            run_pass(source, upscaler, sizes, sink, settings, progress, yuv=route)
     finally:
         progress.close()
     _warn_if_short(source, progress.done)
@@ -197,7 +190,21 @@ def _warn_if_short(source: Source, written: int) -> None:
                     "s" * (written != 1), of, f" ({damage})" if damage else "")
 
 
-def _run_files(source: Source, output: Path, kind: str, upscaler: Upscaler, sizes: "_SizeRule",
+def _file_sink(source: Source, tmp: Path, suffix: str, kind: str, upscaler: Upscaler, sizes: SizeRule,
+               settings: JobSettings) -> tuple[Sink, object]:
+    """The sink for one output file (frames of an animation or stills into video, an animation,
+    a picture), with its colour route."""
+    if kind == "video":
+        sink = VideoSink(tmp, suffix, sizes(*_first_size(source)), source, settings.encoder, log.warning)
+        return sink, yuv_route(source, sink.plan.pix_fmt, sink.alpha, sink.color, upscaler.device,
+                               settings.device_color, temporal_on(settings))
+    if wants_animation(source, suffix):
+        return AnimatedSink(tmp, suffix, sizes(*_first_size(source)), settings.quality, log.warning,
+                            plays=getattr(source, "plays", 0)), None
+    return ImageFileSink(tmp, settings.quality, log.warning, settings.background), None
+
+
+def _run_files(source: Source, output: Path, kind: str, upscaler: Upscaler, sizes: SizeRule,
                inputs: list[Path], settings: JobSettings) -> Summary:
     """One output file per frame: a resumable batch that survives bad inputs."""
     folder = output.parent if kind == "pattern" else output
@@ -219,86 +226,11 @@ def _run_files(source: Source, output: Path, kind: str, upscaler: Upscaler, size
     progress = Progress(estimate - sink.skipped if estimate else None, settings.quiet, str(output),
                         settings.on_progress, settings.cancel, _unit(source))
     try:
-        _stream(source, upscaler, sizes, sink.write, sink.report, _nothing, settings, progress)
+        run_pass(source, upscaler, sizes, sink, settings, progress)
     finally:
         progress.close()
     return Summary(progress.done, progress.elapsed, output, _size_on_disk(output), skipped=sink.skipped,
                    failed=sink.failed, inputs=len(inputs), unit=_unit(source))
-
-
-def _stream(source: Source, upscaler: Upscaler, sizes: "_SizeRule", write: Callable[[Frame], None],
-            write_packet: Callable, finish: Callable[[], None], settings: JobSettings, progress: Progress,
-            carried: list | None = None, on_error: Callable[[], None] = lambda: None,
-            yuv: YuvRoute | None = None) -> None:
-    temporal = _temporal_filter(settings, upscaler, source)
-    stager = Stager(upscaler.device)
-
-    def upscale(frames: list[Frame]) -> _Started:
-        batch = [f.pixels for f in frames]
-        transfer = transfer_for(frames[0], yuv)
-        size = sizes(*size_of(batch[0]))
-
-        def compute(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
-            out = upscaler.upscale_channels(transfer.to_float(tensors), size)
-            if temporal is not None and out.shape[1] == 3:  # batches arrive in frame order
-                out = torch.cat([temporal.apply(lr, out[i:i + 1]) for i, lr in enumerate(batch)])  # type: ignore[arg-type]
-            return transfer.from_float(out)
-
-        return _Started(stager.submit(transfer.planes(batch), compute), transfer)
-
-    try:
-        run_pipeline(source.items(carried or ()), upscale, write, write_packet, finish,  # type: ignore[arg-type]
-                     batch=settings.batch, on_frame=progress.update, depth=stager.depth)
-    except BaseException:
-        on_error()
-        raise
-
-
-class _Started:
-    """A batch in flight; its result is one pixels object per frame."""
-
-    def __init__(self, pending: Pending, transfer: Transfer):
-        self.pending, self.transfer = pending, transfer
-
-    def result(self) -> list[Pixels]:
-        return self.transfer.split(self.pending.result())
-
-
-def _temporal_filter(settings: JobSettings, upscaler: Upscaler, source: Source) -> "TemporalFilter | None":
-    """The anti-flicker pass, when asked for (`True` means the default strength).
-
-    Off for a folder of photos: unrelated pictures have no motion to follow.
-    """
-    if not _temporal_on(settings):
-        return None
-    if isinstance(source, ImageSource) and source.root is not None:
-        log.info("--temporal: off for a folder of photos (use a pattern or glob for frames)")
-        return None
-    from vidscale.temporal import DEFAULT_STRENGTH, TemporalFilter
-
-    strength = DEFAULT_STRENGTH if settings.temporal is True else float(settings.temporal)
-    if not 0 <= strength <= 1:
-        raise UsageError(f"--temporal {strength:g}: strength must be between 0 and 1")
-    return TemporalFilter(strength, upscaler.device)
-
-
-def _temporal_on(settings: JobSettings) -> bool:
-    return settings.temporal is not None and settings.temporal is not False
-
-
-class _SizeRule:
-    """Output size for an input size; even sizes for video (4:2:0 chroma needs them)."""
-
-    def __init__(self, settings: JobSettings, even: bool):
-        self.settings, self.even = settings, even
-
-    def __call__(self, height: int, width: int) -> tuple[int, int]:
-        s = self.settings
-        h, w = output_size(height, width, s.scale, s.width, s.height)
-        if self.even:
-            h, w = max(2, h - h % 2), max(2, w - w % 2)
-        s.limits.check_output(w, h)
-        return h, w
 
 
 def _first_size(source: Source) -> tuple[int, int]:
@@ -346,10 +278,3 @@ def _human(n: int) -> str:
         n /= 1024  # type: ignore[assignment]
     return f"{n} B"
 
-
-def _no_packets(packet: object) -> None:
-    raise VidscaleError("internal: an image output received a stream packet")
-
-
-def _nothing() -> None:
-    pass

@@ -30,10 +30,11 @@ FRAMES = click.IntRange(min=1)
 QUALITY = click.IntRange(1, 100)
 SIZE = click.IntRange(min=1)
 FORMAT = click.Choice(["png", "jpg", "webp", "avif", "tif", "bmp"])
+WORKERS = click.IntRange(min=1)
 # the options whose values are checked, by name
 TYPES: dict[str, click.ParamType] = {"backend": BACKEND, "precision": PRECISION, "tile": TILE, "batch": BATCH,
                                      "frames": FRAMES, "quality": QUALITY, "width": SIZE, "height": SIZE,
-                                     "format": FORMAT}
+                                     "format": FORMAT, "workers": WORKERS}
 
 
 def check(flag: str, kind: click.ParamType, value: Any) -> Any:
@@ -49,7 +50,7 @@ _FIELDS = {"frames": "max_frames", "format": "image_format"}
 _ENCODER = {"codec": "codec", "crf": "crf", "encoder_preset": "preset", "pix_fmt": "pix_fmt"}
 _JOB = ("scale", "width", "height", "model", "denoise", "backend", "device", "tile", "precision", "batch",
         "frames", "device_color", "temporal", "recursive", "format", "quality", "background", "overwrite", "quiet",
-        "on_progress", "cancel", "dry_run")
+        "on_progress", "cancel", "dry_run", "segment", "fresh", "workers", "ray")
 NAMES = frozenset({*_JOB, *_ENCODER, "fps", "encoder_opt", "preset", "max_pixels"})
 
 

@@ -106,6 +106,8 @@ def run_pipeline(
     def encode() -> None:
         while (item := outbox.get()) is not _END:
             if isinstance(item, Frame):
+                if item.warmup:
+                    continue  # it only primed the temporal filter
                 write_frame(item)
                 on_frame()
             else:

@@ -386,6 +386,9 @@ class AnimatedSink:
                                alpha=first.shape[2] == 4)
         return _ApngWriter(self.path, width, height, self.clock.time_base, self.plays, first)
 
+    def write_packet(self, packet: object) -> None:
+        raise VidscaleError("internal: an animated image output received a stream packet")
+
     def close(self) -> None:
         if self._writer is None:
             raise VidscaleError(f"{self.path}: no frames to write")

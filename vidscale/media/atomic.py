@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from glob import escape as glob_escape
 from pathlib import Path
 
 from vidscale.errors import UsageError, VidscaleError
@@ -36,7 +37,7 @@ def atomic_output(
     error that names the target, not the temporary file.
     """
     target = Path(target)
-    _check_target(target, overwrite, inputs)
+    check_target(target, overwrite, inputs)
     tmp = _reserve(target)
     try:
         yield tmp
@@ -105,7 +106,15 @@ def _reserve(target: Path) -> Path:
     return tmp
 
 
-def _check_target(target: Path, overwrite: bool, inputs: Sequence[Path]) -> None:
+def remove_stale_temps(target: Path) -> None:
+    """Temporary files of `target` left by a killed run: never complete outputs."""
+    prefix = temp_path_for(target).name.split(TMP_MARK)[0]
+    for stale in target.parent.glob(f"{glob_escape(prefix)}{TMP_MARK}*"):
+        _remove_quietly(stale)
+
+
+def check_target(target: Path, overwrite: bool, inputs: Sequence[Path]) -> None:
+    """Refuse a target that is an input, a folder or (without `overwrite`) already there."""
     if target.is_dir():
         raise UsageError(f"{target}: is a directory")
     if any(_same_file(target, Path(p)) for p in inputs):

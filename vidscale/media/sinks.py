@@ -29,14 +29,16 @@ from vidscale.media.source import Failure, Frame, Source, VideoSource
 from vidscale.media.streams import StreamCopier
 
 Warn = Callable[[str], None]
-_MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
+MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
 
 
 class VideoSink:
     """Encodes frames into a new container; the source's other streams ride along."""
 
     def __init__(self, path: Path, suffix: str, size: tuple[int, int], source: Source,
-                 settings: EncoderSettings, warn: Warn):
+                 settings: EncoderSettings, warn: Warn, carry: bool = True):
+        """`carry`: bring the source's other streams along (False for a segment of a job,
+        whose other streams join when the segments are put together)."""
         video = source if isinstance(source, VideoSource) else None
         # Animations keep their own clock too (GIF: centiseconds), not --fps.
         self.clock = source.info if isinstance(source, (VideoSource, AnimatedSource)) else None
@@ -44,14 +46,16 @@ class VideoSink:
         self.plan = plan_encoder(suffix, deep, video.info.pix_fmt if video else None, settings)
         self.alpha = has_alpha(self.plan.pix_fmt)  # RGBA frames keep their alpha
         os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole configuration otherwise
-        options = {"movflags": "+faststart"} if _MUXERS[suffix] in ("mp4", "mov") else {}
-        self.container = av.open(ffmpeg_url(path), "w", format=_MUXERS[suffix], options=options)
+        muxer = MUXERS[path.suffix.lower()]  # a segment of a job may use another container (.mov)
+        options = {"movflags": "+faststart"} if carry and muxer in ("mp4", "mov") else {}
+        self.container = av.open(ffmpeg_url(path), "w", format=muxer, options=options)
         self.converter = RgbConverter()
         self._warn, self._warned_alpha = warn, False
         self.color = video.info.color if video else for_rgb_source(size[1], size[0])
         self.stream = self._add_video_stream(size, video, settings)
         self.copier = (StreamCopier(video.container, self.container, skip={video.stream.index}, warn=warn)
-                       if video else None)
+                       if video and carry else None)
+        self.frames, self.first_pts, self.last_pts = 0, None, None  # what was written
 
     def _add_video_stream(self, size: tuple[int, int], video: VideoSource | None,
                           settings: EncoderSettings) -> av.VideoStream:
@@ -67,7 +71,7 @@ class VideoSink:
             ctx.bit_rate = self.plan.bit_rate
         ctx.colorspace, ctx.color_range = self.color.matrix, self.color.range
         ctx.color_primaries, ctx.color_trc = self.color.primaries, self.color.transfer
-        if self.plan.codec == "libx265" and _MUXERS.get(Path(self.container.name).suffix.lower()) in ("mp4", "mov"):
+        if self.plan.codec == "libx265" and MUXERS.get(Path(self.container.name).suffix.lower()) in ("mp4", "mov"):
             ctx.codec_tag = "hvc1"  # what Apple players look for
         if video:
             _copy_video_stream_info(video.stream, stream)
@@ -82,6 +86,9 @@ class VideoSink:
         out.pts, out.time_base = frame.pts, frame.time_base
         out.color_primaries, out.color_trc = self.color.primaries, self.color.transfer
         self.container.mux(self.stream.encode(out))
+        self.frames += 1
+        self.first_pts = frame.pts if self.first_pts is None else self.first_pts
+        self.last_pts = frame.pts
 
     def _from_rgb(self, frame: Frame) -> av.VideoFrame:
         assert isinstance(frame.pixels, np.ndarray)
@@ -115,17 +122,22 @@ class VideoSink:
 
 def _copy_video_stream_info(src: av.VideoStream, dst: av.VideoStream) -> None:
     """Metadata, disposition, sample aspect and rotation of the source's video stream."""
-    for key, value in src.metadata.items():
-        # alpha_mode: the Matroska muxer sets it from the pixel format, true only when alpha is kept
-        if key.lower() not in ("encoder", "duration", "handler_name", "vendor_id", "alpha_mode"):
-            dst.metadata[key] = value
-    dst.disposition = src.disposition
+    copy_video_stream_tags(src, dst)
     sar = src.codec_context.sample_aspect_ratio or src.sample_aspect_ratio
     if sar and sar.numerator and sar != 1:
         dst.codec_context.sample_aspect_ratio = sar
     matrix = src.codec_context.coded_side_data.get("display_matrix")
     if matrix:
         dst.set_display_matrix([int.from_bytes(matrix[i:i + 4], "little", signed=True) for i in range(0, 36, 4)])
+
+
+def copy_video_stream_tags(src: av.VideoStream, dst: av.VideoStream) -> None:
+    """The source's video stream metadata (but what describes its encoding) and disposition."""
+    for key, value in src.metadata.items():
+        # alpha_mode: the Matroska muxer sets it from the pixel format, true only when alpha is kept
+        if key.lower() not in ("encoder", "duration", "handler_name", "vendor_id", "alpha_mode"):
+            dst.metadata[key] = value
+    dst.disposition = src.disposition
 
 
 class _PhotoWriter:
@@ -159,7 +171,20 @@ class _PhotoWriter:
             self.warn(message)
 
 
-class ImageFileSink:
+class _FrameFiles:
+    """What sinks that write pictures share: no carried streams, nothing to finish."""
+
+    def write_packet(self, item: object) -> None:
+        raise VidscaleError("internal: an image output received a stream packet")
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+
+class ImageFileSink(_FrameFiles):
     """Exactly one picture into one image file."""
 
     def __init__(self, path: Path, quality: int | None, warn: Warn, background: tuple[int, int, int] = WHITE):
@@ -174,7 +199,7 @@ class ImageFileSink:
         self.count += 1
 
 
-class FolderSink:
+class FolderSink(_FrameFiles):
     """One file per frame: the input's relative names, or numbers for video frames.
 
     Each file appears complete or not at all, so a file already there is a
@@ -210,6 +235,12 @@ class FolderSink:
             self.report(Failure(frame.name or target, str(exc)))
             return
         self.done += 1
+
+    def write_packet(self, item: object) -> None:
+        """Inputs that could not be read come as `Failure` items between the frames."""
+        if not isinstance(item, Failure):
+            super().write_packet(item)
+        self.report(item)  # type: ignore[arg-type]
 
     def report(self, failure: Failure) -> None:
         self.failed += 1

@@ -34,6 +34,7 @@ class Frame:
     color: ColorInfo | None = None  # the source's colour description (video only)
     meta: PhotoMeta | None = None  # EXIF/ICC/XMP of a photo, carried to its output
     source_suffix: str = ""
+    warmup: bool = False  # upscaled to prime the temporal filter before a segment, not written
 
 
 @dataclass
@@ -157,6 +158,38 @@ class VideoSource:
         except av.error.FFmpegError as exc:
             self.damage = self.damage or f"frame {index} does not decode: {_why(exc)}"
             return []
+
+    def window(self, start: int, end: int | None, first_index: int = 0,
+               warmup_from: int | None = None) -> Iterator[Frame]:
+        """The frames with `start <= pts < end` (pts in the stream's time base), `start` being a
+        keyframe's: a segment of the clip, decoded on its own. With `warmup_from`, the frames from
+        that pts up to `start` come first, marked `warmup`."""
+        begin = start if warmup_from is None else warmup_from
+        try:
+            self.container.seek(begin, backward=True, stream=self.stream)
+        except av.error.FFmpegError as exc:
+            raise _fail(self.path, "cannot seek", exc) from None
+        converter, index, found = RgbConverter(), first_index, False
+        try:
+            for packet in self.container.demux(self.stream):
+                for frame in self._decode(packet, index):
+                    if frame.pts is None:
+                        raise VidscaleError(f"{self.path}: a frame has no timestamp, so the clip cannot be "
+                                            "cut into segments (use --segment 0)")
+                    if frame.pts < begin:
+                        continue  # before the segment (or a leading picture of an open GOP)
+                    if not found and frame.pts != begin:
+                        raise VidscaleError(f"{self.path}: seeking to {begin} landed at {frame.pts}; "
+                                            "this file cannot be cut into segments (use --segment 0)")
+                    found = True
+                    if end is not None and frame.pts >= end:
+                        return  # decoders hand out frames in pts order: the segment is complete
+                    out = self._frame(frame, index if frame.pts >= start else -1, converter)
+                    out.warmup = frame.pts < start
+                    index += not out.warmup
+                    yield out
+        except av.error.FFmpegError as exc:
+            raise _fail(self.path, f"cannot decode frame {index}", exc) from None
 
     def _frame(self, frame: av.VideoFrame, index: int, converter: RgbConverter) -> Frame:
         if (frame.width, frame.height) != (self.info.width, self.info.height):

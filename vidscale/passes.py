@@ -1,0 +1,120 @@
+"""One pass of frames: a source's items through the upscaler (and temporal filter) into a sink."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
+
+import av
+import torch
+
+from vidscale.engine.staging import Pending, Stager
+from vidscale.errors import UsageError
+from vidscale.media.source import Frame, ImageSource, Source
+from vidscale.pipeline import run_pipeline
+from vidscale.progress import Progress
+from vidscale.scale import output_size
+from vidscale.transfer import Pixels, Transfer, YuvRoute, size_of, transfer_for
+from vidscale.upscaler import Upscaler
+
+if TYPE_CHECKING:
+    from vidscale.job import JobSettings
+    from vidscale.temporal import TemporalFilter
+
+log = logging.getLogger("vidscale")
+
+
+class Sink(Protocol):
+    """Where a pass puts its results. Every sink in `media/` has these four."""
+
+    def write(self, frame: Frame) -> None: ...
+
+    def write_packet(self, packet: object) -> None:
+        """A packet of a carried stream, or a `Failure` of an input that did not decode."""
+
+    def close(self) -> None:
+        """The pass is complete: flush and finish the file."""
+
+    def abort(self) -> None:
+        """The pass failed or was interrupted: release the file (the caller deletes it)."""
+
+
+class SizeRule:
+    """Output size for an input size; even sizes for video (4:2:0 chroma needs them)."""
+
+    def __init__(self, settings: "JobSettings", even: bool):
+        self.settings, self.even = settings, even
+
+    def __call__(self, height: int, width: int) -> tuple[int, int]:
+        s = self.settings
+        h, w = output_size(height, width, s.scale, s.width, s.height)
+        if self.even:
+            h, w = max(2, h - h % 2), max(2, w - w % 2)
+        s.limits.check_output(w, h)
+        return h, w
+
+
+def run_pass(source: Source, upscaler: Upscaler, sizes: SizeRule, sink: Sink, settings: "JobSettings",
+             progress: Progress, carried: Sequence[av.stream.Stream] = (), yuv: YuvRoute | None = None,
+             items: object = None) -> None:
+    """Upscale every frame of `source` (or of `items`, an iterable of its items) into `sink`.
+
+    Frames marked `warmup` go through the network and the temporal filter, so the
+    filter starts in the state a run from the clip's start would have, but are not written.
+    """
+    temporal = temporal_filter(settings, upscaler, source)
+    stager = Stager(upscaler.device)
+
+    def upscale(frames: list[Frame]) -> _Started:
+        batch = [f.pixels for f in frames]
+        transfer = transfer_for(frames[0], yuv)
+        size = sizes(*size_of(batch[0]))
+
+        def compute(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
+            out = upscaler.upscale_channels(transfer.to_float(tensors), size)
+            if temporal is not None and out.shape[1] == 3:  # batches arrive in frame order
+                out = torch.cat([temporal.apply(lr, out[i:i + 1]) for i, lr in enumerate(batch)])  # type: ignore[arg-type]
+            return transfer.from_float(out)
+
+        return _Started(stager.submit(transfer.planes(batch), compute), transfer)
+
+    try:
+        run_pipeline(items if items is not None else source.items(carried), upscale,  # type: ignore[arg-type]
+                     sink.write, sink.write_packet, sink.close, batch=settings.batch,
+                     on_frame=progress.update, depth=stager.depth)
+    except BaseException:
+        sink.abort()
+        raise
+
+
+class _Started:
+    """A batch in flight; its result is one pixels object per frame."""
+
+    def __init__(self, pending: Pending, transfer: Transfer):
+        self.pending, self.transfer = pending, transfer
+
+    def result(self) -> list[Pixels]:
+        return self.transfer.split(self.pending.result())
+
+
+def temporal_filter(settings: "JobSettings", upscaler: Upscaler, source: Source) -> "TemporalFilter | None":
+    """The anti-flicker pass, when asked for (`True` means the default strength).
+
+    Off for a folder of photos: unrelated pictures have no motion to follow.
+    """
+    if not temporal_on(settings):
+        return None
+    if isinstance(source, ImageSource) and source.root is not None:
+        log.info("--temporal: off for a folder of photos (use a pattern or glob for frames)")
+        return None
+    from vidscale.temporal import DEFAULT_STRENGTH, TemporalFilter
+
+    strength = DEFAULT_STRENGTH if settings.temporal is True else float(settings.temporal)  # type: ignore[arg-type]
+    if not 0 <= strength <= 1:
+        raise UsageError(f"--temporal {strength:g}: strength must be between 0 and 1")
+    return TemporalFilter(strength, upscaler.device)
+
+
+def temporal_on(settings: "JobSettings") -> bool:
+    return settings.temporal is not None and settings.temporal is not False

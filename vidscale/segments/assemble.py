@@ -1,0 +1,95 @@
+"""Put the segments together: their video packets remuxed (no re-encode) with every carried
+stream of the source, into the output file."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+
+from vidscale.errors import VidscaleError
+from vidscale.media.names import ffmpeg_url
+from vidscale.media.sinks import MUXERS, Warn, copy_video_stream_tags
+from vidscale.media.streams import StreamCopier
+
+
+def assemble(source: Path, segments: list[Path], output: Path, warn: Warn) -> int:
+    """Write `output` (a temporary path of the right suffix) from the segment files, in
+    order, and the source's other streams; returns the number of video packets."""
+    with av.open(ffmpeg_url(source)) as src:
+        video_in = next(s for s in src.streams.video if not s.disposition & av.stream.Disposition.attached_pic)
+        first = av.open(ffmpeg_url(segments[0]))
+        try:
+            fmt = MUXERS[output.suffix.lower()]
+            options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
+            with av.open(ffmpeg_url(output), "w", format=fmt, options=options) as out:
+                video = out.add_stream_from_template(first.streams.video[0], opaque=True)
+                copy_video_stream_tags(video_in, video)
+                copier = StreamCopier(src, out, skip={video_in.index}, warn=warn)
+                packets = _SegmentPackets(segments, first, video)
+                others = src.demux(*copier.streams_in) if copier.streams_in else iter(())
+                for packet in heapq.merge(packets, others, key=_when):
+                    if packet.stream is video:
+                        out.mux(packet)
+                    else:
+                        copier.write(packet)
+                copier.finish()
+                return packets.count
+        finally:
+            first.close()
+
+
+class _SegmentPackets:
+    """The segments' video packets in order, their decode times kept rising across joins."""
+
+    def __init__(self, paths: list[Path], first: av.container.InputContainer, stream: av.stream.Stream):
+        self.paths, self.first, self.stream = paths, first, stream
+        self.count = 0
+        self._last_dts: int | None = None
+        self._extradata = first.streams.video[0].codec_context.extradata
+        self._time_base = first.streams.video[0].time_base
+
+    def __iter__(self) -> Iterator[av.Packet]:
+        for i, path in enumerate(self.paths):
+            container = self.first if i == 0 else av.open(ffmpeg_url(path))
+            try:
+                yield from self._packets(container, path)
+            finally:
+                if i:
+                    container.close()
+
+    def _packets(self, container: av.container.InputContainer, path: Path) -> Iterator[av.Packet]:
+        stream = container.streams.video[0]
+        if stream.codec_context.extradata != self._extradata or stream.time_base != self._time_base:
+            raise VidscaleError(f"{path.name}: its stream headers differ from the first segment's, so "
+                                "the segments cannot be joined (use --segment 0)")
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            self._rise(packet, path)
+            packet.stream = self.stream
+            self.count += 1
+            yield packet
+
+    def _rise(self, packet: av.Packet, path: Path) -> None:
+        """A fresh encoder starts its decode times before its first pts (B-frame delay), which
+        can fall at or before the previous segment's last: move them up by the least amount."""
+        if packet.dts is None:
+            packet.dts = packet.pts
+        if self._last_dts is not None and packet.dts <= self._last_dts:
+            packet.dts = self._last_dts + 1
+            if packet.pts is not None and packet.dts > packet.pts:
+                raise VidscaleError(f"{path.name}: the segments' timestamps cannot be joined in this "
+                                    "time base (use --segment 0)")
+        self._last_dts = packet.dts
+
+
+def _when(packet: av.Packet) -> Fraction:
+    """When a packet is due, for interleaving the streams."""
+    ts = packet.dts if packet.dts is not None else packet.pts
+    if ts is None or packet.time_base is None:
+        return Fraction(-1)  # e.g. attachments' and end packets: they go early and do no harm
+    return ts * packet.time_base

@@ -1,0 +1,96 @@
+"""Run one segment: decode it from its keyframe, upscale, encode it into its own file."""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import av
+
+from vidscale.encoding import EncoderSettings, has_alpha, plan_encoder
+from vidscale.media.atomic import atomic_output
+from vidscale.media.sinks import VideoSink
+from vidscale.media.source import VideoSource
+from vidscale.passes import SizeRule, run_pass, temporal_on
+from vidscale.progress import Progress
+from vidscale.segments.plan import Plan, Segment
+from vidscale.segments.state import Record, file_digest, save_record, state_dir_for
+from vidscale.transfer import yuv_route
+from vidscale.upscaler import Upscaler
+
+if TYPE_CHECKING:
+    from vidscale.job import JobSettings
+
+log = logging.getLogger("vidscale")
+
+
+@dataclass(frozen=True)
+class SegmentJob:
+    """Everything a worker needs to run any segment of a job; picklable, so local worker
+    processes and Ray actors get the same description."""
+
+    source: Path
+    output: Path
+    settings: JobSettings
+    plan: Plan
+
+    suffix: str  # the segment files' container
+
+    def segment_path(self, index: int) -> Path:
+        return state_dir_for(self.output) / f"{index:05d}{self.suffix}"
+
+    @classmethod
+    def of(cls, source: VideoSource, output: Path, settings: "JobSettings", plan: Plan) -> "SegmentJob":
+        # callbacks and events stay with the caller: they neither pickle nor change the output
+        return cls(source.path, output, replace(settings, on_progress=None, cancel=None), plan,
+                   segment_suffix(source, output.suffix.lower(), settings.encoder))
+
+
+def segment_suffix(source: VideoSource, suffix: str, encoder: EncoderSettings) -> str:
+    """QuickTime for the segments where it takes the codec: it stores every packet's decode
+    time, which Matroska does not (the join needs them). Alpha (VP9's rides in Matroska side
+    data) keeps the output's container."""
+    plan = plan_encoder(suffix, source.info.deep, source.info.pix_fmt, encoder)
+    if has_alpha(plan.pix_fmt) or source.info.alpha:
+        return suffix
+    with av.open(io.BytesIO(), "w", format="mov") as probe:
+        takes = av.Codec(plan.codec, "w").name in probe.supported_codecs
+    return ".mov" if takes else suffix
+
+
+def make_upscaler(settings: "JobSettings", device: str | None = None) -> Upscaler:
+    """A worker's own upscaler for the job (on `device` when given)."""
+    return Upscaler(settings.model, device or settings.device, tile=settings.tile, precision=settings.precision,
+                    backend=settings.backend, denoise=settings.denoise, purpose="video")
+
+
+def encode_segment(job: SegmentJob, segment: Segment, upscaler: Upscaler, progress: Progress) -> Record:
+    """Write segment `segment` of `job` into its file (complete or not at all) and describe it."""
+    source = VideoSource(job.source, job.settings.limits)
+    try:
+        settings = job.settings
+        if len(job.plan.segments) == 1:
+            source.limit = settings.max_frames
+            items = source.items()
+        else:
+            items = source.window(segment.start, segment.end, segment.first_frame,
+                                  segment.warmup_from if temporal_on(settings) else None)
+        sizes = SizeRule(settings, even=True)
+        target = job.segment_path(segment.index)
+        with atomic_output(target, overwrite=True) as tmp:
+            sink = VideoSink(tmp, job.output.suffix.lower(), sizes(source.info.height, source.info.width), source,
+                             settings.encoder, log.warning, carry=False)
+            route = yuv_route(source, sink.plan.pix_fmt, sink.alpha, sink.color, upscaler.device,
+                              settings.device_color, temporal_on(settings))
+            run_pass(source, upscaler, sizes, sink, settings, progress, yuv=route, items=items)
+        if source.damage:
+            log.warning("warning: %s: segment %d: %s", job.source, segment.index, source.damage)
+    finally:
+        source.close()
+    record = Record(segment.index, sink.frames, sink.first_pts, sink.last_pts, target.stat().st_size,
+                    file_digest(target))
+    save_record(target.parent, record)  # by the worker: a finished segment survives its driver
+    return record

@@ -1,0 +1,154 @@
+"""A video file job as segments: plan, resume what is finished, run the rest, join.
+
+The same plan runs in this process, in local worker processes (`workers`) or
+on Ray (`ray`); each executor runs `encode_segment`, which writes a segment's
+file and record, so a finished segment is kept whoever ran it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from dataclasses import fields
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from vidscale.media.atomic import atomic_output, check_target, remove_stale_temps
+from vidscale.media.source import VideoSource
+from vidscale.passes import temporal_on
+from vidscale.progress import Progress
+from vidscale.segments.assemble import assemble
+from vidscale.segments.encode import SegmentJob, encode_segment
+from vidscale.segments.plan import Plan, Segment, SegmentLength, plan_segments
+from vidscale.segments.state import JobState, Record
+from vidscale.upscaler import Upscaler
+
+if TYPE_CHECKING:
+    from vidscale.job import JobSettings
+
+log = logging.getLogger("vidscale")
+# With --temporal, a segment first upscales this many frames before it (as the VapourSynth
+# filter does after a seek: vs.WARMUP), so the filter's history is built when the segment starts.
+TEMPORAL_WARMUP = 8
+# Settings that do not change the output: a resumed run may change them.
+_RUNTIME_ONLY = frozenset({"overwrite", "quiet", "on_progress", "cancel", "batch", "fresh", "workers", "ray",
+                           "recursive", "image_format", "quality"})
+
+
+def run_segmented(source: VideoSource, output: Path, upscaler: Upscaler, settings: "JobSettings",
+                  estimate: int | None) -> tuple[int, Progress]:
+    """Write `output` from `source`; returns the frames written by this run and its progress."""
+    check_target(output, settings.overwrite, [source.path])
+    remove_stale_temps(output)
+    length = SegmentLength.parse(settings.segment) if settings.segment else SegmentLength()
+    warmup = TEMPORAL_WARMUP if temporal_on(settings) else 0
+    with JobState(output) as state:
+        plan, dropped = state.start(_fingerprint(source.path, output, settings, length),
+                                    lambda: plan_segments(source.path, length, settings.max_frames, warmup),
+                                    settings.fresh)
+        if dropped:
+            log.info("%s: an unfinished earlier run was discarded (%s): starting afresh", output, dropped)
+        job = SegmentJob.of(source, output, settings, plan)
+        done = _finished(state, job)
+        todo = [s for s in plan.segments if s.index not in done]
+        progress = Progress(_remaining(plan, todo, estimate), settings.quiet, output.name,
+                            settings.on_progress, settings.cancel)
+        try:
+            for record in _execute(job, todo, upscaler, settings, progress):
+                done[record.index] = record
+        except BaseException:
+            _keep_or_drop(state, job)
+            raise
+        finally:
+            progress.close()
+        with atomic_output(output, settings.overwrite, [source.path]) as tmp:
+            assemble(source.path, [job.segment_path(i) for i in sorted(done)], tmp, log.warning)
+        state.remove()
+    return sum(r.frames for r in done.values()), progress
+
+
+def _keep_or_drop(state: JobState, job: SegmentJob) -> None:
+    """After a failure or an interruption: finished segments stay for the next run; a state
+    folder with none goes."""
+    kept = [s for s in job.plan.segments if (state.dir / f"{s.index:05d}.json").exists()]
+    if not kept:
+        state.remove()
+    else:
+        log.warning("%s: %d of %d segments are finished and kept in %s; run the same command to resume",
+                    job.output, len(kept), len(job.plan.segments), state.dir.name)
+
+
+def _finished(state: JobState, job: SegmentJob) -> dict[int, Record]:
+    """Segments an earlier run finished (checked against their records); torn ones are removed."""
+    done: dict[int, Record] = {}
+    for segment in job.plan.segments:
+        record = state.finished(segment.index, job.suffix)
+        if record is None:
+            state.forget(segment.index, job.suffix)
+        else:
+            done[segment.index] = record
+    if done:
+        frames = sum(r.frames for r in done.values())
+        log.info("%s: resuming: %d of %d segments (%d frames) already done", job.output, len(done),
+                 len(job.plan.segments), frames)
+    return done
+
+
+def _remaining(plan: Plan, todo: list[Segment], estimate: int | None) -> int | None:
+    if len(plan.segments) == 1:
+        return estimate if todo else 0
+    return sum(s.frames for s in todo)
+
+
+def _execute(job: SegmentJob, todo: list[Segment], upscaler: Upscaler, settings: "JobSettings",
+             progress: Progress) -> Iterator[Record]:
+    if settings.ray is not None:
+        from vidscale.segments.on_ray import run_on_ray
+
+        yield from run_on_ray(job, todo, progress, settings.ray or None, settings.workers)
+    elif settings.workers and settings.workers > 1 and len(todo) > 1:
+        from vidscale.segments.workers import run_in_workers
+
+        yield from run_in_workers(job, todo, progress, settings.workers, upscaler.device)
+    else:
+        for segment in todo:
+            yield encode_segment(job, segment, upscaler, progress)
+
+
+def _fingerprint(source: Path, output: Path, settings: "JobSettings", length: SegmentLength) -> dict:
+    """What the output depends on: the source file and every setting that changes a frame."""
+    from vidscale import __version__
+
+    stat = source.stat()
+    values = {f.name: _plain(getattr(settings, f.name)) for f in fields(settings) if f.name not in _RUNTIME_ONLY}
+    return {"source": [str(source.resolve()), stat.st_size, stat.st_mtime_ns, _edges(source)],
+            "output": output.suffix.lower(), "segment": length.text(), "version": __version__,
+            "model_files": _model_files(settings.model), **values}
+
+
+def _edges(path: Path, size: int = 1 << 20) -> str:
+    """A digest of the file's first and last MiB: catches a replaced file of the same size."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        digest.update(f.read(size))
+        f.seek(max(0, path.stat().st_size - size))
+        digest.update(f.read(size))
+    return digest.hexdigest()
+
+
+def _model_files(model: str | None) -> list:
+    files = [Path(p) for p in (model or "").split("+") if p and Path(p).is_file()]
+    return [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+
+
+def _plain(value: object) -> object:
+    """JSON-ready, for comparing with the saved fingerprint."""
+    if hasattr(value, "__dataclass_fields__"):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}  # type: ignore[arg-type]
+    if isinstance(value, Fraction):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in sorted(value.items())}
+    return value

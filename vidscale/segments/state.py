@@ -1,0 +1,156 @@
+"""A segmented job's state on disk: what lets a run resume after any interruption.
+
+The state lives in a hidden folder beside the output (`.NAME.vidscale-job/`):
+
+    job.json       the plan and the fingerprint of the source and the settings
+    lock           held (flock) by the run using the folder
+    00003.mp4      a finished segment, renamed into place once complete
+    00003.json     its record: frames, timestamps, size and SHA-256; written last
+
+A segment counts as finished only when its record exists and the file
+matches it; anything else (a torn file, a stray temporary) is redone.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from vidscale.errors import VidscaleError
+from vidscale.media.atomic import TMP_MARK
+from vidscale.segments.plan import Plan
+
+STATE_SUFFIX = ".vidscale-job"
+_FORMAT = 1  # bump when the folder's layout changes
+
+
+@dataclass(frozen=True)
+class Record:
+    """A finished segment, as written."""
+
+    index: int
+    frames: int
+    first_pts: int | None
+    last_pts: int | None
+    bytes: int
+    sha256: str
+
+
+def state_dir_for(output: Path) -> Path:
+    return output.with_name(f".{output.name[:120]}{STATE_SUFFIX}")
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class JobState:
+    """The state folder of one output; use as a context manager (it holds the lock)."""
+
+    def __init__(self, output: Path):
+        self.output = output
+        self.dir = state_dir_for(output)
+        self._lock: int | None = None
+
+    def __enter__(self) -> "JobState":
+        self.dir.mkdir(exist_ok=True)
+        self._lock = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock)
+            self._lock = None
+            raise VidscaleError(f"{self.output}: another vidscale run is writing it") from None
+        for stray in self.dir.glob(f"*{TMP_MARK}*"):  # from a killed run: never complete
+            stray.unlink(missing_ok=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def start(self, fingerprint: dict, plan_of: Callable[[], Plan], fresh: bool) -> tuple[Plan, str | None]:
+        """The job's plan: the saved one when the fingerprint matches, else a new one (the old
+        segments deleted). Also says why an earlier state was dropped, if it was."""
+        saved = _read_json(self.dir / "job.json")
+        reason = None
+        if saved is not None and saved.get("format") == _FORMAT and saved.get("fingerprint") == fingerprint \
+                and not fresh:
+            return Plan.from_json(saved["plan"]), None
+        if saved is not None:
+            reason = "--fresh" if fresh else _what_changed(saved.get("fingerprint", {}), fingerprint)
+        self.clear_segments()
+        plan = plan_of()
+        _write_json(self.dir / "job.json", {"format": _FORMAT, "fingerprint": fingerprint,
+                                                  "plan": plan.to_json()})
+        return plan, reason
+
+    def segment_path(self, index: int, suffix: str) -> Path:
+        return self.dir / f"{index:05d}{suffix}"
+
+    def finished(self, index: int, suffix: str) -> Record | None:
+        """The segment's record, when its file is there and matches it."""
+        data = _read_json(self.dir / f"{index:05d}.json")
+        path = self.segment_path(index, suffix)
+        if data is None or not path.is_file():
+            return None
+        try:
+            record = Record(**data)
+        except TypeError:
+            return None
+        if path.stat().st_size != record.bytes or file_digest(path) != record.sha256:
+            return None
+        return record
+
+    def forget(self, index: int, suffix: str) -> None:
+        (self.dir / f"{index:05d}.json").unlink(missing_ok=True)
+        self.segment_path(index, suffix).unlink(missing_ok=True)
+
+    def clear_segments(self) -> None:
+        for path in self.dir.iterdir():
+            if path.name != "lock":
+                path.unlink(missing_ok=True)
+
+    def remove(self) -> None:
+        """The job is done: the folder goes (the lock with it)."""
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def save_record(state_dir: Path, record: Record) -> None:
+    """Marks a segment finished; its file must be complete and in place before."""
+    _write_json(state_dir / f"{record.index:05d}.json", asdict(record))
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write_json(path: Path, data: dict) -> None:
+    """Written whole or not at all, and on disk before anything that relies on it."""
+    tmp = path.with_name(f"{path.name}{TMP_MARK}")
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _what_changed(old: dict, new: dict) -> str:
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    return "the source changed" if "source" in keys else f"the settings changed ({', '.join(keys)})"
+
