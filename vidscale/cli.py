@@ -14,6 +14,7 @@ that each one's help carries an example: pass `epilog=_example(...)`).
 from __future__ import annotations
 
 import logging
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -397,7 +398,15 @@ def _setup_logging(quiet: bool, verbose: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     verbose = "--verbose" in args or "-v" in args
-    stop_on_sigterm()
+    previous = stop_on_sigterm()
+    try:
+        return _run_main(args, verbose)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
+
+
+def _run_main(args: list[str], verbose: bool) -> int:
     try:
         cli.main(args=args, prog_name="vidscale", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -405,10 +414,10 @@ def main(argv: list[str] | None = None) -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except Terminated:
-        click.echo("vidscale: terminated", err=True)
-        return 143
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except (KeyboardInterrupt, click.exceptions.Abort) as exc:
+        if isinstance(exc, Terminated) or isinstance(exc.__context__, Terminated):  # click wraps it in Abort
+            click.echo("vidscale: terminated", err=True)
+            return 143
         click.echo("vidscale: interrupted", err=True)
         return 130
     except VidscaleError as exc:

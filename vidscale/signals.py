@@ -12,9 +12,11 @@ class Terminated(KeyboardInterrupt):
     Ctrl-C (KeyboardInterrupt) cleans up after it too."""
 
 
-def stop_on_sigterm() -> None:
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise)
+def stop_on_sigterm() -> object:
+    """Install the handler; returns the one it replaces (for `signal.signal` to put back)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise)
 
 
 def _raise(signum: int, frame: object) -> None:

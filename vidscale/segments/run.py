@@ -45,7 +45,7 @@ def run_segmented(source: VideoSource, output: Path, upscaler: Upscaler, setting
     length = SegmentLength.parse(settings.segment) if settings.segment else SegmentLength()
     warmup = TEMPORAL_WARMUP if temporal_on(settings) else 0
     with JobState(output) as state:
-        plan, dropped = state.start(_fingerprint(source.path, output, settings, length),
+        plan, dropped = state.start(_fingerprint(source.path, output, settings, length, upscaler),
                                     lambda: plan_segments(source.path, length, settings.max_frames, warmup),
                                     settings.fresh)
         if dropped:
@@ -117,12 +117,16 @@ def _execute(job: SegmentJob, todo: list[Segment], upscaler: Upscaler, settings:
             yield encode_segment(job, segment, upscaler, progress)
 
 
-def _fingerprint(source: Path, output: Path, settings: "JobSettings", length: SegmentLength) -> dict:
-    """What the output depends on: the source file and every setting that changes a frame."""
+def _fingerprint(source: Path, output: Path, settings: "JobSettings", length: SegmentLength,
+                 upscaler: Upscaler) -> dict:
+    """What the output depends on: the source file and every setting that changes a frame
+    (the backend and device as resolved, so "auto" and what it picks are the same)."""
     from vidscale import __version__
 
     stat = source.stat()
     values = {f.name: _plain(getattr(settings, f.name)) for f in fields(settings) if f.name not in _RUNTIME_ONLY}
+    values.update(backend=upscaler.backend, device=str(upscaler.device),
+                  precision=None if settings.precision in (None, "auto") else settings.precision)
     return {"source": [str(source.resolve()), stat.st_size, stat.st_mtime_ns, _edges(source)],
             "output": output.suffix.lower(), "segment": length.text(), "version": __version__,
             "model_files": _model_files(settings.model), **values}

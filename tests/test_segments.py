@@ -1,0 +1,344 @@
+"""Segmented video jobs: cuts at keyframes, exact joins, resume after any interruption."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from tests.media import _write_tone, pattern
+from tests.test_streams import SRT_CUES, add_text_subtitles, subtitle_packets
+from vidscale import JobSettings, run_job
+from vidscale.errors import Cancelled, UsageError, VidscaleError
+from vidscale.media.atomic import TMP_MARK
+from vidscale.segments.plan import SegmentLength, plan_segments
+from vidscale.segments.state import JobState, state_dir_for
+
+KEYINT = 12
+FAST = ["-m", "bicubic", "--scale", "2", "--crf", "0"]  # lossless: frames compare exactly
+
+
+def make_clip(path: Path, frames: int = 60, size: tuple[int, int] = (64, 48), pts: list[int] | None = None,
+              time_base: Fraction = Fraction(1, 90000), subtitles: bool = False) -> Path:
+    """H.264 with B-frames and a keyframe every KEYINT frames, AAC audio, optional SRT."""
+    width, height = size
+    with av.open(str(path), "w") as out:
+        v = out.add_stream("libx264", rate=24)
+        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+        v.time_base = v.codec_context.time_base = time_base
+        v.codec_context.options = {"preset": "veryfast",
+                                   "x264-params": f"keyint={KEYINT}:min-keyint={KEYINT}:scenecut=0:bframes=2"}
+        a = out.add_stream("aac", rate=48000)
+        a.layout = "stereo"
+        subs = add_text_subtitles(out, "subrip", {"language": "eng"}) if subtitles else None
+        step = round(1 / (Fraction(24) * time_base))
+        times = pts or [i * step for i in range(frames)]
+        for i, t in enumerate(times):
+            frame = av.VideoFrame.from_ndarray(pattern(i, height, width), format="rgb24").reformat(format="yuv420p")
+            frame.pts, frame.time_base = t, time_base
+            out.mux(v.encode(frame))
+        out.mux(v.encode(None))
+        _write_tone(out, a, seconds=float((times[-1] + step) * time_base))
+        if subs is not None:
+            out.mux(list(subtitle_packets(subs, SRT_CUES, "subrip")))
+    return path
+
+
+def decoded(path: Path) -> tuple[list[Fraction], list[np.ndarray]]:
+    with av.open(str(path)) as c:
+        frames = list(c.decode(video=0))
+    return [f.pts * f.time_base for f in frames], [f.to_ndarray(format="rgb24") for f in frames]
+
+
+def packets_of(path: Path, kind: str) -> list[tuple[Fraction | None, bytes]]:
+    with av.open(str(path)) as c:
+        streams = [s for s in c.streams if s.type == kind]
+        return [(p.pts * p.time_base if p.pts is not None else None, bytes(p)) for p in c.demux(*streams) if p.size]
+
+
+def vidscale(*args: str, **kw: object) -> subprocess.CompletedProcess:
+    """The CLI in a process of its own."""
+    return subprocess.run([sys.executable, "-m", "vidscale", *args], capture_output=True, text=True, **kw)
+
+
+class Ran:
+    def __init__(self, returncode: int, stderr: str):
+        self.returncode, self.stderr = returncode, stderr
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+    """The CLI in this process (no torch import per run): returns code and stderr."""
+    from vidscale.cli import main
+
+    def run(*args: str) -> Ran:
+        code = main(list(args))
+        return Ran(code, capsys.readouterr().err)
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("clip") / "gop.mkv", subtitles=True)
+
+
+@pytest.fixture(scope="module")
+def straight(clip: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The reference: the whole clip as one segment."""
+    out = tmp_path_factory.mktemp("straight") / "one.mkv"
+    result = vidscale(str(clip), str(out), *FAST, "--segment", "0")
+    assert result.returncode == 0, result.stderr
+    return out
+
+
+def same_output(a: Path, b: Path) -> None:
+    times_a, frames_a = decoded(a)
+    times_b, frames_b = decoded(b)
+    assert times_a == times_b
+    assert len(frames_a) == len(frames_b) and all(np.array_equal(x, y) for x, y in zip(frames_a, frames_b))
+    for kind in ("audio", "subtitle"):
+        assert packets_of(a, kind) == packets_of(b, kind)
+
+
+# ----------------------------------------------------------------------------------------------
+# The plan
+
+
+def test_plan_cuts_at_keyframes_and_covers_every_frame(clip: Path) -> None:
+    plan = plan_segments(clip, SegmentLength(None, KEYINT))
+    assert [s.first_frame for s in plan.segments] == [0, 12, 24, 36, 48]
+    assert sum(s.frames for s in plan.segments) == plan.frames == 60
+    with av.open(str(clip)) as c:
+        keys = {p.pts for p in c.demux(video=0) if p.is_keyframe}
+    assert {s.start for s in plan.segments} <= keys
+    assert all(a.end == b.start for a, b in zip(plan.segments, plan.segments[1:]))
+    assert plan.segments[-1].end is None
+
+
+def test_plan_length_and_limit(clip: Path) -> None:
+    assert len(plan_segments(clip, SegmentLength(None, 30)).segments) == 2  # next keyframe at or after 30
+    assert len(plan_segments(clip, SegmentLength(0.0)).segments) == 1  # 0: no cutting
+    limited = plan_segments(clip, SegmentLength(None, KEYINT), limit=20)
+    assert limited.frames == 20 and [s.frames for s in limited.segments] == [12, 8]
+    assert limited.segments[-1].end is not None  # stops at frame 20's pts
+
+
+def test_segment_length_parsing() -> None:
+    assert SegmentLength.parse("20") == SegmentLength(20.0) == SegmentLength.parse("20s")
+    assert SegmentLength.parse("500f") == SegmentLength(None, 500)
+    assert SegmentLength.parse("0").frames_at(Fraction(24)) == 0
+    for bad in ("x", "-1", "nan", "5q", "-3f"):
+        with pytest.raises(UsageError):
+            SegmentLength.parse(bad)
+
+
+# ----------------------------------------------------------------------------------------------
+# Joins
+
+
+def test_segments_join_exactly(clip: Path, straight: Path, tmp_path: Path, cli) -> None:
+    out = tmp_path / "cut.mkv"
+    result = cli(str(clip), str(out), *FAST, "--segment", f"{KEYINT}f")
+    assert result.returncode == 0, result.stderr
+    same_output(out, straight)
+    times, _ = decoded(out)
+    assert times == decoded(clip)[0]  # the source's timestamps, none dropped or repeated
+    assert not state_dir_for(out).exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mkv"]
+
+
+def test_mp4_joins_keep_rising_decode_times(clip: Path, tmp_path: Path, cli) -> None:
+    cut, one = tmp_path / "cut.mp4", tmp_path / "one.mp4"
+    for out, length in ((cut, f"{KEYINT}f"), (one, "0")):
+        assert cli(str(clip), str(out), *FAST, "--segment", length).returncode == 0
+    same_output(cut, one)
+    with av.open(str(cut)) as c:
+        dts = [p.dts for p in c.demux(video=0) if p.size]
+    assert dts == sorted(dts) and len(set(dts)) == len(dts)
+
+
+def test_variable_frame_rate_keeps_its_timestamps(tmp_path: Path, cli) -> None:
+    rng = np.random.default_rng(3)
+    pts = np.cumsum(rng.choice([1500, 3750, 6000], size=36)).tolist()
+    src = make_clip(tmp_path / "vfr.mp4", pts=[0, *pts[:-1]])
+    out = tmp_path / "out.mp4"
+    assert cli(str(src), str(out), *FAST, "--segment", f"{KEYINT}f").returncode == 0
+    assert decoded(out)[0] == decoded(src)[0]
+
+
+def test_temporal_joins_stay_close_to_a_straight_run(clip: Path, tmp_path: Path, cli) -> None:
+    cut, one = tmp_path / "cut.mkv", tmp_path / "one.mkv"
+    for out, length in ((cut, f"{KEYINT}f"), (one, "0")):
+        result = cli(str(clip), str(out), *FAST, "--temporal", "--segment", length)
+        assert result.returncode == 0, result.stderr
+    times_cut, frames_cut = decoded(cut)
+    times_one, frames_one = decoded(one)
+    assert times_cut == times_one
+    worst = max(np.abs(a.astype(int) - b.astype(int)).mean() for a, b in zip(frames_cut, frames_one))
+    assert worst < 0.5  # mean absolute difference, in 8-bit levels, on the worst frame
+
+
+# ----------------------------------------------------------------------------------------------
+# Resume
+
+
+def interrupt_after(clip: Path, out: Path, frames: int, **settings: object) -> None:
+    """Run through the library and cancel once `frames` frames are written: a real interruption
+    in the middle of a segment."""
+    cancel = threading.Event()
+
+    def listener(done: int, total: int | None) -> None:
+        if done >= frames:
+            cancel.set()
+
+    base = {"model": "bicubic", "scale": 2, "quiet": True, "segment": f"{KEYINT}f", "on_progress": listener,
+            "cancel": cancel}
+    with pytest.raises(Cancelled):
+        run_job(str(clip), str(out), JobSettings(**{**base, **settings}))  # type: ignore[arg-type]
+    assert not out.exists()
+
+
+def test_resume_reuses_finished_segments(clip: Path, straight: Path, tmp_path: Path, cli) -> None:
+    out = tmp_path / "out.mkv"
+    interrupt_after(clip, out, 30, encoder=_lossless())
+    state = state_dir_for(out)
+    assert sorted(p.name for p in state.glob("*.json") if p.name != "job.json") == ["00000.json", "00001.json"]
+    assert not list(tmp_path.rglob(f"*{TMP_MARK}*"))  # the torn third segment is gone
+    result = cli(str(clip), str(out), *FAST, "--segment", f"{KEYINT}f", "-v")
+    assert result.returncode == 0, result.stderr
+    assert "resuming: 2 of 5 segments (24 frames) already done" in result.stderr
+    same_output(out, straight)
+    assert not state.exists()
+
+
+def test_torn_or_tampered_segment_is_redone(clip: Path, straight: Path, tmp_path: Path, cli) -> None:
+    out = tmp_path / "out.mkv"
+    interrupt_after(clip, out, 30, encoder=_lossless())
+    state = state_dir_for(out)
+    first = next(p for p in state.glob("00000.*") if p.suffix != ".json")  # the segment, not its record
+    first.write_bytes(first.read_bytes()[:-100])  # torn: shorter than its record says
+    result = cli(str(clip), str(out), *FAST, "--segment", f"{KEYINT}f", "-v")
+    assert result.returncode == 0, result.stderr
+    assert "resuming: 1 of 5 segments (12 frames) already done" in result.stderr
+    same_output(out, straight)
+
+
+def test_changed_settings_or_fresh_start_afresh(clip: Path, tmp_path: Path, cli) -> None:
+    out = tmp_path / "out.mkv"
+    interrupt_after(clip, out, 30, encoder=_lossless())
+    result = cli(str(clip), str(out), "-m", "bicubic", "--scale", "2", "--crf", "10", "-v",
+                      "--segment", f"{KEYINT}f")
+    assert result.returncode == 0, result.stderr
+    assert "starting afresh" in result.stderr and "encoder" in result.stderr
+    assert "resuming" not in result.stderr
+    out.unlink()
+    interrupt_after(clip, out, 30, encoder=_lossless())
+    result = cli(str(clip), str(out), *FAST, "--segment", f"{KEYINT}f", "--fresh", "-v")
+    assert result.returncode == 0 and "--fresh" in result.stderr and "resuming" not in result.stderr
+
+
+def test_a_second_run_on_the_same_output_is_refused(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mkv"
+    with JobState(out):
+        with pytest.raises(VidscaleError, match="another vidscale run"):
+            run_job(str(clip), str(out), JobSettings(model="bicubic", scale=2, quiet=True))
+
+
+def test_stale_temporary_of_the_target_is_removed(clip: Path, tmp_path: Path, cli) -> None:
+    out = tmp_path / "out.mkv"
+    stale = tmp_path / f".out.mkv{TMP_MARK}dead.mkv"
+    stale.write_bytes(b"left by a killed run")
+    other = tmp_path / f".other.mkv{TMP_MARK}dead.mkv"
+    other.write_bytes(b"another target's")
+    assert cli(str(clip), str(out), *FAST).returncode == 0
+    assert not stale.exists() and other.exists()
+
+
+def _lossless():  # type: ignore[no-untyped-def]
+    from vidscale.encoding import EncoderSettings
+
+    return EncoderSettings(crf=0)
+
+
+# ----------------------------------------------------------------------------------------------
+# Real processes: kill -9 and SIGTERM
+
+
+def _start(clip: Path, out: Path, *extra: str) -> subprocess.Popen:
+    args = [sys.executable, "-m", "vidscale", str(clip), str(out), "-m", "span-x2", "--crf", "0",
+            "--segment", f"{KEYINT}f", *extra]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_record(proc: subprocess.Popen, state: Path, timeout: float = 240) -> None:
+    deadline = time.monotonic() + timeout
+    while not (state / "00000.json").exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def big_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("big") / "big.mkv", frames=96, size=(96, 64), subtitles=True)
+
+
+def test_kill_9_then_the_same_command_finishes_the_job(big_clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mkv"
+    proc = _start(big_clip, out)
+    _wait_for_record(proc, state_dir_for(out))
+    proc.kill()
+    proc.wait()
+    assert not out.exists()
+    resumed = _start(big_clip, out, "-v")
+    _, err = resumed.communicate()
+    assert resumed.returncode == 0, err
+    assert "resuming:" in err and "already done" in err
+    reference = tmp_path / "reference.mkv"
+    whole = _start(big_clip, reference)
+    assert whole.wait() == 0
+    same_output(out, reference)
+    assert not list(tmp_path.rglob(f"*{TMP_MARK}*")) and not state_dir_for(out).exists()
+
+
+def test_sigterm_stops_cleanly(big_clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mkv"
+    proc = _start(big_clip, out)
+    _wait_for_record(proc, state_dir_for(out))
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "vidscale: terminated"
+    assert "Traceback" not in err
+    assert not out.exists() and not list(tmp_path.rglob(f"*{TMP_MARK}*"))
+    assert (state_dir_for(out) / "00000.json").exists()  # kept for the next run
+
+
+# ----------------------------------------------------------------------------------------------
+# Parallel
+
+
+def test_two_workers_give_the_same_output(clip: Path, straight: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mkv"
+    result = vidscale(str(clip), str(out), *FAST, "--segment", f"{KEYINT}f", "--workers", "2")
+    assert result.returncode == 0, result.stderr
+    same_output(out, straight)
+
+
+def test_ray_gives_the_same_output(clip: Path, straight: Path, tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    env = {**os.environ, "RAY_DISABLE_USAGE_STATS": "1"}
+    out = tmp_path / "out.mkv"
+    result = vidscale(str(clip), str(out), *FAST, "--segment", f"{KEYINT}f", "--ray", "--workers", "2", env=env)
+    assert result.returncode == 0, result.stderr
+    same_output(out, straight)
