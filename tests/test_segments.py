@@ -167,6 +167,12 @@ def test_mp4_joins_keep_rising_decode_times(clip: Path, tmp_path: Path, cli) -> 
     assert dts == sorted(dts) and len(set(dts)) == len(dts)
 
 
+def test_frames_limit_cuts_the_plan(clip: Path, tmp_path: Path, cli) -> None:
+    out = tmp_path / "out.mkv"
+    assert cli(str(clip), str(out), *FAST, "--segment", f"{KEYINT}f", "--frames", "20").returncode == 0
+    assert decoded(out)[0] == decoded(clip)[0][:20]
+
+
 def test_variable_frame_rate_keeps_its_timestamps(tmp_path: Path, cli) -> None:
     rng = np.random.default_rng(3)
     pts = np.cumsum(rng.choice([1500, 3750, 6000], size=36)).tolist()

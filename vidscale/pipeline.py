@@ -35,10 +35,6 @@ class Batch(Protocol):
 UpscaleBatch = Callable[[list[Frame]], Batch]  # starts a batch; its result: each frame's new pixels
 
 
-class Sink(Protocol):
-    def write(self, frame: Frame) -> None: ...
-
-
 class _Stopped(Exception):
     """Another stage failed or the user interrupted: unwind quietly."""
 
