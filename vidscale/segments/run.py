@@ -42,42 +42,49 @@ def run_segmented(source: VideoSource, output: Path, upscaler: Upscaler, setting
     """Write `output` from `source`; returns the frames written by this run and its progress."""
     check_target(output, settings.overwrite, [source.path])
     remove_stale_temps(output)
+    with JobState(output) as state:
+        try:
+            frames, progress = _run(state, source, output, upscaler, settings, estimate)
+        except BaseException:
+            _keep_or_drop(state)
+            raise
+        state.remove()
+    return frames, progress
+
+
+def _run(state: JobState, source: VideoSource, output: Path, upscaler: Upscaler, settings: "JobSettings",
+         estimate: int | None) -> tuple[int, Progress]:
     length = SegmentLength.parse(settings.segment) if settings.segment else SegmentLength()
     warmup = TEMPORAL_WARMUP if temporal_on(settings) else 0
-    with JobState(output) as state:
-        plan, dropped = state.start(_fingerprint(source.path, output, settings, length, upscaler),
-                                    lambda: plan_segments(source.path, length, settings.max_frames, warmup),
-                                    settings.fresh)
-        if dropped:
-            log.info("%s: an unfinished earlier run was discarded (%s): starting afresh", output, dropped)
-        job = SegmentJob.of(source, output, settings, plan)
-        done = _finished(state, job)
-        todo = [s for s in plan.segments if s.index not in done]
-        progress = Progress(_remaining(plan, todo, estimate), settings.quiet, output.name,
-                            settings.on_progress, settings.cancel)
-        try:
-            for record in _execute(job, todo, upscaler, settings, progress):
-                done[record.index] = record
-        except BaseException:
-            _keep_or_drop(state, job)
-            raise
-        finally:
-            progress.close()
-        with atomic_output(output, settings.overwrite, [source.path]) as tmp:
-            assemble(source.path, [job.segment_path(i) for i in sorted(done)], tmp, log.warning)
-        state.remove()
+    plan, dropped = state.start(_fingerprint(source.path, output, settings, length, upscaler),
+                                lambda: plan_segments(source.path, length, settings.max_frames, warmup),
+                                settings.fresh)
+    if dropped:
+        log.info("%s: an unfinished earlier run was discarded (%s): starting afresh", output, dropped)
+    job = SegmentJob.of(source, output, settings, plan)
+    done = _finished(state, job)
+    todo = [s for s in plan.segments if s.index not in done]
+    progress = Progress(_remaining(plan, todo, estimate), settings.quiet, output.name,
+                        settings.on_progress, settings.cancel)
+    try:
+        for record in _execute(job, todo, upscaler, settings, progress):
+            done[record.index] = record
+    finally:
+        progress.close()
+    with atomic_output(output, settings.overwrite, [source.path]) as tmp:
+        assemble(source.path, [job.segment_path(i) for i in sorted(done)], tmp, log.warning)
     return sum(r.frames for r in done.values()), progress
 
 
-def _keep_or_drop(state: JobState, job: SegmentJob) -> None:
+def _keep_or_drop(state: JobState) -> None:
     """After a failure or an interruption: finished segments stay for the next run; a state
     folder with none goes."""
-    kept = [s for s in job.plan.segments if (state.dir / f"{s.index:05d}.json").exists()]
+    kept = state.records()
     if not kept:
         state.remove()
     else:
-        log.warning("%s: %d of %d segments are finished and kept in %s; run the same command to resume",
-                    job.output, len(kept), len(job.plan.segments), state.dir.name)
+        log.warning("%s: %d finished segment%s kept in %s; run the same command to resume",
+                    state.output, kept, "s" * (kept != 1), state.dir.name)
 
 
 def _finished(state: JobState, job: SegmentJob) -> dict[int, Record]:
@@ -108,13 +115,23 @@ def _execute(job: SegmentJob, todo: list[Segment], upscaler: Upscaler, settings:
         from vidscale.segments.on_ray import run_on_ray
 
         yield from run_on_ray(job, todo, progress, settings.ray or None, settings.workers)
-    elif settings.workers and settings.workers > 1 and len(todo) > 1:
+    elif (workers := settings.workers or _default_workers(upscaler)) > 1 and len(todo) > 1:
         from vidscale.segments.workers import run_in_workers
 
-        yield from run_in_workers(job, todo, progress, settings.workers, upscaler.device)
+        yield from run_in_workers(job, todo, progress, workers, upscaler.device)
     else:
         for segment in todo:
             yield encode_segment(job, segment, upscaler, progress)
+
+
+def _default_workers(upscaler: Upscaler) -> int:
+    """One worker per GPU when the job may use them all; on the CPU one (the engine's threads
+    use the cores: see benchmarks/results/*-segments-cpu.md)."""
+    import torch
+
+    if upscaler.device.type == "cuda" and upscaler.device.index is None:
+        return max(1, torch.cuda.device_count())
+    return 1
 
 
 def _fingerprint(source: Path, output: Path, settings: "JobSettings", length: SegmentLength,

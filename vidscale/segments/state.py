@@ -117,6 +117,10 @@ class JobState:
         (self.dir / f"{index:05d}.json").unlink(missing_ok=True)
         self.segment_path(index, suffix).unlink(missing_ok=True)
 
+    def records(self) -> int:
+        """How many segments have a record (finished, unless checked otherwise)."""
+        return sum(1 for _ in self.dir.glob("[0-9]*.json"))
+
     def clear_segments(self) -> None:
         for path in self.dir.iterdir():
             if path.name != "lock":
