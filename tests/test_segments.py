@@ -348,3 +348,17 @@ def test_ray_gives_the_same_output(clip: Path, straight: Path, tmp_path: Path) -
     result = vidscale(str(clip), str(out), *FAST, "--segment", f"{KEYINT}f", "--ray", "--workers", "2", env=env)
     assert result.returncode == 0, result.stderr
     same_output(out, straight)
+
+
+def test_fingerprint_survives_its_json_round_trip(clip: Path, tmp_path: Path) -> None:
+    """Every setting compares equal after the state file is read back (tuples, Fractions...)."""
+    import json
+
+    from vidscale.encoding import EncoderSettings
+    from vidscale.segments.run import _fingerprint
+    from vidscale.upscaler import Upscaler
+
+    settings = JobSettings(scale=2, model="bicubic", encoder=EncoderSettings(crf=0, fps=Fraction(30000, 1001),
+                                                                             options={"tune": "film"}))
+    print_ = _fingerprint(clip, tmp_path / "o.mkv", settings, SegmentLength(), Upscaler("bicubic", "cpu"))
+    assert json.loads(json.dumps(print_)) == print_

@@ -172,4 +172,6 @@ def _plain(value: object) -> object:
         return str(value)
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in sorted(value.items())}
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]  # JSON has lists only
     return value
