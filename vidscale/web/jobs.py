@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from typing import Any
 
 from vidscale.errors import Cancelled, VidscaleError
 from vidscale.job import JobSettings, run_job
+from vidscale.segments.state import state_dir_for
 from vidscale.web.previews import make_previews
 
 log = logging.getLogger("vidscale")
@@ -132,7 +134,11 @@ class JobQueue:
         output = free_name(self.out_dir, job.name, job.size_label, job.upload.suffix)
         settings = replace(job.settings, on_progress=lambda done, total: self._progress(job, done, total),
                            cancel=job.cancel)
-        run_job(str(job.upload), str(output), settings)
+        try:
+            run_job(str(job.upload), str(output), settings)
+        except BaseException:  # the upload goes with the job, so a video's finished segments cannot resume
+            shutil.rmtree(state_dir_for(output), ignore_errors=True)
+            raise
         try:
             job.result_size = make_previews(job.upload, output, self.preview(job, "before"),
                                             self.preview(job, "after"))
