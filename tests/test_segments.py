@@ -362,3 +362,11 @@ def test_fingerprint_survives_its_json_round_trip(clip: Path, tmp_path: Path) ->
                                                                              options={"tune": "film"}))
     print_ = _fingerprint(clip, tmp_path / "o.mkv", settings, SegmentLength(), Upscaler("bicubic", "cpu"))
     assert json.loads(json.dumps(print_)) == print_
+
+
+def test_a_long_multibyte_name_has_a_state_folder_that_fits(clip: Path, tmp_path: Path, cli) -> None:
+    out = tmp_path / ("é" * 124 + ".mkv")  # 252 bytes
+    assert len(state_dir_for(out).name.encode()) <= 255
+    result = cli(str(clip), str(out), *FAST, "--segment", f"{KEYINT}f")
+    assert result.returncode == 0, result.stderr
+    assert decoded(out)[0] == decoded(clip)[0]

@@ -43,7 +43,9 @@ class Record:
 
 
 def state_dir_for(output: Path) -> Path:
-    return output.with_name(f".{output.name[:120]}{STATE_SUFFIX}")
+    """The hidden folder beside `output`; its name fits the 255-byte limit whatever the output's."""
+    name = output.name.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore")
+    return output.with_name(f".{name}{STATE_SUFFIX}")
 
 
 def file_digest(path: Path) -> str:
