@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import fields
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vidscale.errors import VidscaleError
 from vidscale.media.atomic import atomic_output, check_target, remove_stale_temps
 from vidscale.media.source import VideoSource
 from vidscale.passes import temporal_on
@@ -45,6 +47,9 @@ def run_segmented(source: VideoSource, output: Path, upscaler: Upscaler, setting
     with JobState(output) as state:
         try:
             frames, progress = _run(state, source, output, upscaler, settings, estimate)
+        except VidscaleError as exc:
+            _keep_or_drop(state)
+            raise _naming_target(exc, state, output) from None
         except BaseException:
             _keep_or_drop(state)
             raise
@@ -74,6 +79,12 @@ def _run(state: JobState, source: VideoSource, output: Path, upscaler: Upscaler,
     with atomic_output(output, settings.overwrite, [source.path]) as tmp:
         assemble(source.path, [job.segment_path(i) for i in sorted(done)], tmp, log.warning)
     return sum(r.frames for r in done.values()), progress
+
+
+def _naming_target(exc: VidscaleError, state: JobState, output: Path) -> VidscaleError:
+    """A write fault in a segment file (a full disk...) is reported against the output."""
+    text = re.sub(re.escape(str(state.dir)) + r"/[^:\s]+", str(output), str(exc))
+    return exc if text == str(exc) else type(exc)(text)
 
 
 def _keep_or_drop(state: JobState) -> None:
