@@ -370,3 +370,12 @@ def test_a_long_multibyte_name_has_a_state_folder_that_fits(clip: Path, tmp_path
     result = cli(str(clip), str(out), *FAST, "--segment", f"{KEYINT}f")
     assert result.returncode == 0, result.stderr
     assert decoded(out)[0] == decoded(clip)[0]
+
+
+def test_hevc_in_mp4_keeps_the_apple_tag_through_the_join(clip: Path, tmp_path: Path, cli) -> None:
+    out = tmp_path / "out.mp4"
+    result = cli(str(clip), str(out), "-m", "bicubic", "--scale", "2", "--codec", "libx265", "--segment", "24f")
+    assert result.returncode == 0, result.stderr
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].codec_tag == "hvc1"
+    assert decoded(out)[0] == decoded(clip)[0]

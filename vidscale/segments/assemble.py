@@ -28,6 +28,8 @@ def assemble(source: Path, segments: list[Path], output: Path, warn: Warn) -> in
             with av.open(ffmpeg_url(output), "w", format=fmt, options=options) as out:
                 video = out.add_stream_from_template(first.streams.video[0], opaque=True)
                 copy_video_stream_tags(video_in, video)
+                if video.codec_context.name == "hevc" and fmt in ("mp4", "mov"):
+                    video.codec_context.codec_tag = "hvc1"  # what Apple players look for, as VideoSink sets
                 if first.streams.video[0].metadata.get("alpha_mode") == "1":
                     # VP9 alpha (Matroska side data): the muxer marks the track from the format
                     video.codec_context.pix_fmt = "yuva420p"
