@@ -223,6 +223,7 @@ def test_resume_reuses_finished_segments(clip: Path, straight: Path, tmp_path: P
     result = cli(str(clip), str(out), *FAST, "--segment", f"{KEYINT}f", "-v")
     assert result.returncode == 0, result.stderr
     assert "resuming: 2 of 5 segments (24 frames) already done" in result.stderr
+    assert "60 frames (24 from the earlier run) in" in result.stderr  # the rate counts this run's 36
     same_output(out, straight)
     assert not state.exists()
 

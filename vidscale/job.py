@@ -74,6 +74,7 @@ class Summary:
     inputs: int = 0  # input files of a batch (folder, pattern); 0 for one file
     unit: str = "frame"  # "picture" for photos: a frame rate means nothing for them
     estimate: "Estimate | None" = None  # a dry run: what the job would cost; nothing was written
+    reused: int = 0  # frames of finished segments an earlier, interrupted run left (video)
 
     def line(self) -> str:
         if self.estimate is not None:
@@ -82,9 +83,11 @@ class Summary:
         if self.skipped or self.failed:
             return (f"{self.output}: {_count(self.inputs, self.unit)}: {self.frames} done, {self.skipped} skipped "
                     f"(already there), {self.failed} failed; {size}")
-        fps = self.frames / self.seconds if self.seconds > 0 else 0.0
+        fps = (self.frames - self.reused) / self.seconds if self.seconds > 0 else 0.0
         rate = f" ({fps:.2f} fps)" if self.unit == "frame" else ""
-        return f"{self.output}: {_count(self.frames, self.unit)} in {self.seconds:.1f}s{rate}, {_human(self.output_bytes)}"
+        reused = f" ({self.reused} from the earlier run)" if self.reused else ""
+        return (f"{self.output}: {_count(self.frames, self.unit)}{reused} in {self.seconds:.1f}s{rate}, "
+                f"{_human(self.output_bytes)}")
 
 
 def _count(n: int, unit: str) -> str:
@@ -161,7 +164,8 @@ def _run(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: 
 
         frames, progress = run_segmented(source, output, upscaler, settings, _frame_estimate(source))
         _warn_if_short(source, frames)
-        return Summary(frames, progress.elapsed, output, _size_on_disk(output), steady_fps=progress.steady_fps)
+        return Summary(frames, progress.elapsed, output, _size_on_disk(output), steady_fps=progress.steady_fps,
+                       reused=frames - progress.done)
     remove_stale_temps(output)
     progress = Progress(_frame_estimate(source), settings.quiet, output.name or str(output),
                         settings.on_progress, settings.cancel, _unit(source))
