@@ -39,7 +39,7 @@ from vidscale.engine.backend import pick_backend
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.media.color import guess_matrix
 from vidscale.scale import output_size
-from vidscale.temporal import DEFAULT_STRENGTH, TemporalFilter
+from vidscale.temporal import DEFAULT_STRENGTH, WARMUP, TemporalFilter
 from vidscale.upscaler import Upscaler
 
 # How long the first of a batch waits for the others: well under a network
@@ -48,9 +48,6 @@ GATHER_S = 0.005
 DEFAULT_CUDA_BATCH = 4
 # Frame properties that describe pixels of the input size, not the output's.
 SIZE_BOUND_PROPS = ("_Alpha",)
-# Frames of history rebuilt after a jump: the pass keeps at most 0.7 (its default strength)
-# of the history per frame, so what is missing weighs at most 0.7^8 ~ 6% in the output.
-WARMUP = 8
 # Outputs made ahead of their request (filling a gap in the order), kept until asked for.
 AHEAD = 16
 

@@ -17,7 +17,7 @@ from vidscale.media.source import VideoSource
 from vidscale.passes import SizeRule, run_pass, temporal_on
 from vidscale.progress import Progress
 from vidscale.segments.plan import Plan, Segment
-from vidscale.segments.state import Record, file_digest, save_record, state_dir_for
+from vidscale.segments.state import Record, file_digest, save_record, segment_file, state_dir_for
 from vidscale.transfer import yuv_route
 from vidscale.upscaler import Upscaler
 
@@ -40,7 +40,7 @@ class SegmentJob:
     suffix: str  # the segment files' container
 
     def segment_path(self, index: int) -> Path:
-        return state_dir_for(self.output) / f"{index:05d}{self.suffix}"
+        return segment_file(state_dir_for(self.output), index, self.suffix)
 
     @classmethod
     def of(cls, source: VideoSource, output: Path, settings: "JobSettings", plan: Plan) -> "SegmentJob":

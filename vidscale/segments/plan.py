@@ -10,7 +10,6 @@ the segment before, which decodes them with their references.
 
 from __future__ import annotations
 
-import bisect
 import math
 from dataclasses import asdict, dataclass
 from fractions import Fraction
@@ -140,11 +139,12 @@ def _scan(container: av.container.InputContainer, stream: av.VideoStream) -> tup
                 continue
             if packet.pts is None:
                 return [], set()
-            bisect.insort(pts, packet.pts) if pts and packet.pts < pts[-1] else pts.append(packet.pts)
+            pts.append(packet.pts)
             if packet.is_keyframe:
                 keys.add(packet.pts)
     except av.error.FFmpegError:
         return [], set()  # a damaged file runs as one segment, as far as it decodes
+    pts.sort()  # decode order to presentation order
     if len(set(pts)) != len(pts):
         return [], set()  # duplicate timestamps: the pts windows would be ambiguous
     return pts, keys

@@ -31,9 +31,6 @@ if TYPE_CHECKING:
     from vidscale.job import JobSettings
 
 log = logging.getLogger("vidscale")
-# With --temporal, a segment first upscales this many frames before it (as the VapourSynth
-# filter does after a seek: vs.WARMUP), so the filter's history is built when the segment starts.
-TEMPORAL_WARMUP = 8
 # Settings that do not change the output: a resumed run may change them.
 _RUNTIME_ONLY = frozenset({"overwrite", "quiet", "on_progress", "cancel", "batch", "fresh", "workers", "ray",
                            "recursive", "image_format", "quality"})
@@ -60,7 +57,7 @@ def run_segmented(source: VideoSource, output: Path, upscaler: Upscaler, setting
 def _run(state: JobState, source: VideoSource, output: Path, upscaler: Upscaler, settings: "JobSettings",
          estimate: int | None) -> tuple[int, Progress]:
     length = SegmentLength.parse(settings.segment) if settings.segment else SegmentLength()
-    warmup = TEMPORAL_WARMUP if temporal_on(settings) else 0
+    warmup = _temporal_warmup() if temporal_on(settings) else 0
     plan, dropped = state.start(_fingerprint(source.path, output, settings, length, upscaler),
                                 lambda: plan_segments(source.path, length, settings.max_frames, warmup),
                                 settings.fresh)
@@ -85,6 +82,14 @@ def _naming_target(exc: VidscaleError, state: JobState, output: Path) -> Vidscal
     """A write fault in a segment file (a full disk...) is reported against the output."""
     text = re.sub(re.escape(str(state.dir)) + r"/[^:\s]+", str(output), str(exc))
     return exc if text == str(exc) else type(exc)(text)
+
+
+def _temporal_warmup() -> int:
+    """Frames a segment first runs through the temporal filter, as the VapourSynth filter does
+    after a seek (imported here: only --temporal jobs need OpenCV)."""
+    from vidscale.temporal import WARMUP
+
+    return WARMUP
 
 
 def _keep_or_drop(state: JobState) -> None:

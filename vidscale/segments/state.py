@@ -42,6 +42,15 @@ class Record:
     sha256: str
 
 
+def segment_file(state_dir: Path, index: int, suffix: str) -> Path:
+    """A segment's file in the state folder (`suffix` is its container's)."""
+    return state_dir / f"{index:05d}{suffix}"
+
+
+def record_file(state_dir: Path, index: int) -> Path:
+    return segment_file(state_dir, index, ".json")
+
+
 def state_dir_for(output: Path) -> Path:
     """The hidden folder beside `output`; its name fits the 255-byte limit whatever the output's."""
     name = output.name.encode("utf-8", "surrogateescape")[:200].decode("utf-8", "ignore")
@@ -98,13 +107,10 @@ class JobState:
                                                   "plan": plan.to_json()})
         return plan, reason
 
-    def segment_path(self, index: int, suffix: str) -> Path:
-        return self.dir / f"{index:05d}{suffix}"
-
     def finished(self, index: int, suffix: str) -> Record | None:
         """The segment's record, when its file is there and matches it."""
-        data = _read_json(self.dir / f"{index:05d}.json")
-        path = self.segment_path(index, suffix)
+        data = _read_json(record_file(self.dir, index))
+        path = segment_file(self.dir, index, suffix)
         if data is None or not path.is_file():
             return None
         try:
@@ -116,8 +122,8 @@ class JobState:
         return record
 
     def forget(self, index: int, suffix: str) -> None:
-        (self.dir / f"{index:05d}.json").unlink(missing_ok=True)
-        self.segment_path(index, suffix).unlink(missing_ok=True)
+        record_file(self.dir, index).unlink(missing_ok=True)
+        segment_file(self.dir, index, suffix).unlink(missing_ok=True)
 
     def records(self) -> int:
         """How many segments have a record (finished, unless checked otherwise)."""
@@ -135,7 +141,7 @@ class JobState:
 
 def save_record(state_dir: Path, record: Record) -> None:
     """Marks a segment finished; its file must be complete and in place before."""
-    _write_json(state_dir / f"{record.index:05d}.json", asdict(record))
+    _write_json(record_file(state_dir, record.index), asdict(record))
 
 
 def _read_json(path: Path) -> dict | None:
