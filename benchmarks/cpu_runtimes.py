@@ -81,7 +81,7 @@ def onnx_runner(path: Path, x: np.ndarray, kind: str, threads: int) -> Run | str
 def ncnn_runner(info: zoo.ModelInfo, x: np.ndarray, threads: int) -> Run | str:
     """The original ncnn net; Real-CUGAN's reflect padding and skip are left out (they cost little)."""
     import ncnn
-    import test_builtin_models as built  # the tests know where each built-in's originals are
+    from tests import test_builtin_models as built  # the tests know where each built-in's originals are
 
     model = next(m for m in built.MODELS if m["name"] == info.name)
     try:

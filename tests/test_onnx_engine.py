@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vidscale.engine import backend, onnx_engine
+from vidscale.engine import backend, cache, onnx_engine
 from vidscale.engine.backend import make_engine
 from vidscale.engine.onnx_engine import OnnxEngine
 from vidscale.engine.torch_engine import TorchEngine
@@ -39,8 +39,24 @@ def test_animevideo_runs_through_onnxruntime_and_matches_pytorch() -> None:
 def test_tiled_onnx_run_matches_untiled() -> None:
     desc = load_descriptor(zoo.builtins()["animevideo-x4"].path)
     x = _frame()
-    whole, tiled = OnnxEngine(desc)(x), OnnxEngine(desc, tile=64)(x)  # two tiles across
+    whole = OnnxEngine.for_network(desc, "animevideo-x4", "sha")(x)
+    tiled = OnnxEngine.for_network(desc, "animevideo-x4", "sha", tile=64)(x)  # two tiles across
     assert float((whole - tiled).abs().max()) <= 1 / 255
+
+
+def test_the_export_is_made_once_and_kept_in_the_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    info = zoo.builtins()["animevideo-x4"]
+    exports = []
+    real_export = onnx_engine.export_descriptor
+    monkeypatch.setattr(onnx_engine, "export_descriptor", lambda *a, **k: exports.append(a) or real_export(*a, **k))
+    key = cache.export_key(info.name, cache.file_sha256(info.path), onnx_engine.DEFAULT_OPSET)
+    cache.path_for(key).unlink(missing_ok=True)
+    first = make_engine(info, "cpu", CPU)
+    second = make_engine(info, "cpu", CPU)
+    assert len(exports) == 1 and cache.path_for(key).is_file()
+    assert cache.path_for(key).is_relative_to(cache.cache_dir() / "onnx")
+    x = _frame()
+    assert torch.equal(first(x), second(x))
 
 
 def test_falls_back_to_pytorch_without_onnxruntime(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -268,7 +268,6 @@ def models(ctx: click.Context) -> None:
 
 def _list_models() -> None:
     from vidscale.models import zoo
-    from vidscale.models.loading import file_scale, inference_parameter_count, load_descriptor
 
     rows = [("name", "arch", "scale", "params", "for", "license", "source")]
     for info in zoo.builtins().values():
@@ -281,9 +280,7 @@ def _list_models() -> None:
                      "picks by --scale" + (f" and --denoise {levels}" if levels else "")))
     for info in zoo.user_models().values():
         try:
-            desc = load_descriptor(info.path)  # type: ignore[arg-type]
-            arch, scale = desc.architecture.name, f"x{file_scale(info.path, desc.scale)}"  # type: ignore[arg-type]
-            params = f"{inference_parameter_count(desc.model):,}"
+            arch, scale, params = _describe_file(info.path)  # type: ignore[arg-type]
         except VidscaleError as exc:
             arch, scale, params = f"unreadable ({exc})", "-", "-"
         rows.append((info.name, arch, scale, params, "-", "user", str(info.path)))
@@ -295,26 +292,50 @@ def _list_models() -> None:
     click.echo(f"\nuser models folder: {zoo.user_model_dir()}")
 
 
+def _describe_file(path: Path) -> tuple[str, str, str]:
+    """(architecture, scale, parameters) of a user's model file, for the listing."""
+    from vidscale.models import onnx_file
+    from vidscale.models.loading import file_scale, inference_parameter_count, load_descriptor
+
+    if onnx_file.is_onnx(path):
+        graph = onnx_file.checked(path)
+        return "ONNX graph", f"x{graph.scale}", f"{onnx_file.parameter_count(graph):,}"
+    desc = load_descriptor(path)
+    return desc.architecture.name, f"x{file_scale(path, desc.scale)}", f"{inference_parameter_count(desc.model):,}"
+
+
 @models.command("import", epilog=_example("vidscale models import 2x-foo.param --name foo",
                                            "vidscale models import 4x-bar.pth"))
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--name", help="Name to list it under (default: the file's stem).")
 @click.option("--overwrite", is_flag=True, help="Replace a user model of the same name.")
 def import_model(path: Path, name: str | None, overwrite: bool) -> None:
-    """Convert a model file (ncnn .param/.bin, .pth, .safetensors...) into a user model."""
-    from safetensors.torch import save_file
-
-    from vidscale.media.atomic import atomic_output
-    from vidscale.models import zoo
-    from vidscale.models.loading import FILE_SCALE_KEY, descriptor_from_state_dict, file_scale, read_state_dict
+    """Convert a model file (ncnn .param/.bin, .pth, .safetensors...) into a user model;
+    an ONNX file is checked and kept as it is."""
+    from vidscale.models import onnx_file, zoo
 
     name = name or path.stem
     if name in zoo.builtins() or name.lower() in zoo.CLASSIC or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise UsageError(f"{name!r}: not usable as a model name (taken or has odd characters)")
-    state = read_state_dict(path)
-    desc = descriptor_from_state_dict(state, str(path))
+    existing = zoo.user_models().get(name)
+    if existing is not None and not overwrite:
+        raise UsageError(f"{name!r}: a user model of that name exists ({existing.path}); --overwrite replaces it")
     folder = zoo.user_model_dir()
     folder.mkdir(parents=True, exist_ok=True)
+    target = (_import_onnx if onnx_file.is_onnx(path) else _import_weights)(path, name, folder)
+    if existing is not None and existing.path != target:
+        existing.path.unlink(missing_ok=True)  # type: ignore[union-attr]  # the one it replaces, of another type
+
+
+def _import_weights(path: Path, name: str, folder: Path) -> Path:
+    """Weights of any readable kind become one safetensors file (with its file scale)."""
+    from safetensors.torch import save_file
+
+    from vidscale.media.atomic import atomic_output
+    from vidscale.models.loading import FILE_SCALE_KEY, descriptor_from_state_dict, file_scale, read_state_dict
+
+    state = read_state_dict(path)
+    desc = descriptor_from_state_dict(state, str(path))
     tensors = {k: v.contiguous() for k, v in state.items()}
     scale = file_scale(path, desc.scale)
     metadata = {"name": name, "arch": desc.architecture.id, "scale": str(desc.scale), "source": path.name}
@@ -322,9 +343,24 @@ def import_model(path: Path, name: str | None, overwrite: bool) -> None:
     if scale != desc.scale:  # e.g. an x4 network whose graph then resizes by 0.5
         metadata[FILE_SCALE_KEY] = str(scale)
         how = f" (an x{desc.scale} network, then a resize, as the file does)"
-    with atomic_output(folder / f"{name}.safetensors", overwrite=overwrite, inputs=[path]) as tmp:
+    target = folder / f"{name}.safetensors"
+    with atomic_output(target, overwrite=True, inputs=[path]) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
-    click.echo(f"imported {name}: {desc.architecture.name} x{scale}{how} -> {folder / (name + '.safetensors')}")
+    click.echo(f"imported {name}: {desc.architecture.name} x{scale}{how} -> {target}")
+    return target
+
+
+def _import_onnx(path: Path, name: str, folder: Path) -> Path:
+    """An ONNX file is kept as it is (it runs on onnxruntime), once it has been checked."""
+    from vidscale.media.atomic import atomic_output
+    from vidscale.models import onnx_file
+
+    graph = onnx_file.checked(path)
+    target = folder / f"{name}{onnx_file.ONNX_SUFFIX}"
+    with atomic_output(target, overwrite=True, inputs=[path]) as tmp:
+        tmp.write_bytes(graph.graph)
+    click.echo(f"imported {name}: ONNX graph x{graph.scale} (runs on the CPU through onnxruntime) -> {target}")
+    return target
 
 
 @models.command("export", epilog=_example("vidscale models export span-x2 span.onnx",

@@ -18,6 +18,7 @@ from vidscale.engine.backend import Engine, backend_device, make_engine, pick_ba
 from vidscale.errors import UsageError
 from vidscale.models import zoo
 from vidscale.models.loading import file_scale
+from vidscale.models.onnx_file import is_onnx
 from vidscale.resample import resize
 from vidscale.scale import passes_needed
 from vidscale.transfer import RgbTransfer
@@ -45,7 +46,7 @@ class Upscaler:
         self.denoise = zoo.denoise_level(denoise) if denoise is not None else None
         self.purpose = purpose
         _check_denoise(self.chain, self.denoise)
-        self.backend = pick_backend(backend, device)
+        self.backend = pick_backend(_backend_for(self.chain, backend, device), device)
         self.onnx = (backend or "auto").strip().lower() != "torch"  # `torch` asks for PyTorch itself
         self.device = backend_device(self.backend, device)
         self.tile, self.precision = tile, precision
@@ -152,6 +153,15 @@ class Upscaler:
             self._engines[info.name] = make_engine(info, self.backend, self.device, precision=self.precision,
                                                    tile=self.tile, onnx=self.onnx)
         return self._engines[info.name]
+
+
+def _backend_for(chain: list[zoo.ModelInfo] | None, backend: str | None,
+                 device: str | torch.device | None) -> str | None:
+    """`auto` with nothing else said runs a chain holding an ONNX file on the CPU (its only engine)."""
+    if (backend or "auto").strip().lower() == "auto" and device in (None, "auto") \
+            and any(is_onnx(m.path) for m in chain or ()):
+        return "cpu"
+    return backend
 
 
 def _check_denoise(chain: list[zoo.ModelInfo] | None, denoise: str | None) -> None:

@@ -76,6 +76,9 @@ class TorchEngine:
             model = model.to(memory_format=torch.channels_last)
         else:
             keep_freed_memory()  # reuse one frame's activation pages for the next
+            # Tiny activations (black borders, flat areas) become denormal floats, which x86 computes
+            # in microcode: span-x2 took 3x as long on such a frame. Flushed, they are zero, as on GPUs.
+            torch.set_flush_denormal(True)
         self.model = model
         self.requirements = desc.size_requirements
         self.fixed_tile = tile
@@ -181,8 +184,12 @@ def pick_dtype(desc: spandrel.ImageModelDescriptor, device: torch.device,
 
 
 def _pad_to_requirements(x: torch.Tensor, req: spandrel.SizeRequirements) -> torch.Tensor:
+    return pad_to_size(x, *_padded_size(*x.shape[-2:], req))
+
+
+def pad_to_size(x: torch.Tensor, th: int, tw: int) -> torch.Tensor:
+    """`x` padded at the bottom and right to `th` x `tw` (mirrored where it is long enough)."""
     h, w = x.shape[-2:]
-    th, tw = _padded_size(h, w, req)
     if (th, tw) == (h, w):
         return x
     mode = "reflect" if th - h < h and tw - w < w else "replicate"
@@ -208,6 +215,11 @@ def _activation_bytes_per_pixel(model: torch.nn.Module, scale: int, dtype: torch
     if measured is not None:
         return int(measured * MEASURED_MARGIN * item / 4)
     widest = max((p.shape[0] for p in model.parameters() if p.dim() == 4), default=64)
+    return estimated_bytes_per_pixel(widest, scale, item)
+
+
+def estimated_bytes_per_pixel(widest: int, scale: int, item: int = 4) -> int:
+    """A few feature maps of the widest layer (`widest` channels) plus the upsampled tail."""
     return item * (6 * widest + 4 * 64 * scale * scale) + 16 * scale * scale
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from vidscale.errors import ModelError, UsageError
 from vidscale.models.loading import MODEL_SUFFIXES
+from vidscale.models.onnx_file import ONNX_SUFFIX
 from vidscale.scale import passes_needed
 
 CLASSIC = {
@@ -40,6 +41,7 @@ DENOISE_ALIASES = {
     "3": "3", "3x": "3", "denoise3x": "3",
 }
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+FILE_SUFFIXES = (*MODEL_SUFFIXES, ONNX_SUFFIX)  # weights to load, and ONNX graphs that run as they are
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def user_models() -> dict[str, ModelInfo]:
         return {}
     found = {}
     for path in sorted(folder.iterdir()):
-        if path.suffix.lower() in MODEL_SUFFIXES and path.suffix.lower() != ".bin":
+        if path.suffix.lower() in FILE_SUFFIXES and path.suffix.lower() != ".bin":
             found.setdefault(path.stem, ModelInfo(name=path.stem, kind="user", path=path))
     return found
 
@@ -121,7 +123,7 @@ def resolve(name: str) -> ModelInfo:
     if key in (users := user_models()):
         return users[key]
     path = Path(key).expanduser()
-    if path.suffix.lower() in MODEL_SUFFIXES or os.sep in key:
+    if path.suffix.lower() in FILE_SUFFIXES or os.sep in key:
         if not path.is_file():
             raise ModelError(f"{key}: model file not found")
         return ModelInfo(name=path.name, kind="file", path=path)

@@ -1,0 +1,180 @@
+"""ONNX model files that users bring: checked, then probed for what they do.
+
+An ONNX file is a graph of standard operators and its weights: nothing in it
+runs as Python, so it is safe to load. It is refused when its weights live in
+separate files (an external-data path could name any file on the disk), when
+onnxruntime has no kernel for one of its operators, or when it is not an RGB
+image-to-image network. The graph is taken to work as `vidscale models export`
+writes them and as most published SR exports do: NCHW RGB in [0, 1] in and
+out, float32 or float16. What the header does not say (the scale, the size
+multiple a U-Net needs) is found by running it on small inputs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vidscale.errors import ModelError, UsageError
+
+ONNX_SUFFIX = ".onnx"
+MAX_SCALE = 16
+_MAX_BYTES = 2**31 - 1  # protobuf's own limit for one message
+# Probe sizes: the first of these size multiples whose probe runs is the one the
+# graph needs (1: any size). Heights and widths differ, so a transposed result shows.
+_MULTIPLES = (1, 8, 16, 64)
+_PROBE_SIDE = 33
+_FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+
+
+def is_onnx(path: Path | None) -> bool:
+    return path is not None and path.suffix.lower() == ONNX_SUFFIX
+
+
+@dataclass(frozen=True)
+class OnnxModel:
+    """A checked ONNX file: its graph, how to feed it, and what it does."""
+
+    path: Path
+    graph: bytes
+    input: str
+    input_dtype: type[np.generic]
+    fixed_size: tuple[int, int] | None  # (height, width) when the graph takes only that size
+    fixed_batch: int | None  # frames per call when the graph fixes it (nearly always 1)
+    widest: int  # most output channels of any convolution, for the memory estimate
+    scale: int = 0
+    multiple_of: int = 1
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def onnxruntime_available() -> bool:
+    """Installed, without importing it (that takes a while)."""
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def read_onnx(path: Path) -> OnnxModel:
+    """The file's graph, checked: its input, output and weights (not yet its scale: `probe`)."""
+    onnx = _import("onnx")
+    if not path.is_file():
+        raise ModelError(f"{path}: model file not found")
+    if path.stat().st_size > _MAX_BYTES:
+        raise ModelError(f"{path}: over 2 GiB, more than one ONNX file can hold")
+    data = path.read_bytes()
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise ModelError(f"{path}: not a readable ONNX file ({_first_line(exc)})") from None
+    graph = model.graph
+    if any(_is_external(t) for t in graph.initializer):
+        raise ModelError(f"{path}: its weights are in separate files (external data), which "
+                         "vidscale does not read; save the model with its weights inside")
+    weights = {t.name for t in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in weights]
+    if len(inputs) != 1 or len(graph.output) != 1:
+        raise ModelError(f"{path}: expected one input and one output image, found "
+                         f"{len(inputs)} inputs and {len(graph.output)} outputs")
+    dims = _dims(inputs[0])
+    if len(dims) != 4 or dims[1] not in (3, None):
+        raise ModelError(f"{path}: the input is {_shape_text(dims)}, not an RGB image batch (N, 3, H, W)")
+    elem = inputs[0].type.tensor_type.elem_type
+    dtype = {onnx.TensorProto.FLOAT: np.float32, onnx.TensorProto.FLOAT16: np.float16}.get(elem)
+    if dtype is None:
+        raise ModelError(f"{path}: the input is {onnx.TensorProto.DataType.Name(elem).lower()}, "
+                         "not float32 or float16")
+    fixed = (dims[2], dims[3]) if dims[2] and dims[3] else None
+    widest = max((t.dims[0] for t in graph.initializer if len(t.dims) == 4), default=64)
+    return OnnxModel(path, data, inputs[0].name, dtype, fixed, dims[0], int(widest))
+
+
+def session(model: OnnxModel, threads: int) -> Any:
+    """An onnxruntime CPU session for the graph; operators it lacks are a ModelError."""
+    ort = _import("onnxruntime")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # its warnings are for the graph's author, not our user
+    options.add_session_config_entry("session.set_denormal_as_zero", "1")  # as TorchEngine flushes them
+    try:
+        return ort.InferenceSession(model.graph, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own exception types for bad graphs
+        raise ModelError(f"{model.path}: onnxruntime cannot run it ({_first_line(exc)})") from None
+
+
+def probe(model: OnnxModel, sess: Any) -> OnnxModel:
+    """`model` with its scale and size multiple, found by running it on small inputs."""
+    candidates = [(1, model.fixed_size)] if model.fixed_size else \
+        [(m, (_round_up(_PROBE_SIDE, m), _round_up(_PROBE_SIDE, m) + m)) for m in _MULTIPLES]
+    failure = "no output"
+    for multiple, (h, w) in candidates:
+        x = np.random.default_rng(0).random((model.fixed_batch or 1, 3, h, w)).astype(model.input_dtype)
+        try:
+            (y,) = sess.run(None, {model.input: x})
+        except Exception as exc:  # a size the graph cannot take: try the next multiple
+            failure = _first_line(exc)
+            continue
+        scale = _scale_of(model.path, x.shape, np.shape(y))
+        if not np.isfinite(np.asarray(y, np.float32)).all():
+            raise ModelError(f"{model.path}: gives non-finite numbers for an ordinary image")
+        return replace(model, scale=scale, multiple_of=multiple)
+    raise ModelError(f"{model.path}: did not run on a small RGB image ({failure})")
+
+
+def _scale_of(path: Path, shape_in: tuple[int, ...], shape_out: tuple[int, ...]) -> int:
+    n, _, h, w = shape_in
+    if len(shape_out) != 4 or shape_out[0] != n or shape_out[1] != 3:
+        raise ModelError(f"{path}: gives {_shape_text(list(shape_out))} for a {n}x3x{h}x{w} input, "
+                         "not an RGB image")
+    sh, sw = shape_out[2] / h, shape_out[3] / w
+    if sh != sw or sh != int(sh) or not 1 <= sh <= MAX_SCALE:
+        raise ModelError(f"{path}: turns {w}x{h} into {shape_out[3]}x{shape_out[2]}, "
+                         f"not a whole scale from 1 to {MAX_SCALE}")
+    return int(sh)
+
+
+def _dims(value_info: Any) -> list[int | None]:
+    """A value's shape; None for a named (dynamic) dimension."""
+    shape = value_info.type.tensor_type.shape
+    return [d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None for d in shape.dim]
+
+
+def _is_external(tensor: Any) -> bool:
+    return tensor.data_location == 1  # TensorProto.EXTERNAL
+
+
+def _shape_text(dims: list[int | None]) -> str:
+    return "(" + ", ".join("?" if d is None else str(d) for d in dims) + ")"
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return math.ceil(n / multiple) * multiple
+
+
+def _import(name: str) -> Any:
+    try:
+        return __import__(name)
+    except ImportError:
+        raise UsageError("ONNX model files need onnxruntime and onnx: pip install 'vidscale[cpu]'") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def checked(path: Path, threads: int = 1) -> OnnxModel:
+    """Read, open and probe a file: what `models import` and `models` need to know of it."""
+    model = read_onnx(path)
+    return probe(model, session(model, threads))
+
+
+def parameter_count(model: OnnxModel) -> int:
+    onnx = _import("onnx")
+    return sum(math.prod(t.dims) for t in onnx.load_model_from_string(model.graph).graph.initializer)
