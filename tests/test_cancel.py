@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -32,3 +33,53 @@ def test_cancel_stops_the_job_and_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(Cancelled):
         run_job(str(SAMPLES / "bunny.webm"), str(tmp_path / "out.mp4"), settings)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cancel_stops_a_tiled_picture_between_tiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large picture on the CPU is one frame of many tiles: a cancel ends it at the next tile."""
+    from vidscale.engine.torch_engine import TorchEngine
+    from vidscale.media.image import write_image
+    from tests.media import pattern
+
+    picture = tmp_path / "big.png"
+    write_image(picture, pattern(0, 192, 192))
+    tiles: list[int] = []
+    cancel = threading.Event()
+    plain = TorchEngine._infer
+
+    def counted(self: TorchEngine, x: object) -> object:
+        tiles.append(1)
+        if len(tiles) == 3:
+            cancel.set()
+        return plain(self, x)
+
+    monkeypatch.setattr(TorchEngine, "_infer", counted)
+    settings = JobSettings(scale=2, model="span-x2", backend="torch", tile=64, quiet=True)
+    run_job(str(picture), str(tmp_path / "whole.png"), settings)
+    assert len(tiles) == 25  # 5 x 5 tiles of 64 px, overlapping by 32
+    tiles.clear()
+    cancel.clear()
+    with pytest.raises(Cancelled):
+        run_job(str(picture), str(tmp_path / "out.png"), replace(settings, cancel=cancel))
+    assert len(tiles) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.png", "whole.png"]
+
+
+def test_between_tiles_is_called_before_each_tile_but_the_first() -> None:
+    import torch
+
+    from vidscale.engine.tiling import between_tiles, run_tiled
+
+    calls: list[str] = []
+
+    def infer(x: torch.Tensor) -> torch.Tensor:
+        calls.append("tile")
+        return x.repeat_interleave(2, -1).repeat_interleave(2, -2)
+
+    x = torch.rand(1, 3, 40, 40)
+    with between_tiles(lambda: calls.append("check")):
+        run_tiled(infer, x, 2, 24, 8)
+    assert calls == ["tile"] + ["check", "tile"] * 3
+    calls.clear()
+    run_tiled(infer, x, 2, 24, 8)  # outside the block: no checks
+    assert calls == ["tile"] * 4

@@ -10,6 +10,7 @@ import av
 import torch
 
 from vidscale.engine.staging import Pending, Stager
+from vidscale.engine.tiling import between_tiles
 from vidscale.errors import UsageError
 from vidscale.media.source import Frame, ImageSource, Source
 from vidscale.pipeline import run_pipeline
@@ -80,9 +81,10 @@ def run_pass(source: Source, upscaler: Upscaler, sizes: SizeRule, sink: Sink, se
         return _Started(stager.submit(transfer.planes(batch), compute), transfer)
 
     try:
-        run_pipeline(items if items is not None else source.items(carried), upscale,  # type: ignore[arg-type]
-                     sink.write, sink.write_packet, sink.close, batch=settings.batch,
-                     on_frame=progress.update, depth=stager.depth)
+        with between_tiles(progress.check):  # inference runs on this thread: a cancel stops mid-frame
+            run_pipeline(items if items is not None else source.items(carried), upscale,  # type: ignore[arg-type]
+                         sink.write, sink.write_packet, sink.close, batch=settings.batch,
+                         on_frame=progress.update, depth=stager.depth)
     except BaseException:
         sink.abort()
         raise

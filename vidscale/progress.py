@@ -34,13 +34,17 @@ class Progress:
         self.frame_times.extend([time.monotonic()] * n)
         if self.listener is not None:
             self.listener(self.done, self.total)
-        if self.cancel is not None and self.cancel.is_set():
-            raise Cancelled("cancelled")
+        self.check()
         if self._bar is not None:
             self._bar.update(n)
         elif not self.quiet and time.monotonic() - self._last_line >= PLAIN_INTERVAL_S:
             self._last_line = time.monotonic()
             log.info("%s: %s", self.label, self._status())
+
+    def check(self) -> None:
+        """Raise `Cancelled` once the caller's cancel event is set (between frames, and between tiles)."""
+        if self.cancel is not None and self.cancel.is_set():
+            raise Cancelled("cancelled")
 
     def _status(self) -> str:
         elapsed = time.monotonic() - self.started
