@@ -20,14 +20,15 @@ from vidscale.media.image import write_image  # noqa: E402
 from vidscale.web import choices  # noqa: E402
 from vidscale.web.jobs import free_name  # noqa: E402
 from vidscale.web.serve import bind_warning, running  # noqa: E402
+from vidscale.media.limits import PixelLimits  # noqa: E402
 from vidscale.web.uploads import Limits, display_name  # noqa: E402
-from tests.media import pattern  # noqa: E402
+from tests.media import VideoSpec, make_video, pattern  # noqa: E402
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, object, Path]]:
     out = tmp_path / "out"
-    with running(out, Limits(max_bytes=50_000, max_input_pixels=100 * 100)) as (url, app):
+    with running(out, Limits(max_bytes=50_000, pixels=PixelLimits(input=100 * 100))) as (url, app):
         yield url, app, out
 
 
@@ -51,9 +52,15 @@ def png_bytes(tmp_path: Path, height: int = 24, width: int = 32) -> bytes:
     return path.read_bytes()
 
 
+def kept(app: object, out: Path) -> list[str]:
+    """What the server keeps: files in the results folder, and its records and uploads."""
+    store = app.state.store  # type: ignore[attr-defined]
+    held = [f"{folder.name}/{p.name}" for folder in (store.jobs, store.uploads) for p in folder.iterdir()]
+    return sorted([p.name for p in out.iterdir() if p != store.dir] + held)
+
+
 def nothing_kept(app: object, out: Path) -> bool:
-    return (not app.state.jobs.jobs and not any((app.state.work_dir / "uploads").iterdir())  # type: ignore[attr-defined]
-            and not any(out.iterdir()))
+    return not app.state.jobs.jobs and not kept(app, out)  # type: ignore[attr-defined]
 
 
 def test_cross_origin_and_foreign_host_are_refused(server: tuple, tmp_path: Path) -> None:
@@ -93,7 +100,7 @@ def test_uploads_are_checked_like_cli_inputs(server: tuple, tmp_path: Path) -> N
     cases = [
         ("/api/jobs?name=notes.txt&choice=fast&scale=2", b"hello", 400, "not a picture or video type"),
         ("/api/jobs?name=fake.png&choice=fast&scale=2", b"not a png at all", 415, "fake.png"),
-        ("/api/jobs?name=a.png&choice=fast&scale=2", png_bytes(tmp_path, 120, 100), 400, "over the limit"),
+        ("/api/jobs?name=a.png&choice=fast&scale=2", png_bytes(tmp_path, 120, 100), 413, "above the limit"),
         ("/api/jobs?name=a.png&choice=fast&scale=9", png_bytes(tmp_path), 400, "between 1 and 8"),
         ("/api/jobs?name=a.png&choice=nope&scale=2", png_bytes(tmp_path), 400, "unknown model choice"),
         ("/api/jobs?name=a.png&choice=photo&scale=2&denoise=3", png_bytes(tmp_path), 400, "no denoise"),
@@ -126,6 +133,8 @@ def test_result_names_never_replace(tmp_path: Path) -> None:
     (tmp_path / "cat-x2.jpg").touch()
     (tmp_path / "cat-x2-2.jpg").touch()
     assert free_name(tmp_path, "cat.jpg", "x2", ".jpg") == tmp_path / "cat-x2-3.jpg"
+    (tmp_path / ".cat-x2-3.jpg.vidscale-job").mkdir()  # an unfinished video's segments: kept for that name
+    assert free_name(tmp_path, "cat.jpg", "x2", ".jpg", taken={"cat-x2-4.jpg"}) == tmp_path / "cat-x2-5.jpg"
     assert display_name("../../etc/pass wd?.png") == "pass wd_.png"
     assert display_name("C:\\Users\\x\\..") == "upload"
 
@@ -150,3 +159,85 @@ def test_cli_module_does_not_import_the_web_stack() -> None:
     names += [n.module or "" for n in top if isinstance(n, ast.ImportFrom)]
     assert names and not [m for m in names if m.split(".")[0] in ("starlette", "uvicorn")
                           or m.startswith("vidscale.web")]
+
+
+def cli_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """What `vidscale ARGS` says when it refuses them."""
+    capsys.readouterr()
+    assert main(list(args)) != 0
+    return capsys.readouterr().err.strip().removeprefix("vidscale: error: ")
+
+
+def test_pixel_limits_are_the_clis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--max-pixels IN,OUT as the CLI reads it; an upload over either limit is refused in the CLI's words."""
+    picture = tmp_path / "a.png"
+    picture.write_bytes(png_bytes(tmp_path, 100, 120))
+    limits = Limits(pixels=PixelLimits(10_000, 40_000))
+    with running(tmp_path / "out", limits) as (url, app):
+        status, reply = request(url, "POST", "/api/jobs?name=a.png&choice=fast&scale=2", picture.read_bytes())
+        too_big = cli_error(capsys, str(picture), str(tmp_path / "b.png"), "-m", "bicubic", "--scale", "2",
+                            "--max-pixels", "10000,40000")
+        assert (status, reply["error"]) == (413, too_big.replace(str(picture), "a.png"))
+        assert reply["error"] == ("a.png: 120x100 is 12000 pixels per frame, above the limit of 10000 pixels "
+                                  "(raise it with --max-pixels)")
+
+        small = png_bytes(tmp_path, 80, 100)  # 8000 pixels in; x3 is 72000 out
+        (tmp_path / "small.png").write_bytes(small)
+        status, reply = request(url, "POST", "/api/jobs?name=small.png&choice=fast&scale=3", small)
+        too_big = cli_error(capsys, str(tmp_path / "small.png"), str(tmp_path / "c.png"), "-m", "bicubic",
+                            "--scale", "3", "--max-pixels", "10000,40000")
+        assert (status, reply["error"]) == (413, too_big)
+        assert "output would be 300x240 (72000 pixels per frame), above the limit of 40000 pixels" in too_big
+        assert nothing_kept(app, tmp_path / "out")
+
+        # within both: the job runs with the server's limits in its settings
+        status, reply = request(url, "POST", "/api/jobs?name=small.png&choice=fast&scale=2", small)
+        assert status == 201
+        job = app.state.jobs.get(reply["id"])  # type: ignore[attr-defined]
+        assert job.settings.limits == PixelLimits(10_000, 40_000)
+        status, config = request(url, "GET", "/api/config")
+        assert config["limits"] == {"max_bytes": limits.max_bytes, "max_input_pixels": 10_000,
+                                    "max_output_pixels": 40_000}
+
+
+def test_a_video_is_checked_at_its_even_output_size(tmp_path: Path) -> None:
+    """Video frames are rounded down to even sizes, as the job rounds them: width 199 writes 198x198."""
+    clip = make_video(tmp_path / "odd.mp4", VideoSpec(width=100, height=100, frames=2, audio=None))
+    with running(tmp_path / "out", Limits(pixels=PixelLimits(10_000, 199 * 199 - 1))) as (url, app):
+        status, reply = request(url, "POST", "/api/jobs?name=odd.mp4&choice=fast&width=199",
+                                clip.read_bytes())
+        assert status == 201, reply  # 199x199 would be over; the job writes 198x198
+        app.state.jobs.cancel(reply["id"])  # type: ignore[attr-defined]
+
+
+def test_serve_takes_max_pixels_and_segment(monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    import vidscale.web.serve
+
+    seen: dict[str, object] = {}
+    monkeypatch.setattr(vidscale.web.serve, "serve", lambda *a, **kw: seen.update(kw))
+    assert main(["serve", "--max-pixels", "200M", "--segment", "12f"]) == 0
+    assert seen["limits"] == Limits(pixels=PixelLimits(200_000_000, 800_000_000)) and seen["segment"] == "12f"
+    assert main(["serve"]) == 0
+    assert seen["limits"] == Limits() and seen["segment"] is None
+    assert main(["serve", "--max-pixels", "lots"]) == 2
+    assert "--max-pixels lots: expected pixel counts such as 100M" in capsys.readouterr().err
+
+
+def test_a_picture_is_measured_from_its_header_before_ffmpeg_opens_it(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small PNG that claims 108 MP: refused from its header, as the CLI refuses it."""
+    import vidscale.web.uploads
+    from tests.test_hostile import png_bytes as claiming
+
+    def not_opened(*args: object) -> None:
+        raise AssertionError("FFmpeg opened a picture over the limit")
+
+    monkeypatch.setattr(vidscale.web.uploads, "probe_size", not_opened)
+    body = claiming(12_000, 9_000)
+    assert len(body) < 200_000
+    with running(tmp_path / "out") as (url, app):
+        status, reply = request(url, "POST", "/api/jobs?name=bomb.png&choice=fast&scale=2", body)
+        assert (status, reply["error"]) == (413, "bomb.png: 12000x9000 is 108 MP per frame, above the limit of "
+                                                 "100 MP (raise it with --max-pixels)")
+        assert nothing_kept(app, tmp_path / "out")

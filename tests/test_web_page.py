@@ -100,7 +100,10 @@ def start(browser: webdriver.Chrome, *files: Path) -> None:
 
 
 def leftovers(app: object, out: Path) -> list[str]:
-    return [p.name for p in out.iterdir()] + [p.name for p in (app.state.work_dir / "uploads").iterdir()]  # type: ignore[attr-defined]
+    """Files in the results folder, and the server's job records and uploads."""
+    store = app.state.store  # type: ignore[attr-defined]
+    return sorted([p.name for p in out.iterdir() if p != store.dir]
+                  + [p.name for folder in (store.jobs, store.uploads) for p in folder.iterdir()])
 
 
 def test_two_photos_at_2x_compare_and_zip(browser: webdriver.Chrome, downloads: Path, tmp_path: Path) -> None:
@@ -111,7 +114,7 @@ def test_two_photos_at_2x_compare_and_zip(browser: webdriver.Chrome, downloads: 
         open_page(browser, url)
         start(browser, a, b)
         wait_for(lambda: states(browser) == ["done", "done"], "both results")
-        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["garden-x2.png", "street-x2.jpg"]
+        assert leftovers(app, tmp_path / "out") == ["garden-x2.png", "street-x2.jpg"]
 
         # the newest result is in the before/after view, its two pictures loaded at the result's size
         stack = browser.find_element(By.ID, "stack")
@@ -168,7 +171,7 @@ def test_video_progress_arrives_as_events(browser: webdriver.Chrome, tmp_path: P
         with av.open(str(tmp_path / "out" / "clip-x2.mp4")) as container:
             frames = list(container.decode(video=0))
         assert len(frames) == 6 and (frames[0].width, frames[0].height) == (128, 96)
-        assert not leftovers(app, tmp_path / "out")[1:]  # only the result
+        assert leftovers(app, tmp_path / "out") == ["clip-x2.mp4"]  # only the result
 
 
 def test_cancelled_jobs_leave_nothing(browser: webdriver.Chrome, tmp_path: Path) -> None:
@@ -188,6 +191,20 @@ def test_cancelled_jobs_leave_nothing(browser: webdriver.Chrome, tmp_path: Path)
         cancel_row(browser, 0)
         wait_for(lambda: states(browser) == ["cancelled", "cancelled"], "the running job cancelled")
         assert leftovers(app, tmp_path / "out") == []
+
+
+def test_jobs_left_by_a_stopped_server_show_and_finish(browser: webdriver.Chrome, tmp_path: Path) -> None:
+    from tests.test_segments import KEYINT, make_clip
+    from tests.test_web_resume import FRAMES, stop_mid_video
+
+    out = tmp_path / "out"
+    stop_mid_video(make_clip(tmp_path / "clip.mp4", FRAMES), out)
+    with running(out) as (url, app):
+        open_page(browser, url)
+        wait_for(lambda: states(browser) == ["done"], "the resumed job")
+        details = browser.find_element(By.CSS_SELECTOR, "#queue tr .details").text
+        assert details == f"clip-x2.mp4 (128x96); {KEYINT} frames reused from before the restart"
+        assert leftovers(app, out) == ["clip-x2.mp4"]
 
 
 EVIL_PAGE = """<!doctype html><script>

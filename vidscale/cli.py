@@ -70,10 +70,16 @@ def _model_options(f):  # type: ignore[no-untyped-def]
     return f
 
 
+_max_pixels_option = click.option(
+    "--max-pixels", metavar="IN[,OUT]", help="Largest frame to read and to write, in pixels "
+    "(default 100M,400M; OUT defaults to 4 x IN); e.g. 300M or 300M,1.2G.")
+_SEGMENT_HELP = "segment length, in seconds (20, 20s) or frames (500f); 0: one segment."
+
+
 def _segment_options(f):  # type: ignore[no-untyped-def]
     """How a video file job is cut, resumed and spread (vidscale/segments/)."""
     f = click.option("--segment", metavar="LENGTH",
-                     help="Video: segment length, in seconds (20, 20s) or frames (500f); 0: one segment. "
+                     help=f"Video: {_SEGMENT_HELP} "
                      "Finished segments survive an interruption: rerun the same command to resume.")(f)
     f = click.option("--fresh", is_flag=True, help="Discard an unfinished earlier run's segments.")(f)
     f = click.option("--workers", type=click.IntRange(min=1),
@@ -115,8 +121,7 @@ def _segment_options(f):  # type: ignore[no-untyped-def]
               help="What transparency is flattened onto in outputs that keep none (JPEG, AVIF): "
               "a name or #RRGGBB.")
 @click.option("--preset", metavar="NAME|PATH", help="Settings from a preset (`vidscale presets`); flags win.")
-@click.option("--max-pixels", metavar="IN[,OUT]", help="Largest frame to read and to write, in pixels "
-              "(default 100M,400M; OUT defaults to 4 x IN); e.g. 300M or 300M,1.2G.")
+@_max_pixels_option
 @click.option("--overwrite", is_flag=True, help="Replace existing outputs.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
 @click.option("--verbose", "-v", is_flag=True, help="State the plan before starting; show details and tracebacks.")
@@ -246,15 +251,23 @@ def list_presets() -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default="vidscale-results",
               show_default=True, help="Folder the results are kept in.")
 @click.option("--allow-remote", is_flag=True, help="Allow a --host that other machines can reach (no login!).")
-def serve(host: str, port: int, open_browser: bool, out_dir: Path, allow_remote: bool) -> None:
+@_max_pixels_option
+@click.option("--segment", metavar="LENGTH", help=f"Video jobs: {_SEGMENT_HELP} Finished segments survive "
+              "a stop of the server: the next one on the same --out continues its unfinished jobs.")
+def serve(host: str, port: int, open_browser: bool, out_dir: Path, allow_remote: bool, max_pixels: str | None,
+          segment: str | None) -> None:
     """A local web page: drop pictures or a video, pick a size and model, compare, download."""
     try:  # the web extra is optional; imported here so that other commands never load it
         from vidscale.web.serve import serve as run_server
+        from vidscale.web.uploads import Limits
     except ImportError as exc:
         raise UsageError(f"vidscale serve needs the web extra: pip install 'vidscale[web]' ({exc})") from None
+    from vidscale.media.limits import DEFAULT_LIMITS, parse_max_pixels
 
     _setup_logging(quiet=False, verbose=False)
-    run_server(host, port, out_dir, open_browser, allow_remote, announce=lambda line: click.echo(line, err=True))
+    limits = Limits(pixels=parse_max_pixels(max_pixels) if max_pixels else DEFAULT_LIMITS)
+    run_server(host, port, out_dir, open_browser, allow_remote,
+               announce=lambda line: click.echo(line, err=True), limits=limits, segment=segment)
 
 
 @cli.group(invoke_without_command=True, epilog=_example("vidscale models",

@@ -31,9 +31,10 @@ if TYPE_CHECKING:
     from vidscale.job import JobSettings
 
 log = logging.getLogger("vidscale")
-# Settings that do not change the output: a resumed run may change them.
+# Settings that do not change the output: a resumed run may change them (--max-pixels refuses
+# frames; it changes none).
 _RUNTIME_ONLY = frozenset({"overwrite", "quiet", "on_progress", "cancel", "batch", "fresh", "workers", "ray",
-                           "recursive", "image_format", "quality"})
+                           "recursive", "image_format", "quality", "limits"})
 
 
 def run_segmented(source: VideoSource, output: Path, upscaler: Upscaler, settings: "JobSettings",

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import shutil
 import tempfile
+import time
 import zipfile
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import replace
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -30,26 +33,42 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from vidscale.errors import UsageError, VidscaleError
+from vidscale.segments.plan import SegmentLength
 from vidscale.web import choices, uploads
 from vidscale.web.events import Broadcaster
 from vidscale.web.guard import OriginGuard
 from vidscale.web.jobs import Job, JobQueue
+from vidscale.web.store import JobRequest, JobStore
 from vidscale.web.uploads import Limits, TooLarge
 
+log = logging.getLogger("vidscale")
 STATIC = Path(__file__).resolve().parent / "static"
 SCALES = (2, 3, 4)
 
 
 def create_app(out_dir: Path, limits: Limits = Limits(), extra_hosts: Iterable[str] = (),
-               any_ip: bool = False) -> Starlette:
-    """The app; results go to `out_dir`, uploads and previews to a private folder removed on shutdown."""
+               any_ip: bool = False, segment: str | None = None) -> Starlette:
+    """The app; results go to `out_dir`, with the unfinished jobs and their uploads in a hidden
+    folder there (`store.py`; the jobs a stopped server left are queued again); previews go to a
+    private folder removed on shutdown. `segment`: video jobs' segment length (JobSettings.segment)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if segment is not None:
+        SegmentLength.parse(segment)  # refused now, not in every job
+    store = JobStore(out_dir)
+    store.open()
     work = Path(tempfile.mkdtemp(prefix="vidscale-web-"))
-    (work / "uploads").mkdir()
     (work / "previews").mkdir()
     events = Broadcaster()
-    jobs = JobQueue(out_dir, work / "previews", events.publish)
+    jobs = JobQueue(out_dir, work / "previews", store, events.publish)
+    for left in store.load():
+        try:
+            jobs.submit(_job(left, store, limits, resumed=True))
+        except VidscaleError as exc:  # a record naming a choice or size this version refuses
+            log.warning("warning: %s: job %s skipped (%s)", store.jobs, left.id, exc)
+    if jobs.jobs:
+        log.info("vidscale: %d unfinished job%s from the last run queued again", len(jobs.jobs),
+                 "s" * (len(jobs.jobs) != 1))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -59,6 +78,10 @@ def create_app(out_dir: Path, limits: Limits = Limits(), extra_hosts: Iterable[s
         finally:
             events.close()
             await asyncio.to_thread(jobs.close)
+            if left := store.pending():
+                log.info("vidscale: %d unfinished job%s kept in %s; `vidscale serve --out %s` continues %s",
+                         left, "s" * (left != 1), store.dir, out_dir, "them" if left != 1 else "it")
+            store.close()
             shutil.rmtree(work, ignore_errors=True)
 
     async def index(request: Request) -> Response:
@@ -73,26 +96,28 @@ def create_app(out_dir: Path, limits: Limits = Limits(), extra_hosts: Iterable[s
         name = q.get("name", "")
         try:
             suffix = uploads.suffix_of(name)
-            video = uploads.is_video(suffix)
-            scale, width = _number(q.get("scale"), float), _number(q.get("width"), int)
-            choice = q.get("choice", "photo")
-            settings = choices.job_settings(choice, video, scale, width, q.get("denoise") or None)
+            asked = JobRequest(secrets.token_hex(6), uploads.display_name(name), suffix,
+                               q.get("choice", "photo"), _number(q.get("scale"), float),
+                               _number(q.get("width"), int), q.get("denoise") or None, segment, time.time())
+            job = _job(asked, store, limits)
         except VidscaleError as exc:
             return _error(400, exc)
-        job_id = secrets.token_hex(6)
-        upload = work / "uploads" / f"{job_id}{suffix}"
         declared = request.headers.get("content-length", "")
         try:
-            await uploads.receive(request.stream(), upload, limits, int(declared) if declared.isdigit() else None)
-            await asyncio.to_thread(uploads.check_frame_size, upload, name, limits, scale, width)
-        except TooLarge as exc:
-            return _error(413, exc)
+            await uploads.receive(request.stream(), job.upload, limits,
+                                  int(declared) if declared.isdigit() else None)
+            await asyncio.to_thread(uploads.check_frame_size, job.upload, name, limits, asked.scale,
+                                    asked.width, job.video)
         except VidscaleError as exc:
-            upload.unlink(missing_ok=True)
-            return _error(400 if isinstance(exc, UsageError) else 415, exc)
-        size_label = f"x{scale:g}" if scale is not None else f"w{width}"
-        job = Job(job_id, uploads.display_name(name), video, upload, settings, size_label, choice)
-        jobs.submit(job)
+            job.upload.unlink(missing_ok=True)
+            status = 413 if isinstance(exc, TooLarge) else 400 if isinstance(exc, UsageError) else 415
+            return _error(status, exc)
+        try:
+            await asyncio.to_thread(jobs.submit, job)
+        except OSError as exc:  # the record could not be written (a full disk...)
+            store.forget(asked)
+            return _error(507, VidscaleError(f"{name}: cannot keep the job in {store.dir}: "
+                                             f"{exc.strerror or exc}"))
         return JSONResponse(job.public(), status_code=201)
 
     def find(request: Request) -> Job:
@@ -150,11 +175,21 @@ def create_app(out_dir: Path, limits: Limits = Limits(), extra_hosts: Iterable[s
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={_NotFound: not_found},
                     middleware=[Middleware(OriginGuard, extra_hosts=extra_hosts, any_ip=any_ip)])
     app.state.jobs, app.state.events, app.state.work_dir, app.state.out_dir = jobs, events, work, out_dir
+    app.state.store = store
     return app
 
 
 class _NotFound(Exception):
     pass
+
+
+def _job(request: JobRequest, store: JobStore, limits: Limits, resumed: bool = False) -> Job:
+    """The job a request asks for: the choice's preset with the page's size and denoise level, the
+    server's pixel limits (the CLI's --max-pixels) and the segment length it was submitted with."""
+    video = uploads.is_video(request.suffix)
+    settings = choices.job_settings(request.choice, video, request.scale, request.width, request.denoise)
+    settings = replace(settings, limits=limits.pixels, segment=request.segment)
+    return Job(request, video, store.upload_path(request.id, request.suffix), settings, resumed=resumed)
 
 
 def _number(text: str | None, kind: type) -> float | int | None:

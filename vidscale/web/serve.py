@@ -57,20 +57,24 @@ class _Server(uvicorn.Server):
         self.should_exit = True
 
 
-def make_server(host: str, port: int, out_dir: Path, allow_remote: bool = False,
-                limits: Limits = Limits()) -> tuple[_Server, socket.socket, Starlette]:
+def make_server(host: str, port: int, out_dir: Path, allow_remote: bool = False, limits: Limits = Limits(),
+                segment: str | None = None) -> tuple[_Server, socket.socket, Starlette]:
     """A configured server, its bound socket (port 0: a free port, read back from the socket) and app."""
     wildcard = host in ("0.0.0.0", "::")
-    app = create_app(out_dir, limits, extra_hosts=() if wildcard or not allow_remote else (host,),
-                     any_ip=allow_remote and wildcard)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        # after the bind: the app takes the results folder and starts its unfinished jobs
+        app = create_app(out_dir, limits, extra_hosts=() if wildcard or not allow_remote else (host,),
+                         any_ip=allow_remote and wildcard, segment=segment)
     except OSError as exc:
         sock.close()
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    except BaseException:
+        sock.close()
+        raise
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=GRACEFUL_S, lifespan="on")
     return _Server(config, app), sock, app
 
@@ -82,10 +86,11 @@ def url_of(sock: socket.socket) -> str:
 
 
 def serve(host: str, port: int, out_dir: Path, open_browser: bool, allow_remote: bool,
-          announce: Callable[[str], None] = print) -> None:
+          announce: Callable[[str], None] = print, limits: Limits = Limits(),
+          segment: str | None = None) -> None:
     """Serve until Ctrl-C."""
     warning = bind_warning(host, allow_remote)
-    server, sock, _ = make_server(host, port, out_dir, allow_remote)
+    server, sock, _ = make_server(host, port, out_dir, allow_remote, limits, segment)
     url = url_of(sock)
     if warning:
         announce(f"vidscale: warning: {warning}")
@@ -96,9 +101,10 @@ def serve(host: str, port: int, out_dir: Path, open_browser: bool, allow_remote:
 
 
 @contextmanager
-def running(out_dir: Path, limits: Limits = Limits(), host: str = "127.0.0.1") -> Iterator[tuple[str, Starlette]]:
+def running(out_dir: Path, limits: Limits = Limits(), host: str = "127.0.0.1",
+            segment: str | None = None) -> Iterator[tuple[str, Starlette]]:
     """The server in a background thread, for tests and scripts: yields (url, app)."""
-    server, sock, app = make_server(host, 0, out_dir, limits=limits)
+    server, sock, app = make_server(host, 0, out_dir, limits=limits, segment=segment)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

@@ -1,15 +1,17 @@
 """Uploads: what the page accepts, how big, and the checks before a job is queued.
 
 A file is streamed to disk under a name of our own choosing (never the client's),
-counted as it arrives, and refused once it passes the byte limit; then its first
-video stream is probed for the frame size, which must be within the pixel limits
-before and after upscaling. The formats are those the CLI reads.
+counted as it arrives, and refused once it passes the byte limit (the page's own:
+the CLI reads files already on disk). Then its frame size is read from the headers
+(a picture's by Pillow, as the CLI reads it, else the first video stream's by
+FFmpeg) and checked with the CLI's pixel limits (`--max-pixels`) before and after
+upscaling, in the CLI's words. The formats are those the CLI reads.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +21,7 @@ import av.error
 from vidscale.encoding import VIDEO_SUFFIXES
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.media.image import IMAGE_SUFFIXES
+from vidscale.media.limits import DEFAULT_LIMITS, PixelLimits, header_size
 from vidscale.scale import output_size
 
 PICTURE_SUFFIXES = (*IMAGE_SUFFIXES, ".gif")
@@ -26,18 +29,17 @@ ACCEPTED_SUFFIXES = (*PICTURE_SUFFIXES, *VIDEO_SUFFIXES)
 
 
 class TooLarge(VidscaleError):
-    """An upload over the byte limit (HTTP 413)."""
+    """An upload over the byte limit, or frames over the pixel limits (HTTP 413)."""
 
 
 @dataclass(frozen=True)
 class Limits:
     max_bytes: int = 4 * 1024**3  # a few minutes of high-bitrate 1080p
-    max_input_pixels: int = 8192 * 8192  # per frame
-    max_output_pixels: int = 16384 * 16384  # per frame, after upscaling
+    pixels: PixelLimits = DEFAULT_LIMITS  # per frame, before and after upscaling: the CLI's --max-pixels
 
     def public(self) -> dict[str, int]:
-        return {"max_bytes": self.max_bytes, "max_input_pixels": self.max_input_pixels,
-                "max_output_pixels": self.max_output_pixels}
+        return {"max_bytes": self.max_bytes, "max_input_pixels": self.pixels.input,
+                "max_output_pixels": self.pixels.output}
 
 
 def display_name(name: str) -> str:
@@ -80,15 +82,26 @@ async def receive(chunks: AsyncIterator[bytes], target: Path, limits: Limits, de
     return written
 
 
-def check_frame_size(path: Path, name: str, limits: Limits, scale: float | None, width: int | None) -> None:
-    """Refuse a file with no picture in it, or one whose frames are too big before or after upscaling."""
+def check_frame_size(path: Path, name: str, limits: Limits, scale: float | None, width: int | None,
+                     video: bool) -> None:
+    """Refuse a file with no picture in it, or one whose frames are too big before or after upscaling
+    (video sizes are rounded down to even numbers, as the job rounds them)."""
+    size = None if video else header_size(path)  # before FFmpeg: a small file can claim a huge picture
+    if size is not None:
+        _within(limits.pixels.check_input, name, *size)
     height, frame_width = probe_size(path, name)
-    if height * frame_width > limits.max_input_pixels:
-        raise UsageError(f"{name}: {frame_width}x{height} is over the limit of {limits.max_input_pixels:,} pixels")
+    _within(limits.pixels.check_input, name, frame_width, height)
     out_h, out_w = output_size(height, frame_width, scale, width)
-    if out_h * out_w > limits.max_output_pixels:
-        raise UsageError(f"{name}: the result would be {out_w}x{out_h}, over the limit of "
-                         f"{limits.max_output_pixels:,} pixels")
+    if video:
+        out_h, out_w = max(2, out_h - out_h % 2), max(2, out_w - out_w % 2)
+    _within(limits.pixels.check_output, out_w, out_h)
+
+
+def _within(check: Callable[..., None], *args: object) -> None:
+    try:
+        check(*args)
+    except VidscaleError as exc:
+        raise TooLarge(str(exc)) from None
 
 
 def probe_size(path: Path, name: str) -> tuple[int, int]:

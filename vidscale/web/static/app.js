@@ -65,7 +65,10 @@ async function start() {
     try {
       const response = await fetch(`/api/jobs?${jobQuery(file)}`, {
         method: "POST", body: file, headers: { "content-type": "application/octet-stream" } });
-      if (!response.ok) problems.push(`${file.name}: ${(await response.json()).error}`);
+      if (!response.ok) {
+        const error = (await response.json()).error;  // most errors name the file already
+        problems.push(error.startsWith(`${file.name}: `) ? error : `${file.name}: ${error}`);
+      }
     } catch (err) {
       problems.push(`${file.name}: the server refused the upload (${err.message})`);
     }
@@ -93,11 +96,13 @@ function listen() {
 
 function details(job) {
   if (job.state === "failed") return job.error;
-  if (job.state === "done") return `${job.result} (${job.width}x${job.height})`;
-  if (job.state !== "running" || !job.total) return "";
+  const reused = job.reused ? `; ${job.reused} frames reused from before the restart` : "";
+  if (job.state === "done") return `${job.result} (${job.width}x${job.height})${reused}`;
+  const resumed = job.resumed ? "resumed after a restart" : "";
+  if (job.state !== "running" || !job.total) return resumed;
   let text = `${job.done}/${job.total} ${job.video ? "frames" : "pictures"}`;
   if (job.video && job.fps) text += `, ${job.fps.toFixed(2)} fps, ETA ${formatSeconds(job.eta_s)}`;
-  return text;
+  return resumed ? `${resumed}; ${text}` : text;
 }
 
 function formatSeconds(s) {
