@@ -28,10 +28,13 @@ FAST = ["-m", "bicubic", "--scale", "2", "--crf", "0"]  # lossless: frames compa
 
 
 def make_clip(path: Path, frames: int = 60, size: tuple[int, int] = (64, 48), pts: list[int] | None = None,
-              time_base: Fraction = Fraction(1, 90000), subtitles: bool = False) -> Path:
-    """H.264 with B-frames and a keyframe every KEYINT frames, AAC audio, optional SRT."""
+              time_base: Fraction = Fraction(1, 90000), subtitles: bool = False,
+              chapters: list[dict] | None = None) -> Path:
+    """H.264 with B-frames and a keyframe every KEYINT frames, AAC audio, optional SRT and chapters."""
     width, height = size
     with av.open(str(path), "w") as out:
+        if chapters:
+            out.set_chapters(chapters)
         v = out.add_stream("libx264", rate=24)
         v.width, v.height, v.pix_fmt = width, height, "yuv420p"
         v.time_base = v.codec_context.time_base = time_base

@@ -26,7 +26,8 @@ def upscale(
     scale: float | None = None, width: int | None = None, height: int | None = None,
     model: str | None = None, denoise: str | None = None, backend: str | None = None,
     device: str | None = None, tile: int | None = None, precision: str | None = None,
-    batch: int | None = None, frames: int | None = None, device_color: bool | None = None,
+    batch: int | None = None, frames: int | None = None, start: str | float | None = None,
+    device_color: bool | None = None,
     temporal: float | bool | None = None, recursive: bool = False, format: str | None = None,
     fps: float | Fraction | str | None = None, codec: str | None = None, crf: float | None = None,
     encoder_preset: str | None = None, pix_fmt: str | None = None,
@@ -38,7 +39,8 @@ def upscale(
 
     The keywords are the CLI's options (`--encoder-preset` is `encoder_preset`,
     `--encoder-opt` takes a dict or KEY=VALUE strings); a `preset` fills what
-    is not given. `on_progress(done, total)` is called after each frame is
+    is not given. `start` is `--start`: seconds as a number, or the CLI's text
+    ("1:23.5", "200f"). `on_progress(done, total)` is called after each frame is
     written (`total` is None when unknown); setting `cancel` stops the job,
     raises `vidscale.Cancelled` and leaves no output. Bad input raises
     `vidscale.VidscaleError`, impossible settings `vidscale.UsageError`.

@@ -90,6 +90,7 @@ def _segment_options(f):  # type: ignore[no-untyped-def]
 
 
 @cli.command(epilog=_example("vidscale in.mp4 out.mp4 --scale 2 --crf 16",
+                             "vidscale in.mp4 part.mp4 --start 1:23.5 --frames 240",
                              "vidscale photos/ big/ --scale 4 -r --format jpg",
                              "vidscale \"frames/%04d.png\" out.mp4 --fps 25 -m span-x2"))
 @click.argument("source")
@@ -100,6 +101,9 @@ def _segment_options(f):  # type: ignore[no-untyped-def]
 @_model_options
 @click.option("--batch", type=options.BATCH, default=1, show_default=True, help="Frames per inference batch.")
 @click.option("--frames", type=options.FRAMES, help="Only the first N frames (video, animation) or files (numbered sequence, glob, folder).")
+@click.option("--start", metavar="TIME|FRAME", help="Begin at a time from the first frame (83.5, 83.5s, 1:23.5, "
+              "00:01:23.500) or a frame number (200f, from 0); the output's times start at 0 and the audio, "
+              "subtitles and chapters follow. Sequences skip that many files; with --frames N, N frames from there.")
 @click.option("--device-color/--host-color", default=None,
               help="Video YUV<->RGB on the inference device, or in swscale on the CPU (default: device on CUDA).")
 # flag_value is temporal.DEFAULT_STRENGTH (tested), written out so that --help needs no torch import

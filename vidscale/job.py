@@ -17,6 +17,8 @@ from vidscale.media.image import read_picture
 from vidscale.media.limits import DEFAULT_LIMITS, PixelLimits
 from vidscale.media.sinks import FolderSink, ImageFileSink, PatternSink, VideoSink, output_kind
 from vidscale.media.source import ImageSource, Source, VideoSource, open_source
+from vidscale.media.window import past_end
+from vidscale.options import Position, parse_time_or_frames
 from vidscale.passes import SizeRule, Sink, run_pass, temporal_on
 from vidscale.progress import Progress
 from vidscale.scale import MAX_SCALE
@@ -48,6 +50,7 @@ class JobSettings:
     temporal: float | bool | None = None  # strength of the anti-flicker pass; None/False: off
     device_color: bool | None = None  # video YUV<->RGB on the inference device; None: on CUDA only
     max_frames: int | None = None  # video: stop after this many frames
+    start: Position | None = None  # video: begin at this time or frame (output times then start at 0)
     overwrite: bool = False
     quiet: bool = False
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
@@ -99,10 +102,11 @@ def run_job(source_spec: str, output_spec: str, settings: JobSettings) -> Summar
     if settings.scale is not None and (settings.width or settings.height):
         raise UsageError("give either --scale or --width/--height, not both")
     source = open_source(source_spec, settings.recursive, settings.encoder.fps, settings.limits)
-    if isinstance(source, (VideoSource, AnimatedSource)):
-        source.limit = settings.max_frames
-    elif settings.max_frames:  # numbered frames, globs and folders: the first N files
-        source.paths = source.paths[:settings.max_frames]
+    try:
+        _window(source, source_spec, settings)
+    except BaseException:
+        source.close()
+        raise
     try:
         upscaler = Upscaler(settings.model, settings.device, tile=settings.tile, precision=settings.precision,
                             backend=settings.backend, denoise=settings.denoise, purpose=purpose_of(source))
@@ -114,6 +118,43 @@ def run_job(source_spec: str, output_spec: str, settings: JobSettings) -> Summar
         return _run(source, Path(output_spec), kind, upscaler, settings)
     finally:
         source.close()
+
+
+def _window(source: Source, spec: str, settings: JobSettings) -> None:
+    """Apply --start and --frames to the source: a clip's frames, or a sequence's files."""
+    start = settings.start
+    if isinstance(source, (VideoSource, AnimatedSource)):
+        source.limit, source.start = settings.max_frames, start
+        if start is not None:
+            _check_start(source, start)
+        return
+    if start is not None:
+        source.paths = source.paths[_files_before(source, spec, start):]
+    if settings.max_frames:  # numbered frames, globs and folders: the first N files
+        source.paths = source.paths[:settings.max_frames]
+
+
+def _files_before(source: ImageSource, spec: str, start: Position) -> int:
+    """How many files of a sequence --start skips: a count, or a time at the sequence's --fps."""
+    if len(source.paths) == 1 and source.root is None and Path(spec).is_file():
+        raise UsageError(f"--start: {spec} is a single picture; it applies to video, animations and sequences")
+    if start.frame is None and source.root is not None:
+        raise UsageError(f"--start {start.text()}: a folder of pictures has no clock; give a count of files "
+                         "to skip (--start 10f)")
+    skip = start.frame_at(source.fps)
+    if skip >= len(source.paths):
+        raise past_end(start, Path(spec), len(source.paths), unit="file")
+    return skip
+
+
+def _check_start(source: VideoSource | AnimatedSource, start: Position) -> None:
+    """A start that the header already puts past the end is refused before a model loads; the
+    exact check comes when the frames' timestamps are read."""
+    frames, seconds = source.info.frames, _seconds(source)
+    if start.frame is not None and frames and start.frame >= frames:
+        raise past_end(start, source.path, frames)
+    if start.seconds is not None and seconds and start.seconds >= seconds:
+        raise UsageError(f"--start {start.text()}: past the end of {source.path} ({seconds:.3f}s long)")
 
 
 def _state_plan(source: Source, output: Path, kind: str, upscaler: Upscaler,
@@ -185,7 +226,7 @@ def _warn_if_short(source: Source, written: int) -> None:
     if not isinstance(source, (VideoSource, AnimatedSource)):
         return
     expected = _frame_estimate(source)
-    exact = bool(source.info.frames)  # a count from the header, not from duration x rate
+    exact = bool(source.info.frames) and source.start is None  # a count from the header, not from duration x rate
     short = expected is not None and written < (expected if exact else expected - max(1, expected // 100))
     damage = getattr(source, "damage", None)
     if short or damage:
@@ -250,15 +291,26 @@ def _input_paths(source: Source) -> list[Path]:
 def _frame_estimate(source: Source) -> int | None:
     if isinstance(source, ImageSource):
         return len(source.paths)
-    info = source.info
-    if info.frames:
-        return min(info.frames, source.limit or info.frames)
+    info, start = source.info, source.start
+    seconds = _seconds(source)
+    total = info.frames or (round(seconds * float(info.rate)) if seconds and info.rate else None)
+    if total and start is not None:  # about: the exact frame is found when the job reads the clip
+        skipped = start.frame if start.frame is not None else round(start.seconds * (info.rate or 0))
+        total = max(1, total - skipped)
+    return min(total, source.limit) if total and source.limit else total or source.limit
+
+
+def _seconds(source: VideoSource | AnimatedSource) -> float:
+    """The clip's length from its header (0: unknown)."""
     if source.stream.duration:
-        seconds = float(source.stream.duration * info.time_base)
-    else:  # some containers (webm) only know the whole file's duration
-        seconds = (source.container.duration or 0) / 1_000_000
-    estimate = round(seconds * float(info.rate)) if seconds and info.rate else None
-    return min(estimate, source.limit) if estimate and source.limit else estimate or source.limit
+        return float(source.stream.duration * source.info.time_base)
+    tag = source.stream.metadata.get("DURATION")  # Matroska's per-track tag (00:00:02.500000000)
+    if tag:
+        try:
+            return float(parse_time_or_frames(tag, "DURATION")[0] or 0)
+        except UsageError:
+            pass
+    return (source.container.duration or 0) / 1_000_000  # else the whole file's (subtitles included)
 
 
 def _check_folder(folder: Path, source: Source) -> None:

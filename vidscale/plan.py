@@ -36,7 +36,7 @@ def describe(source: Source, output: Path, kind: str, upscaler: Upscaler, settin
     """The plan, one aspect per line."""
     out_h, out_w = sizes(*first)
     factor = max(out_h / first[0], out_w / first[1])
-    rows = [("input", _input(source, first, count)),
+    rows = [("input", _input(source, first, count)), *_start(source, settings),
             ("output", f"{output} ({kind}), {out_w}x{out_h} from {first[1]}x{first[0]} (x{factor:.3g})"),
             ("models", _models(upscaler, factor, (out_w, out_h))),
             ("engine", _engine(upscaler, factor, settings, first)),
@@ -56,6 +56,21 @@ def _input(source: Source, first: tuple[int, int], count: int | None) -> str:
     if len(source.paths) > 1:
         return f"{len(source.paths)} numbered frames from {source.paths[0]} ({first[1]}x{first[0]})"
     return f"{source.paths[0]}: picture {first[1]}x{first[0]}"
+
+
+def _start(source: Source, settings: "JobSettings") -> list[tuple[str, str]]:
+    start = settings.start
+    if start is None:
+        return []
+    if isinstance(source, ImageSource):
+        fps = settings.encoder.fps
+        skip = start.frame_at(fps)
+        why = "" if start.frame is not None else f" ({float(start.seconds):g}s at {float(fps):g} fps)"  # type: ignore[arg-type]
+        return [("start", f"the first {skip} file{'s' * (skip != 1)} of the sequence skipped{why}")]
+    at = f"frame {start.frame} (counted from 0)" if start.frame is not None else f"{float(start.seconds):g}s"  # type: ignore[arg-type]
+    how = "the first frame at or after it, " if start.seconds is not None else ""
+    follow = "; audio, subtitles and chapters cut and moved with it" if isinstance(source, VideoSource) else ""
+    return [("start", f"at {at}: {how}decoded from the keyframe before; output times start at 0{follow}")]
 
 
 def _models(upscaler: Upscaler, factor: float, size: tuple[int, int]) -> str:

@@ -33,6 +33,8 @@ from vidscale.media.color import for_rgb_source
 from vidscale.media.image import DEFAULT_WEBP_QUALITY
 from vidscale.media.limits import DEFAULT_LIMITS, PixelLimits, header_size
 from vidscale.media.source import Frame, VideoInfo
+from vidscale.media.window import StartGate
+from vidscale.options import Position
 
 Warn = Callable[[str], None]
 
@@ -202,6 +204,7 @@ class AnimatedSource:
     def __init__(self, path: Path, limits: PixelLimits = DEFAULT_LIMITS):
         self.path = path
         self.limit: int | None = None  # stop after this many frames, as VideoSource
+        self.start: Position | None = None  # begin at this frame or time; times then start at 0
         size = header_size(path)  # a GIF's logical screen: FFmpeg allocates it for every frame
         if size is not None:
             limits.check_input(path, *size)
@@ -243,19 +246,25 @@ class AnimatedSource:
 
     def items(self, extra: Sequence[av.stream.Stream] = ()) -> Iterator[Frame]:
         index, clock = 0, 0  # clock: pts for frames that come without one
+        gate, origin = StartGate(self.start, self.info.rate), 0  # origin: the first kept frame's pts
         try:
             for frame in self.container.decode(self.stream):
                 tb = frame.time_base or self.info.time_base
                 pts = frame.pts if frame.pts is not None else clock
                 duration = frame.duration or None
                 clock = pts + (duration or 1)
-                yield AnimatedFrame(self._pixels(frame), index, pts, Fraction(tb), duration=duration,
+                if not gate.passes(pts, tb):
+                    continue
+                origin = pts if index == 0 and self.start is not None else origin
+                yield AnimatedFrame(self._pixels(frame), index, pts - origin, Fraction(tb), duration=duration,
                                     source_suffix=self.path.suffix.lower())
                 index += 1
                 if index == self.limit:
                     return
         except av.error.FFmpegError as exc:
-            raise VidscaleError(f"{self.path}: cannot decode frame {index} ({_reason(exc)})") from None
+            raise VidscaleError(f"{self.path}: cannot decode frame {gate.seen} ({_reason(exc)})") from None
+        if index == 0 and not gate.open:
+            raise gate.past_end(self.path)
         if index == 0:
             raise VidscaleError(f"{self.path}: no decodable frames")
 

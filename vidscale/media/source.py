@@ -22,6 +22,8 @@ from vidscale.media.limits import DEFAULT_LIMITS, PixelLimits
 from vidscale.media.names import ffmpeg_url
 from vidscale.media.photo_meta import PhotoMeta
 from vidscale.media.sequence import folder_images, is_pattern, pattern_images
+from vidscale.media.window import StartGate, first_index, scan
+from vidscale.options import Position
 
 
 @dataclass
@@ -80,6 +82,7 @@ class VideoSource:
             raise _fail(path, "not a readable media file", exc) from None
         self.stream = self._main_video_stream()
         self.limit: int | None = None  # stop after this many frames
+        self.start: Position | None = None  # begin at this frame or time (--start)
         self.damage: str | None = None  # why decoding skipped or stopped early, if it did
         self.yuv_planes = False  # frames as the decoder's YUV planes (`YuvImage`) where supported
         ctx = self.stream.codec_context
@@ -125,12 +128,18 @@ class VideoSource:
         return videos[0]
 
     def items(self, extra: Sequence[av.stream.Stream] = ()) -> Iterator[Frame | av.Packet]:
-        """Decoded frames of the main stream, and packets of `extra` streams, in file order.
+        """Decoded frames of the main stream, and packets of `extra` streams, in file order;
+        from `start` on (then without `extra` packets: they are cut apart, see `window.Cut`).
 
         Damage after the first frame does not stop the job: a packet that does
         not decode is skipped and a container that cannot be read further ends
         the stream; `damage` keeps the first reason, for the job's warning.
         """
+        found = self._find_start() if self.start is not None else None
+        if found is not None and found[0] > 0:
+            yield from self.window(found[1], found[2])
+            return
+        gate = StartGate(self.start if found is None else None, self.info.rate)  # None: found at frame 0
         converter = RgbConverter()
         index = 0
         try:
@@ -140,17 +149,37 @@ class VideoSource:
                         yield packet
                     continue
                 for frame in self._decode(packet, index):
+                    if not gate.passes(frame.pts, frame.time_base):
+                        continue
                     yield self._frame(frame, index, converter)
                     index += 1
                     if index == self.limit:
                         return
         except av.error.FFmpegError as exc:
-            if index == 0:
+            if index == 0 and gate.open:
                 raise _fail(self.path, f"cannot decode frame {index}", exc) from None
             self.damage = self.damage or f"unreadable after frame {index}: {_why(exc)}"
+        if index == 0 and not gate.open:
+            raise gate.past_end(self.path)
         if index == 0:
             why = f" ({self.damage})" if self.damage else ""
             raise VidscaleError(f"{self.path}: no decodable video frames{why}")
+
+    def _find_start(self) -> tuple[int, int, int | None] | None:
+        """(index, pts) of the first frame `start` keeps and the pts after the `limit`th from it,
+        from a scan of the packets; None when their timestamps cannot be used (the start is
+        then reached by decoding)."""
+        assert self.start is not None
+        try:
+            with av.open(ffmpeg_url(self.path)) as probe:
+                pts, _ = scan(probe, probe.streams[self.stream.index])
+        except (av.error.FFmpegError, OSError):
+            return None
+        if not pts:
+            return None
+        first = first_index(pts, self.info.time_base, self.start, self.path)
+        last = first + self.limit if self.limit is not None else len(pts)
+        return first, pts[first], pts[last] if last < len(pts) else None
 
     def _decode(self, packet: av.Packet, index: int) -> list[av.VideoFrame]:
         try:

@@ -5,7 +5,8 @@ otherwise transcoded (Opus for WebM, AAC elsewhere). Text subtitles are copied,
 or rewritten as the plain-text format the container takes (SubRip, mov_text or
 WebVTT). Bitmap subtitles, attachments (fonts), cover art and data streams are
 copied where the container takes them. Container and stream metadata,
-dispositions and chapters are kept. Whatever cannot be carried is named in a
+dispositions and chapters are kept; a job's `--start`/`--frames` cuts them as it
+cuts the video (`window.Cut`). Whatever cannot be carried is named in a
 warning and dropped; nothing here raises for an odd stream.
 """
 
@@ -23,6 +24,7 @@ import av.error
 import av.stream
 
 from vidscale.media.names import local_path
+from vidscale.media.window import Cut
 
 Warn = Callable[[str], None]
 
@@ -69,7 +71,8 @@ class StreamCopier:
     Create it after adding the re-encoded video stream to `dst` and before
     muxing any packet: it adds the output streams, container metadata,
     chapters and attachments, which FFmpeg writes with the file header.
-    `skip` holds the input stream indexes handled elsewhere. Then pass every
+    `skip` holds the input stream indexes handled elsewhere; with `cut`, only
+packets and chapters within it are kept, their times moved with it. Then pass every
     demuxed packet for which `wants()` is true to `write()`, and call
     `finish()` before closing `dst`.
     """
@@ -80,12 +83,16 @@ class StreamCopier:
         dst: av.container.OutputContainer,
         skip: Collection[int],
         warn: Warn,
+        cut: Cut | None = None,
     ) -> None:
         self._src = src
         self._dst = dst
         self._warn = warn
         self._routes: dict[int, _Route] = {}
-        _copy_container_info(src, dst)
+        self._cut = cut
+        # MP4/MOV store times below 0 (an edit list): audio that begins before a cut stays
+        self._early = bool(dst.format.flags & av.format.Flags.ts_negative.value)
+        _copy_container_info(src, dst, cut)
         for stream in src.streams:
             # Discarded by the demuxer: the text track behind MP4 chapters.
             if stream.index in skip or stream.discard == av.stream.Discard.all:
@@ -111,6 +118,8 @@ class StreamCopier:
         """
         route = self._route_of(packet)
         if route is None or (packet.size == 0 and packet.dts is None):
+            return
+        if self._cut is not None and not self._cut.place(packet, route.src.type, self._early):
             return
         route.write(packet)
 
@@ -495,10 +504,12 @@ def _ass_text(event: str) -> str:
 
 
 def _copy_container_info(src: av.container.InputContainer,
-                         dst: av.container.OutputContainer) -> None:
+                         dst: av.container.OutputContainer, cut: Cut | None) -> None:
     for key, value in _kept_metadata(src.metadata).items():
         dst.metadata.setdefault(key, value)  # what the caller set wins
     chapters = src.chapters()
+    if cut is not None:
+        chapters = cut.chapters(chapters)
     if chapters:
         dst.set_chapters(chapters)
 

@@ -3,7 +3,9 @@ stream of the source, into the output file."""
 
 from __future__ import annotations
 
+import contextlib
 import heapq
+import math
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -14,11 +16,17 @@ from vidscale.errors import VidscaleError
 from vidscale.media.names import ffmpeg_url
 from vidscale.media.sinks import MUXERS, Warn, copy_video_stream_tags
 from vidscale.media.streams import StreamCopier
+from vidscale.media.window import Cut
+
+# Carried packets are read from this long before a cut's start (a subtitle that shows
+# across it sits where it begins) to this long after its end.
+_READ_MARGIN = Fraction(30)
 
 
-def assemble(source: Path, segments: list[Path], output: Path, warn: Warn) -> int:
+def assemble(source: Path, segments: list[Path], output: Path, warn: Warn, cut: Cut | None = None) -> int:
     """Write `output` (a temporary path of the right suffix) from the segment files, in
-    order, and the source's other streams; returns the number of video packets."""
+    order, and the source's other streams (within `cut`, and moved with it as the video
+    is); returns the number of video packets."""
     with av.open(ffmpeg_url(source)) as src:
         video_in = next(s for s in src.streams.video if not s.disposition & av.stream.Disposition.attached_pic)
         first = av.open(ffmpeg_url(segments[0]))
@@ -33,11 +41,13 @@ def assemble(source: Path, segments: list[Path], output: Path, warn: Warn) -> in
                 if first.streams.video[0].metadata.get("alpha_mode") == "1":
                     # VP9 alpha (Matroska side data): the muxer marks the track from the format
                     video.codec_context.pix_fmt = "yuva420p"
-                copier = StreamCopier(src, out, skip={video_in.index}, warn=warn)
+                copier = StreamCopier(src, out, skip={video_in.index}, warn=warn, cut=cut)
                 packets = _SegmentPackets(segments, first, video)
-                others = src.demux(*copier.streams_in) if copier.streams_in else iter(())
+                others = _carried(src, copier.streams_in, cut or Cut()) if copier.streams_in else iter(())
                 for packet in heapq.merge(packets, others, key=_when):
                     if packet.stream is video:
+                        if cut is not None and cut.start:
+                            _move_back(packet, cut.start)
                         out.mux(packet)
                     else:
                         copier.write(packet)
@@ -90,6 +100,27 @@ class _SegmentPackets:
                 raise VidscaleError(f"{path.name}: the segments' timestamps cannot be joined in this "
                                     "time base (use --segment 0)")
         self._last_dts = packet.dts
+
+
+def _carried(src: av.container.InputContainer, streams: list[av.stream.Stream], cut: Cut) -> Iterator[av.Packet]:
+    """The carried streams' packets, read from a little before the cut's start to a little
+    after its end (a file interleaves its streams by time, within seconds)."""
+    if cut.start:
+        with contextlib.suppress(av.error.FFmpegError):  # not seekable: read from the start
+            src.seek(max(0, math.floor((cut.start - _READ_MARGIN) * 1_000_000)))  # to a keyframe before
+    for packet in src.demux(*streams):
+        ts = packet.dts if packet.dts is not None else packet.pts
+        if cut.end is not None and ts is not None and packet.time_base and ts * packet.time_base > cut.end + \
+                _READ_MARGIN:
+            return
+        yield packet
+
+
+def _move_back(packet: av.Packet, start: Fraction) -> None:
+    """A video packet onto the output's clock: the first output frame at 0."""
+    shift = round(start / packet.time_base)
+    packet.pts = packet.pts - shift if packet.pts is not None else None
+    packet.dts = packet.dts - shift if packet.dts is not None else None
 
 
 def _when(packet: av.Packet) -> Fraction:

@@ -72,8 +72,9 @@ def encode_segment(job: SegmentJob, segment: Segment, upscaler: Upscaler, progre
     source = VideoSource(job.source, job.settings.limits)
     try:
         settings = job.settings
-        if len(job.plan.segments) == 1:
+        if len(job.plan.segments) == 1 and segment.first_frame == 0:  # the clip from its first frame
             source.limit = settings.max_frames
+            source.start = None if job.plan.scanned else settings.start  # unscanned: decoded up to it
             items = source.items()
         else:
             items = source.window(segment.start, segment.end, segment.first_frame,

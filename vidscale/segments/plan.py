@@ -5,24 +5,26 @@ reading the packets' timestamps (no decoding). A segment holds the frames
 whose pts lie in [start, end): the pts of its first keyframe up to the next
 segment's. Decoders give frames out in pts order, so an open GOP's leading
 pictures (which follow a keyframe in the file but show before it) fall to
-the segment before, which decodes them with their references.
+the segment before, which decodes them with their references. With --start,
+the plan covers the clip from the start frame on: the first segment begins
+there, keyframe or not (its decode seeks to the keyframe before and drops the
+frames up to it).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 
-from vidscale.errors import UsageError, VidscaleError
+from vidscale.errors import VidscaleError
 from vidscale.media.names import ffmpeg_url
+from vidscale.media.window import first_index, scan
+from vidscale.options import Position, parse_time_or_frames
 
 DEFAULT_SECONDS = 20.0  # see benchmarks/results/*-segments-cpu.md
-# Containers whose packets carry no usable pts, or whose seeking is not exact.
-_UNCUTTABLE_FORMATS = frozenset({"h264", "hevc", "mpeg", "mpegts", "avi", "yuv4mpegpipe", "rawvideo"})
 
 
 @dataclass(frozen=True)
@@ -34,20 +36,10 @@ class SegmentLength:
 
     @classmethod
     def parse(cls, text: str) -> "SegmentLength":
-        """'20' or '20s' (seconds), '500f' (frames), '0' (the whole clip as one segment)."""
-        t = text.strip().lower()
-        try:
-            if t.endswith("f"):
-                n = int(t[:-1])
-                if n < 0:
-                    raise ValueError
-                return cls(None, n)
-            value = float(t[:-1] if t.endswith("s") else t)
-        except ValueError:
-            raise UsageError(f"--segment {text!r}: give seconds (20, 20s), frames (500f) or 0") from None
-        if not math.isfinite(value) or value < 0:
-            raise UsageError(f"--segment {text!r}: must be 0 or more")
-        return cls(value, None)
+        """'20' or '20s' (seconds, or a clock time: '1:30'), '500f' (frames), '0' (the whole
+        clip as one segment)."""
+        seconds, frames = parse_time_or_frames(text, "--segment")
+        return cls(None, frames) if frames is not None else cls(float(seconds), None)  # type: ignore[arg-type]
 
     def frames_at(self, rate: Fraction | None) -> int:
         """Frames per segment (0: no cutting)."""
@@ -64,7 +56,7 @@ class SegmentLength:
 @dataclass(frozen=True)
 class Segment:
     index: int
-    start: int  # pts of its first frame, a keyframe (stream time base)
+    start: int  # pts of its first frame, a keyframe but for a --start (stream time base)
     end: int | None  # pts of the next segment's first frame; None: to the end of the clip
     first_frame: int  # the clip's frame number of its first frame
     frames: int  # frames it holds, by the packet count
@@ -75,20 +67,24 @@ class Segment:
 class Plan:
     segments: tuple[Segment, ...]
     frames: int
+    scanned: bool = True  # False: one segment decoded from the clip's start (its pts unknown)
 
     def to_json(self) -> dict:
-        return {"frames": self.frames, "segments": [asdict(s) for s in self.segments]}
+        return {"frames": self.frames, "segments": [asdict(s) for s in self.segments], "scanned": self.scanned}
 
     @classmethod
     def from_json(cls, data: dict) -> "Plan":
-        return cls(tuple(Segment(**s) for s in data["segments"]), int(data["frames"]))
+        return cls(tuple(Segment(**s) for s in data["segments"]), int(data["frames"]), data.get("scanned", True))
 
 
-def plan_segments(path: Path, length: SegmentLength, limit: int | None = None, warmup: int = 0) -> Plan:
+def plan_segments(path: Path, length: SegmentLength, limit: int | None = None, warmup: int = 0,
+                  start: Position | None = None) -> Plan:
     """Cut the clip's main video stream at keyframes into segments of about `length`.
 
-    `limit` keeps only the first frames; `warmup` gives each segment after the first
-    the pts of the frame that many frames before its start.
+    With `start`, the plan covers the clip from the first frame it keeps (the first
+    segment begins there, on a keyframe or not); `limit` keeps only that many frames;
+    `warmup` gives each segment after the first the pts of the frame that many frames
+    before its start (within the plan).
     """
     try:
         container = av.open(ffmpeg_url(path))
@@ -98,10 +94,12 @@ def plan_segments(path: Path, length: SegmentLength, limit: int | None = None, w
         stream = next(s for s in container.streams.video
                       if not s.disposition & av.stream.Disposition.attached_pic)
         per = length.frames_at(stream.average_rate or stream.guessed_rate)
-        pts, keys = _scan(container, stream) if per and container.format.name not in _UNCUTTABLE_FORMATS \
-            else ([], set())
+        pts, keys = scan(container, stream) if per or start is not None else ([], set())
+        time_base = Fraction(stream.time_base or Fraction(1, 90000))
     if not pts:
         return _whole(limit)
+    first_kept = first_index(pts, time_base, start, path) if start is not None else 0
+    pts = pts[first_kept:]
     if limit is not None and limit < len(pts):
         end_of_plan: int | None = pts[limit]
         pts = pts[:limit]
@@ -109,42 +107,18 @@ def plan_segments(path: Path, length: SegmentLength, limit: int | None = None, w
         end_of_plan = None
     starts = [0]
     for i in range(1, len(pts)):
-        if pts[i] in keys and i - starts[-1] >= per:
+        if per and pts[i] in keys and i - starts[-1] >= per:
             starts.append(i)
     segments = []
     for k, first in enumerate(starts):
         last = starts[k + 1] if k + 1 < len(starts) else len(pts)
         end = pts[last] if last < len(pts) else end_of_plan
         warm = pts[max(0, first - warmup)] if warmup and first else None
-        segments.append(Segment(k, pts[first], end, first, last - first, warm))
+        segments.append(Segment(k, pts[first], end, first_kept + first, last - first, warm))
     return Plan(tuple(segments), len(pts))
 
 
 def _whole(limit: int | None) -> Plan:
-    """One segment: the clip as the decoder gives it (no seeking, no pts needed)."""
-    return Plan((Segment(0, 0, None, 0, limit or 0),), limit or 0)
-
-
-def _scan(container: av.container.InputContainer, stream: av.VideoStream) -> tuple[list[int], set[int]]:
-    """The sorted pts of the stream's frames and the pts of its keyframes; ([], ...) when a
-    packet has no pts (the clip then runs as one segment)."""
-    for other in container.streams:
-        if other.index != stream.index:
-            other.discard = av.stream.Discard.all  # not even read into packets
-    pts: list[int] = []
-    keys: set[int] = set()
-    try:
-        for packet in container.demux(stream):
-            if packet.size == 0:
-                continue
-            if packet.pts is None:
-                return [], set()
-            pts.append(packet.pts)
-            if packet.is_keyframe:
-                keys.add(packet.pts)
-    except av.error.FFmpegError:
-        return [], set()  # a damaged file runs as one segment, as far as it decodes
-    pts.sort()  # decode order to presentation order
-    if len(set(pts)) != len(pts):
-        return [], set()  # duplicate timestamps: the pts windows would be ambiguous
-    return pts, keys
+    """One segment: the clip as the decoder gives it (no seeking, no pts needed); a start
+    is then reached by decoding."""
+    return Plan((Segment(0, 0, None, 0, limit or 0),), limit or 0, scanned=False)

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING
 
 from vidscale.errors import VidscaleError
 from vidscale.media.atomic import atomic_output, check_target, remove_stale_temps
-from vidscale.media.source import VideoSource
+from vidscale.media.source import VideoInfo, VideoSource
+from vidscale.media.window import Cut
 from vidscale.passes import temporal_on
 from vidscale.progress import Progress
 from vidscale.segments.assemble import assemble
@@ -60,7 +61,8 @@ def _run(state: JobState, source: VideoSource, output: Path, upscaler: Upscaler,
     length = SegmentLength.parse(settings.segment) if settings.segment else SegmentLength()
     warmup = _temporal_warmup() if temporal_on(settings) else 0
     plan, dropped = state.start(_fingerprint(source.path, output, settings, length, upscaler),
-                                lambda: plan_segments(source.path, length, settings.max_frames, warmup),
+                                lambda: plan_segments(source.path, length, settings.max_frames, warmup,
+                                                      settings.start),
                                 settings.fresh)
     if dropped:
         log.info("%s: an unfinished earlier run was discarded (%s): starting afresh", output, dropped)
@@ -75,8 +77,23 @@ def _run(state: JobState, source: VideoSource, output: Path, upscaler: Upscaler,
     finally:
         progress.close()
     with atomic_output(output, settings.overwrite, [source.path]) as tmp:
-        assemble(source.path, [job.segment_path(i) for i in sorted(done)], tmp, log.warning)
+        assemble(source.path, [job.segment_path(i) for i in sorted(done)], tmp, log.warning,
+                 _cut(plan, done, source.info, settings))
     return sum(r.frames for r in done.values()), progress
+
+
+def _cut(plan: Plan, done: dict[int, Record], info: VideoInfo, settings: "JobSettings") -> Cut | None:
+    """What of the other streams goes with the video: from the first frame written (with
+    --start) to the end of the plan (where --frames ends it)."""
+    first, last = done[min(done)], done[max(done)]
+    start = first.first_pts * info.time_base if settings.start is not None and first.first_pts is not None else None
+    end = plan.segments[-1].end * info.time_base if plan.segments[-1].end is not None else None
+    if end is None and not plan.scanned and last.frames == settings.max_frames and last.last_pts is not None \
+            and info.rate:  # decoded without a scan: the last frame's time, plus one frame at the rate
+        end = last.last_pts * info.time_base + 1 / info.rate
+    if start is None and end is None:
+        return None
+    return Cut(start, end)
 
 
 def _naming_target(exc: VidscaleError, state: JobState, output: Path) -> VidscaleError:
