@@ -22,7 +22,7 @@ from vidscale.media.limits import DEFAULT_LIMITS, PixelLimits
 from vidscale.media.names import ffmpeg_url
 from vidscale.media.photo_meta import PhotoMeta
 from vidscale.media.sequence import folder_images, is_pattern, pattern_images
-from vidscale.media.window import StartGate, first_index, scan
+from vidscale.media.window import StartGate, scan, start_index
 from vidscale.options import Position
 
 
@@ -156,8 +156,8 @@ class VideoSource:
                     if index == self.limit:
                         return
         except av.error.FFmpegError as exc:
-            if index == 0 and gate.open:
-                raise _fail(self.path, f"cannot decode frame {index}", exc) from None
+            if index == 0:
+                raise _fail(self.path, f"cannot decode frame {gate.seen}", exc) from None
             self.damage = self.damage or f"unreadable after frame {index}: {_why(exc)}"
         if index == 0 and not gate.open:
             raise gate.past_end(self.path)
@@ -177,7 +177,7 @@ class VideoSource:
             return None
         if not pts:
             return None
-        first = first_index(pts, self.info.time_base, self.start, self.path)
+        first = start_index(pts, self.info.time_base, self.start, self.path)
         last = first + self.limit if self.limit is not None else len(pts)
         return first, pts[first], pts[last] if last < len(pts) else None
 
@@ -191,8 +191,8 @@ class VideoSource:
     def window(self, start: int, end: int | None, first_index: int = 0,
                warmup_from: int | None = None) -> Iterator[Frame]:
         """The frames with `start <= pts < end` (pts in the stream's time base), `start` being a
-        keyframe's: a segment of the clip, decoded on its own. With `warmup_from`, the frames from
-        that pts up to `start` come first, marked `warmup`."""
+        frame's: a segment of the clip, decoded on its own from the keyframe at or before it.
+        With `warmup_from`, the frames from that pts up to `start` come first, marked `warmup`."""
         begin = start if warmup_from is None else warmup_from
         try:
             self.container.seek(begin, backward=True, stream=self.stream)

@@ -52,7 +52,7 @@ def scan(container: av.container.InputContainer, stream: av.VideoStream) -> tupl
     return pts, keys
 
 
-def first_index(pts: list[int], time_base: Fraction, start: Position, path: Path) -> int:
+def start_index(pts: list[int], time_base: Fraction, start: Position, path: Path) -> int:
     """The index in the sorted `pts` of the first frame `start` keeps."""
     if start.frame is not None:
         index = start.frame

@@ -21,7 +21,7 @@ import av
 
 from vidscale.errors import VidscaleError
 from vidscale.media.names import ffmpeg_url
-from vidscale.media.window import first_index, scan
+from vidscale.media.window import scan, start_index
 from vidscale.options import Position, parse_time_or_frames
 
 DEFAULT_SECONDS = 20.0  # see benchmarks/results/*-segments-cpu.md
@@ -98,7 +98,7 @@ def plan_segments(path: Path, length: SegmentLength, limit: int | None = None, w
         time_base = Fraction(stream.time_base or Fraction(1, 90000))
     if not pts:
         return _whole(limit)
-    first_kept = first_index(pts, time_base, start, path) if start is not None else 0
+    first_kept = start_index(pts, time_base, start, path) if start is not None else 0
     pts = pts[first_kept:]
     if limit is not None and limit < len(pts):
         end_of_plan: int | None = pts[limit]
