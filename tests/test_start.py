@@ -165,6 +165,18 @@ def test_start_and_frames_cut_the_other_streams_at_both_ends(clip: Path, referen
     assert chapters_of(out) == [(0, Fraction(1, 2), "One")]
 
 
+def test_frames_alone_end_the_other_streams_with_the_video(clip: Path, tmp_path: Path, cli) -> None:
+    out = tmp_path / "out.mkv"
+    code, err = cli(clip, out, *FAST, "--segment", f"{KEYINT}f", "--frames", "12")
+    assert code == 0, err
+    assert decoded(out)[0] == decoded(clip)[0][:12]  # no start: the source's times
+    audio = timed_packets(out, "audio")
+    assert audio[0][:2] == timed_packets(clip, "audio")[0][:2]  # from where it began
+    assert audio[-1][0] < Fraction(1, 2) <= audio[-1][0] + audio[-1][1]
+    assert timed_packets(out, "subtitle") == []  # the first cue begins as the video ends, at 0.5 s
+    assert chapters_of(out) == [(0, Fraction(1, 2), "One")]
+
+
 def test_an_unseekable_container_is_decoded_up_to_the_start(tmp_path: Path, cli) -> None:
     """MPEG-TS seeks are inexact: the frames before the start are decoded and dropped, and the
     output still starts at 0 (the source's first frame is at 1/12 s) with its audio."""
@@ -215,6 +227,19 @@ def test_a_resumed_job_keeps_its_start_and_another_start_starts_afresh(
     assert "(the settings changed (start)): starting afresh" in err and "resuming" not in err, err
     times, frames = decoded(out)
     assert len(frames) == 42 and np.array_equal(frames[0], decoded(reference)[1][18])
+
+
+def test_the_fingerprint_holds_the_start_through_its_json_round_trip(clip: Path, tmp_path: Path) -> None:
+    import json
+
+    from vidscale.segments.run import _fingerprint
+    from vidscale.upscaler import Upscaler
+
+    def print_(start: str) -> dict:
+        settings = JobSettings(scale=2, model="bicubic", start=parse_start(start))
+        return _fingerprint(clip, tmp_path / "o.mkv", settings, SegmentLength(), Upscaler("bicubic", "cpu"))
+
+    assert json.loads(json.dumps(print_("1:23.5"))) == print_("83.5s") != print_("83f")
 
 
 # ----------------------------------------------------------------------------------------------
