@@ -9,9 +9,10 @@ import av
 import numpy as np
 import pytest
 
+from tests.media import pattern
 from tests.test_animated import decoded as animation_frames
 from tests.test_animated import make as make_animation
-from tests.test_segments import FAST, KEYINT, _lossless, decoded, interrupt_after, make_clip, packets_of
+from tests.test_segments import FAST, KEYINT, _lossless, decoded, interrupt_after, make_clip
 from vidscale import JobSettings, run_job, upscale
 from vidscale.errors import UsageError
 from vidscale.media.image import read_image, write_image
@@ -20,7 +21,6 @@ from vidscale.media.window import Cut
 from vidscale.options import Position, parse_start
 from vidscale.segments.plan import SegmentLength, plan_segments
 from vidscale.segments.state import state_dir_for
-from tests.media import pattern
 
 MS = Fraction(1, 1000)
 CHAPTERS = [{"id": 1, "start": 0, "end": 1500, "time_base": MS, "metadata": {"title": "One"}},

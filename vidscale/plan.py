@@ -59,6 +59,7 @@ def _input(source: Source, first: tuple[int, int], count: int | None) -> str:
 
 
 def _start(source: Source, settings: "JobSettings") -> list[tuple[str, str]]:
+    """The plan's row for --start, when given: where the job begins and what follows it."""
     start = settings.start
     if start is None:
         return []
@@ -68,9 +69,12 @@ def _start(source: Source, settings: "JobSettings") -> list[tuple[str, str]]:
         why = "" if start.frame is not None else f" ({float(start.seconds):g}s at {float(fps):g} fps)"  # type: ignore[arg-type]
         return [("start", f"the first {skip} file{'s' * (skip != 1)} of the sequence skipped{why}")]
     at = f"frame {start.frame} (counted from 0)" if start.frame is not None else f"{float(start.seconds):g}s"  # type: ignore[arg-type]
-    how = "the first frame at or after it, " if start.seconds is not None else ""
-    follow = "; audio, subtitles and chapters cut and moved with it" if isinstance(source, VideoSource) else ""
-    return [("start", f"at {at}: {how}decoded from the keyframe before; output times start at 0{follow}")]
+    first = "the first frame at or after it" if start.seconds is not None else "that frame"
+    if isinstance(source, VideoSource):
+        return [("start", f"at {at}: {first}, decoded from the keyframe before (from the first frame where "
+                 "seeking is not exact); output times start at 0, "
+                 "audio, subtitles and chapters cut and moved with them")]
+    return [("start", f"at {at}: {first} (the frames before it decoded and dropped); times start at 0")]
 
 
 def _models(upscaler: Upscaler, factor: float, size: tuple[int, int]) -> str:
