@@ -7,9 +7,9 @@ it (TorchEngine), PyTorch with channels_last, bf16 where the CPU has native
 bf16 (AVX512-BF16 or AMX), onnxruntime and OpenVINO on our ONNX export, and
 ncnn on the network's original .param/.bin (from the packages the built-ins
 were converted from; VIDSCALE_ENGINE_SOURCES for the RealSR sdist). Each
-figure is the median of `--repeat` runs after a warm-up, all in one process,
-the runtimes taking turns run by run, so the ratios hold on a shared machine. The
-largest difference from PyTorch eager is given in 1/255 steps.
+figure is the median of `--repeat` runs after a warm-up; each runtime runs in
+a process of its own, the runtimes taking turns run by run, so the ratios hold
+on a shared machine. The largest difference from PyTorch eager is given in 1/255 steps.
 """
 
 from __future__ import annotations
@@ -17,11 +17,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import multiprocessing as mp
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +42,7 @@ from vidscale.models.loading import load_descriptor  # noqa: E402
 
 Run = Callable[[], np.ndarray]
 RUNTIMES = ("torch", "torch channels_last", "torch bf16", "onnxruntime", "openvino", "ncnn")
+PAUSE_S = 0.5  # between turns: the last runtime's idle threads stop spinning
 
 
 def cpu_has_bf16() -> bool:
@@ -107,29 +110,67 @@ def ncnn_runner(info: zoo.ModelInfo, x: np.ndarray, threads: int) -> Run | str:
     return run
 
 
-def bench_model(info: zoo.ModelInfo, x: torch.Tensor, tmp: Path, args: argparse.Namespace) -> dict:
-    onnx = export_onnx(info, tmp / f"{info.name}.onnx")
-    xn = x.numpy()
-    runners: dict[str, Run | str] = {
-        "torch": torch_runner(info, x, "eager"),
-        "torch channels_last": torch_runner(info, x, "channels_last"),
-        "torch bf16": torch_runner(info, x, "bf16"),
-        "onnxruntime": onnx_runner(onnx, xn, "onnxruntime", args.threads),
-        "openvino": onnx_runner(onnx, xn, "openvino", args.threads),
-        "ncnn": ncnn_runner(info, xn, args.threads) if info.arch != "RealCUGAN"
-        else "Real-CUGAN's ncnn net needs the padding of its Python wrapper",
-    }
-    live = {name: run for name, run in runners.items() if not isinstance(run, str)}
-    outputs = {name: run() for name, run in live.items()}  # warm-up
-    times: dict[str, list[float]] = {name: [] for name in live}
-    for _ in range(args.repeat):  # round-robin: a burst of load hits every runtime alike
-        for name, run in live.items():
+def make_runner(runtime: str, info: zoo.ModelInfo, x: torch.Tensor, onnx: Path, threads: int) -> Run | str:
+    """One runtime's callable for one model and input, or why it cannot run here."""
+    torch.set_num_threads(threads)
+    if runtime.startswith("torch"):
+        return torch_runner(info, x, runtime.partition(" ")[2] or "eager")
+    if runtime in ("onnxruntime", "openvino"):
+        return onnx_runner(onnx, x.numpy(), runtime, threads)
+    if info.arch == "RealCUGAN":
+        return "Real-CUGAN's ncnn net needs the padding of its Python wrapper"
+    return ncnn_runner(info, x.numpy(), threads)
+
+
+def serve(conn: Connection, runtime: str, info: zoo.ModelInfo, x: torch.Tensor, onnx: Path, threads: int) -> None:
+    """A worker process for one runtime: each "run" is timed; "output" returns the last result."""
+    run = make_runner(runtime, info, x, onnx, threads)
+    if isinstance(run, str):
+        conn.send(run)
+        return
+    output = run()  # warm-up
+    conn.send("ready")
+    while (what := conn.recv()) != "stop":
+        if what == "run":
             t = time.perf_counter()
-            run()
-            times[name].append(time.perf_counter() - t)
+            output = run()
+            conn.send(time.perf_counter() - t)
+        else:
+            conn.send(np.asarray(output))
+
+
+def bench_model(info: zoo.ModelInfo, x: torch.Tensor, tmp: Path, args: argparse.Namespace) -> dict:
+    """Every runtime in a process of its own, taking turns run by run with a pause between:
+    in one process the thread pools of one runtime (OpenMP, TBB) kept spinning into the next
+    one's turn and made PyTorch look up to 6x slower than alone."""
+    onnx = export_onnx(info, tmp / f"{info.name}.onnx")
+    ctx = mp.get_context("spawn")
+    workers: dict[str, tuple[Connection, mp.Process]] = {}
+    row: dict[str, object] = {}
+    for runtime in RUNTIMES:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=serve, args=(child, runtime, info, x, onnx, args.threads), daemon=True)
+        proc.start()
+        reply = parent.recv()  # one at a time: loading and warm-ups do not overlap
+        if reply == "ready":
+            workers[runtime] = (parent, proc)
+        else:
+            row[runtime] = reply
+            proc.join()
+    times: dict[str, list[float]] = {name: [] for name in workers}
+    for _ in range(args.repeat):  # round-robin: a burst of load hits every runtime alike
+        for name, (conn, _proc) in workers.items():
+            time.sleep(PAUSE_S)
+            conn.send("run")
+            times[name].append(conn.recv())
+    outputs = {}
+    for name, (conn, proc) in workers.items():
+        conn.send("output")
+        outputs[name] = conn.recv()
+        conn.send("stop")
+        proc.join()
     reference = np.clip(outputs["torch"], 0, 1)
-    row: dict[str, object] = {name: run for name, run in runners.items() if isinstance(run, str)}
-    for name in live:
+    for name in workers:
         diff = float(np.abs(np.clip(outputs[name], 0, 1) - reference).max() * 255)
         row[name] = {"s": statistics.median(times[name]), "diff255": diff}
         print(f"{info.name} {name}: {row[name]['s']:.3f} s, max diff {diff:.4f}/255", file=sys.stderr)

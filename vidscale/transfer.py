@@ -65,11 +65,11 @@ class RgbTransfer:
         return x.float()
 
     def from_float(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = x.clamp(0, 1).permute(0, 2, 3, 1)
+        x = x.clamp(0, 1).permute(0, 2, 3, 1)  # the one full-size copy: the rest is in place
         if self.dtype == np.uint8:
-            return [x.mul(255).round_().to(torch.uint8).contiguous()]
+            return [x.mul_(255).round_().to(torch.uint8).contiguous()]
         if self.dtype == np.uint16:
-            return [pack_words(x.mul(65535).round_()).contiguous()]
+            return [pack_words(x.mul_(65535).round_()).contiguous()]
         return [x.to(torch.float32).contiguous()]
 
     def split(self, arrays: list[np.ndarray]) -> list[Pixels]:

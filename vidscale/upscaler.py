@@ -114,11 +114,12 @@ class Upscaler:
     @torch.inference_mode()
     def upscale(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """NCHW float RGB in [0, 1] -> the same at exactly `size` (height, width)."""
-        x = x.to(self.device, torch.float32)
+        given = x = x.to(self.device, torch.float32)
         factor = max(size[0] / x.shape[-2], size[1] / x.shape[-1])
         for info in self.plan(factor):
             x = self._engine(info)(x)
-        return resize(x, size, self.resizer or "bicubic").clamp(0, 1)  # not in place: at x1 resize returns its input
+        x = resize(x, size, self.resizer or "bicubic")
+        return x.clamp(0, 1) if x is given else x.clamp_(0, 1)  # the caller's tensor stays as it was
 
     @torch.inference_mode()
     def upscale_channels(self, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

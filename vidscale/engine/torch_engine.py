@@ -148,7 +148,10 @@ class TorchEngine:
                 y = self.graphs.run(padded)
             else:
                 y = self.model(padded)
-        return y[..., : h * self.scale, : w * self.scale].to(torch.float32, copy=True)
+        y = y[..., : h * self.scale, : w * self.scale]
+        # a graph's output is its own buffer, rewritten by the next replay: copy it (elsewhere,
+        # copying a full-size output would only add a frame-sized allocation)
+        return y.to(torch.float32, copy=self.graphs is not None)
 
 
 def fitting_tile(bytes_per_px: float, device: torch.device, batch: int, height: int, width: int) -> int:

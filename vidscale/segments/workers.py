@@ -95,6 +95,9 @@ class _Reporter:
     def update(self, n: int = 1) -> None:
         self.results.put(("frames", n))
 
+    def check(self) -> None:
+        """Nothing to ask between tiles: a worker is stopped by SIGTERM (Terminated)."""
+
 
 def _work(job: SegmentJob, device: str, threads: int, tasks: mp.Queue, results: mp.Queue) -> None:
     _die_with_parent()
