@@ -15,7 +15,7 @@ import spandrel
 import torch
 
 from vidscale.engine.device import pick_device
-from vidscale.engine.onnx_engine import OnnxEngine, check_file_backend, prefers_onnx
+from vidscale.engine.onnx_engine import OnnxEngine, check_file_backend
 from vidscale.engine.torch_engine import TorchEngine
 from vidscale.errors import UsageError
 from vidscale.models import zoo
@@ -72,36 +72,25 @@ def backend_device(backend: str, device: str | torch.device | None = None) -> to
 def make_engine(model: zoo.ModelInfo | spandrel.ImageModelDescriptor, backend: str,
                 device: torch.device, precision: str | None = None, tile: int | None = None,
                 overlap: int | None = None, onnx: bool = True) -> Engine:
-    """A `TorchEngine`, `OnnxEngine` or `TensorRTEngine` for a model file or a loaded model.
-
-    On the CPU, networks that onnxruntime runs clearly faster go there when it is
-    installed and `onnx` is true (false for `--backend torch`); fp32 only.
-    """
+    """A `TorchEngine`, `OnnxEngine` (an ONNX file) or `TensorRTEngine` for a model file or a
+    loaded model; `onnx` is false for `--backend torch`, which refuses ONNX files."""
     if isinstance(model, zoo.ModelInfo) and is_onnx(model.path):
         if not onnx:
             raise UsageError(f"{model.name}: ONNX files run on onnxruntime, not --backend torch")
         check_file_backend(backend, precision, model.name)
         return OnnxEngine.for_file(model.path, tile=tile, overlap=overlap)  # type: ignore[arg-type]
     desc = model if isinstance(model, spandrel.ImageModelDescriptor) else _load(model)
-    if backend == "cpu" and onnx and (precision or "auto") in ("auto", "fp32") and prefers_onnx(desc):
-        return OnnxEngine.for_network(desc, *_identity(model, desc), tile=tile, overlap=overlap)
     if backend != "tensorrt":
         return TorchEngine(desc, device, precision=precision, tile=tile, overlap=overlap)
+    from vidscale.engine import cache
     from vidscale.engine.tensorrt_engine import TensorRTEngine
 
-    name, digest = _identity(model, desc)
+    if isinstance(model, zoo.ModelInfo):
+        name, digest = model.name, cache.file_sha256(model.path)  # type: ignore[arg-type]
+    else:
+        name, digest = "model", cache.state_dict_sha256(desc.model.state_dict())
     return TensorRTEngine(desc, device, precision=precision, tile=tile, overlap=overlap,
                           model_name=name, model_sha256=digest)
-
-
-def _identity(model: zoo.ModelInfo | spandrel.ImageModelDescriptor,
-              desc: spandrel.ImageModelDescriptor) -> tuple[str, str]:
-    """A name and weights digest for compiled artifacts' cache keys."""
-    from vidscale.engine import cache
-
-    if isinstance(model, zoo.ModelInfo):
-        return model.name, cache.file_sha256(model.path)  # type: ignore[arg-type]
-    return desc.architecture.id, cache.state_dict_sha256(desc.model.state_dict())
 
 
 def _load(info: zoo.ModelInfo) -> spandrel.ImageModelDescriptor:

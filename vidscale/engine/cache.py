@@ -1,8 +1,7 @@
-"""Compiled artifacts (TensorRT plans and timing caches, ONNX exports) under the user cache dir.
+"""Compiled artifacts (TensorRT plans, timing caches) under the user cache dir.
 
 A plan is valid only for the exact weights, shape profile, precision, GPU
-and library versions it was built with, so all of them go into its key (an
-export: the weights, the opset and the exporting torch); the
+and library versions it was built with, so all of them go into its key; the
 file name is the model name plus a short digest of the key, and a JSON
 sidecar spells the key out for people clearing the cache by hand.
 """
@@ -60,7 +59,7 @@ def state_dict_sha256(state: Mapping[str, torch.Tensor]) -> str:
 
 @dataclass(frozen=True)
 class CacheKey:
-    kind: str  # the file suffix: "plan", "timing", "onnx"
+    kind: str  # the file suffix: "plan", "timing"
     name: str  # for people; not part of the digest
     fields: tuple[tuple[str, str], ...]
 
@@ -95,17 +94,8 @@ def timing_key(gpu_name: str, tensorrt_version: str) -> CacheKey:
                     tensorrt=tensorrt_version)
 
 
-def export_key(model_name: str, model_sha256: str, opset: int) -> CacheKey:
-    """The key of a network's ONNX export (for onnxruntime on the CPU)."""
-    return make_key("onnx", model_name, model_sha256=model_sha256, opset=opset,
-                    torch=torch.__version__, vidscale=__version__)
-
-
-_FOLDERS = {"plan": "tensorrt", "timing": "tensorrt", "onnx": "onnx"}
-
-
 def path_for(key: CacheKey) -> Path:
-    return cache_dir() / _FOLDERS[key.kind] / key.filename
+    return cache_dir() / "tensorrt" / key.filename
 
 
 def load(key: CacheKey) -> bytes | None:

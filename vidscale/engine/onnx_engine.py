@@ -1,54 +1,36 @@
-"""Run a network with onnxruntime on the CPU: a built-in's cached export, or a user's ONNX file.
+"""Run a user's ONNX file with onnxruntime on the CPU, as it is.
 
-For the architectures in ONNX_FASTER onnxruntime's CPU provider is clearly
-faster than PyTorch eager at the same numbers (measured, not guessed:
-`benchmarks/cpu_runtimes.py`, results in benchmarks/results/). Their export
-is made once per model file, opset and torch version and kept in the user
-cache (`engine/cache.py`), so later runs load it at once. A user's `.onnx`
-file runs here as it is (`models/onnx_file.py` checks and probes it). The
-engine takes and returns what `TorchEngine` does (NCHW float32 RGB in [0, 1]);
-padding to the model's size needs and tiling work the same way.
+`models/onnx_file.py` checks and probes the file; the engine takes and returns
+what `TorchEngine` does (NCHW float32 RGB in [0, 1]), padding and tiling the
+same way. Built-in networks stay on PyTorch: at a 640x480 frame onnxruntime was
+slower than PyTorch eager for every one measured (`benchmarks/cpu_runtimes.py`,
+results in benchmarks/results/), though it wins on small inputs.
 
-onnxruntime is an optional extra (`pip install 'vidscale[cpu]'`, about 80 MB):
-without it `make_engine` falls back to `TorchEngine` for built-ins (`--backend
-torch` always does), and an ONNX file is a one-line error.
+onnxruntime is an optional extra (`pip install 'vidscale[cpu]'`, about 80 MB);
+without it an ONNX file is a one-line error.
 """
 
 from __future__ import annotations
 
-import logging
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import spandrel
 import torch
 
-from vidscale.engine import cache
 from vidscale.engine.cpu_memory import keep_freed_memory
-from vidscale.engine.onnx_export import DEFAULT_OPSET, INPUT, export_descriptor
 from vidscale.engine.tiling import run_tiled
 from vidscale.engine.torch_engine import (
     DEFAULT_OVERLAP,
-    OVERLAP_BY_ARCH,
-    _activation_bytes_per_pixel,
     _padded_size,
     estimated_bytes_per_pixel,
     fitting_tile,
     pad_to_size,
 )
 from vidscale.errors import UsageError
-from vidscale.models.onnx_file import OnnxModel, onnxruntime_available, probe, read_onnx, session
+from vidscale.models.onnx_file import OnnxModel, probe, read_onnx, session
 
-log = logging.getLogger("vidscale")
-
-# (architecture id, scale) that run faster here, within 1/255 of PyTorch: see the module docstring.
-ONNX_FASTER = {("Compact", 4)}
 FILE_PRECISION = "the file's own"
-
-
-def prefers_onnx(desc: spandrel.ImageModelDescriptor) -> bool:
-    return (desc.architecture.id, desc.scale) in ONNX_FASTER and onnxruntime_available()
 
 
 class OnnxEngine:
@@ -66,18 +48,6 @@ class OnnxEngine:
         self.fixed_tile = min(tile or min(fixed), min(fixed)) if fixed else tile
         self.overlap = overlap
         self._bytes_per_px = bytes_per_px
-
-    @classmethod
-    def for_network(cls, desc: spandrel.ImageModelDescriptor, name: str, sha256: str,
-                    tile: int | None = None, overlap: int | None = None,
-                    threads: int | None = None) -> "OnnxEngine":
-        """A built-in (or any loaded network) through its cached export."""
-        graph = OnnxModel(Path(f"{name}.onnx"), cached_export(desc, name, sha256), INPUT, np.float32,
-                          fixed_size=None, fixed_batch=None, widest=0, scale=desc.scale)
-        arch = desc.architecture.id
-        return cls(graph, desc.size_requirements,
-                   _activation_bytes_per_pixel(desc.model, desc.scale, torch.float32, arch),
-                   overlap or OVERLAP_BY_ARCH.get(arch, DEFAULT_OVERLAP), tile, threads)
 
     @classmethod
     def for_file(cls, path: Path, tile: int | None = None, overlap: int | None = None,
@@ -110,21 +80,6 @@ class OnnxEngine:
                 for i in range(0, len(padded), step)]
         y = torch.from_numpy(outs[0] if len(outs) == 1 else np.concatenate(outs))
         return y[..., : h * self.scale, : w * self.scale].to(torch.float32)
-
-
-def cached_export(desc: spandrel.ImageModelDescriptor, name: str, sha256: str) -> bytes:
-    """The network's ONNX graph: from the cache, else exported once (seconds) and stored."""
-    key = cache.export_key(name, sha256, DEFAULT_OPSET)
-    if (graph := cache.load(key)) is not None:
-        return graph
-    log.info("%s: preparing it for onnxruntime (once; kept in %s)", name, cache.path_for(key).parent)
-    with tempfile.TemporaryDirectory(prefix="vidscale-onnx-") as tmp:
-        graph = export_descriptor(desc, Path(tmp) / "model.onnx").read_bytes()
-    try:
-        cache.store(key, graph)
-    except OSError as exc:  # a read-only or full cache: this run still works
-        log.warning("could not keep the ONNX export of %s (%s)", name, exc)
-    return graph
 
 
 def check_file_backend(backend: str, precision: str | None, name: str) -> None:

@@ -12,7 +12,6 @@ multiple a U-Net needs) is found by running it on small inputs.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -53,11 +52,6 @@ class OnnxModel:
     @property
     def name(self) -> str:
         return self.path.name
-
-
-def onnxruntime_available() -> bool:
-    """Installed, without importing it (that takes a while)."""
-    return importlib.util.find_spec("onnxruntime") is not None
 
 
 def read_onnx(path: Path) -> OnnxModel:
