@@ -7,9 +7,9 @@ it (TorchEngine), PyTorch with channels_last, bf16 where the CPU has native
 bf16 (AVX512-BF16 or AMX), onnxruntime and OpenVINO on our ONNX export, and
 ncnn on the network's original .param/.bin (from the packages the built-ins
 were converted from; VIDSCALE_ENGINE_SOURCES for the RealSR sdist). Each
-figure is the median of `--repeat` runs after a warm-up; each runtime runs in
-a process of its own, the runtimes taking turns run by run, so the ratios hold
-on a shared machine. The largest difference from PyTorch eager is given in 1/255 steps.
+figure is the median of `--repeat` runs, each in a fresh process after a
+warm-up there, the runtimes taking turns run by run, so the ratios hold on a
+shared machine. The largest difference from PyTorch eager is given in 1/255 steps.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ from vidscale.models.loading import load_descriptor  # noqa: E402
 
 Run = Callable[[], np.ndarray]
 RUNTIMES = ("torch", "torch channels_last", "torch bf16", "onnxruntime", "openvino", "ncnn")
-PAUSE_S = 0.5  # between turns: the last runtime's idle threads stop spinning
 
 
 def cpu_has_bf16() -> bool:
@@ -122,55 +121,57 @@ def make_runner(runtime: str, info: zoo.ModelInfo, x: torch.Tensor, onnx: Path, 
     return ncnn_runner(info, x.numpy(), threads)
 
 
-def serve(conn: Connection, runtime: str, info: zoo.ModelInfo, x: torch.Tensor, onnx: Path, threads: int) -> None:
-    """A worker process for one runtime: each "run" is timed; "output" returns the last result."""
+def time_once(conn: Connection, runtime: str, info: zoo.ModelInfo, x: torch.Tensor, onnx: Path,
+              threads: int) -> None:
+    """A worker process: build one runtime, warm it up, time one run; send (seconds, output)."""
     run = make_runner(runtime, info, x, onnx, threads)
     if isinstance(run, str):
         conn.send(run)
         return
-    output = run()  # warm-up
-    conn.send("ready")
-    while (what := conn.recv()) != "stop":
-        if what == "run":
-            t = time.perf_counter()
-            output = run()
-            conn.send(time.perf_counter() - t)
-        else:
-            conn.send(np.asarray(output))
+    run()  # warm-up: first-call allocations and kernel choices
+    t = time.perf_counter()
+    output = run()
+    conn.send((time.perf_counter() - t, np.asarray(output)))
+
+
+def run_in_process(runtime: str, info: zoo.ModelInfo, x: torch.Tensor, onnx: Path,
+                   threads: int) -> tuple[float, np.ndarray] | str:
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=time_once, args=(child, runtime, info, x, onnx, threads), daemon=True)
+    proc.start()
+    child.close()  # ours: so a worker that dies (out of memory...) reads as EOF, not a hang
+    try:
+        reply = parent.recv()
+    except EOFError:
+        reply = None
+    proc.join()
+    return reply if reply is not None else f"failed (exit code {proc.exitcode})"
 
 
 def bench_model(info: zoo.ModelInfo, x: torch.Tensor, tmp: Path, args: argparse.Namespace) -> dict:
-    """Every runtime in a process of its own, taking turns run by run with a pause between:
-    in one process the thread pools of one runtime (OpenMP, TBB) kept spinning into the next
-    one's turn and made PyTorch look up to 6x slower than alone."""
+    """Each run in a fresh process of its own (load, warm-up, one timed run), the runtimes
+    taking turns round by round. In one process the thread pools of one runtime (OpenMP,
+    TBB) kept spinning into the next one's turn and made PyTorch look up to 6x slower;
+    workers kept alive side by side ran out of memory on the large networks."""
     onnx = export_onnx(info, tmp / f"{info.name}.onnx")
-    ctx = mp.get_context("spawn")
-    workers: dict[str, tuple[Connection, mp.Process]] = {}
     row: dict[str, object] = {}
-    for runtime in RUNTIMES:
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=serve, args=(child, runtime, info, x, onnx, args.threads), daemon=True)
-        proc.start()
-        reply = parent.recv()  # one at a time: loading and warm-ups do not overlap
-        if reply == "ready":
-            workers[runtime] = (parent, proc)
-        else:
-            row[runtime] = reply
-            proc.join()
-    times: dict[str, list[float]] = {name: [] for name in workers}
+    times: dict[str, list[float]] = {}
+    outputs: dict[str, np.ndarray] = {}
     for _ in range(args.repeat):  # round-robin: a burst of load hits every runtime alike
-        for name, (conn, _proc) in workers.items():
-            time.sleep(PAUSE_S)
-            conn.send("run")
-            times[name].append(conn.recv())
-    outputs = {}
-    for name, (conn, proc) in workers.items():
-        conn.send("output")
-        outputs[name] = conn.recv()
-        conn.send("stop")
-        proc.join()
+        for runtime in RUNTIMES:
+            if runtime in row:
+                continue  # cannot run here (said why in the first round)
+            reply = run_in_process(runtime, info, x, onnx, args.threads)
+            if isinstance(reply, str):
+                row[runtime] = reply
+                continue
+            times.setdefault(runtime, []).append(reply[0])
+            outputs[runtime] = reply[1]
     reference = np.clip(outputs["torch"], 0, 1)
-    for name in workers:
+    for name in times:
+        if name in row:
+            continue
         diff = float(np.abs(np.clip(outputs[name], 0, 1) - reference).max() * 255)
         row[name] = {"s": statistics.median(times[name]), "diff255": diff}
         print(f"{info.name} {name}: {row[name]['s']:.3f} s, max diff {diff:.4f}/255", file=sys.stderr)
@@ -184,7 +185,8 @@ def report(rows: dict[str, dict], args: argparse.Namespace) -> str:
         f"Machine: {machine()}; torch {torch.__version__}, {args.threads} threads in every runtime;",
         "shared with other jobs: compare within a row.",
         f"Command: `python benchmarks/cpu_runtimes.py {' '.join(sys.argv[1:])}`".rstrip(),
-        f"Input: {args.size} RGB crop of a real photo; median of {args.repeat} after a warm-up. "
+        f"Input: {args.size} RGB crop of a real photo; median of {args.repeat} runs, each in a fresh process "
+        "after a warm-up there. "
         "Cells: seconds per frame, speed-up over PyTorch eager, largest difference from it in /255.", "",
         "| model | " + " | ".join(RUNTIMES) + " |", "|---" * (len(RUNTIMES) + 1) + "|",
     ]

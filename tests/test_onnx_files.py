@@ -167,3 +167,19 @@ def test_bad_onnx_files_are_one_line_errors(tmp_path: Path, capsys: pytest.Captu
     code, _, err = run(capsys, src, tmp_path / "out.png", "-m", path)
     assert code != 0 and why in one_line_error(err)
     assert not (tmp_path / "out.png").exists()
+
+
+def test_without_onnxruntime_an_onnx_file_says_what_to_install(span_onnx: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_onnxruntime(name: str, *args: object, **kwargs: object) -> object:
+        if name == "onnxruntime":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
+    with pytest.raises(UsageError, match=r"pip install 'vidscale\[cpu\]'"):
+        OnnxEngine.for_file(span_onnx)

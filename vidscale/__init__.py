@@ -13,7 +13,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from vidscale import lazy_imports
 from vidscale.errors import Cancelled, ModelError, UsageError, VidscaleError
+
+lazy_imports.install()  # spandrel without torchvision's import (see lazy_imports.py)
 
 __version__ = "0.1.0"
 
