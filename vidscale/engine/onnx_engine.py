@@ -3,7 +3,7 @@
 `models/onnx_file.py` checks and probes the file; the engine takes and returns
 what `TorchEngine` does (NCHW float32 RGB in [0, 1]), padding and tiling the
 same way. Built-in networks stay on PyTorch: at a 640x480 frame onnxruntime was
-slower than PyTorch eager for every one measured (`benchmarks/cpu_runtimes.py`,
+never clearly faster than PyTorch eager (`benchmarks/cpu_runtimes.py`,
 results in benchmarks/results/), though it wins on small inputs.
 
 onnxruntime is an optional extra (`pip install 'vidscale[cpu]'`, about 80 MB);
