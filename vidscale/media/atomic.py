@@ -8,6 +8,7 @@ above it; a missing parent folder is an error naming it.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import secrets
 from collections.abc import Iterator, Sequence
@@ -167,3 +168,15 @@ def _remove_quietly(path: Path) -> None:
         os.unlink(path)
     except OSError:
         pass
+
+
+def try_lock(path: Path, mode: int) -> int | None:
+    """An exclusive flock on `path` (created with `mode`): its descriptor, or None when another
+    process holds it. The lock lasts until the descriptor is closed (or the process dies)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, mode)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd

@@ -13,7 +13,6 @@ matches it; anything else (a torn file, a stray temporary) is redone.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -23,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vidscale.errors import VidscaleError
-from vidscale.media.atomic import TMP_MARK
+from vidscale.media.atomic import TMP_MARK, try_lock
 from vidscale.segments.plan import Plan
 
 STATE_SUFFIX = ".vidscale-job"
@@ -75,13 +74,9 @@ class JobState:
 
     def __enter__(self) -> "JobState":
         self.dir.mkdir(exist_ok=True)
-        self._lock = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock)
-            self._lock = None
-            raise VidscaleError(f"{self.output}: another vidscale run is writing it") from None
+        self._lock = try_lock(self.dir / "lock", 0o644)
+        if self._lock is None:
+            raise VidscaleError(f"{self.output}: another vidscale run is writing it")
         for stray in self.dir.glob(f"*{TMP_MARK}*"):  # from a killed run: never complete
             stray.unlink(missing_ok=True)
         return self

@@ -17,7 +17,6 @@ foreign, from another version) is skipped with a warning and left as it is.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import math
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from vidscale.errors import UsageError
-from vidscale.media.atomic import TMP_MARK
+from vidscale.media.atomic import TMP_MARK, try_lock
 
 log = logging.getLogger("vidscale")
 FOLDER = ".vidscale-web"
@@ -71,14 +70,10 @@ class JobStore:
     def open(self) -> None:
         for folder in (self.dir, self.jobs, self.uploads):
             folder.mkdir(mode=0o700, exist_ok=True)  # uploads are the user's files: not for other accounts
-        self._lock = os.open(self.dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock)
-            self._lock = None
+        self._lock = try_lock(self.dir / "lock", 0o600)
+        if self._lock is None:
             raise UsageError(f"{self.dir.parent}: another vidscale serve keeps its results here; "
-                             "stop it or give another --out") from None
+                             "stop it or give another --out")
 
     def close(self) -> None:
         """Release the folder; it goes when no job is pending in it."""
