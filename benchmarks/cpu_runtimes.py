@@ -1,6 +1,7 @@
 """CPU runtimes for every built-in at one fixed size, as a dated Markdown table.
 
     python benchmarks/cpu_runtimes.py [--size 64x64] [--repeat 3] [--threads 2]
+        [--only GROUP,...] [--runtimes torch,openvino,...]
 
 For one member of each architecture and scale: PyTorch eager as vidscale runs
 it (TorchEngine), PyTorch with channels_last, bf16 where the CPU has native
@@ -54,6 +55,9 @@ def torch_runner(info: zoo.ModelInfo, x: torch.Tensor, layout: str) -> Run | str
     if layout == "bf16" and not cpu_has_bf16():
         return "no native bf16 on this CPU"
     engine = TorchEngine(desc, torch.device("cpu"))
+    tile = engine.auto_tile(*x.shape[:1], *x.shape[2:])
+    if tile < max(x.shape[2:]):  # the other runtimes take the whole frame: say so beside the figure
+        print(f"{info.name} {layout}: TorchEngine tiles at {tile} px", file=sys.stderr)
     if layout == "channels_last":
         engine.model = engine.model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -159,7 +163,7 @@ def bench_model(info: zoo.ModelInfo, x: torch.Tensor, tmp: Path, args: argparse.
     times: dict[str, list[float]] = {}
     outputs: dict[str, np.ndarray] = {}
     for _ in range(args.repeat):  # round-robin: a burst of load hits every runtime alike
-        for runtime in RUNTIMES:
+        for runtime in args.runtimes:
             if runtime in row:
                 continue  # cannot run here (said why in the first round)
             reply = run_in_process(runtime, info, x, onnx, args.threads)
@@ -188,12 +192,12 @@ def report(rows: dict[str, dict], args: argparse.Namespace) -> str:
         f"Input: {args.size} RGB crop of a real photo; median of {args.repeat} runs, each in a fresh process "
         "after a warm-up there. "
         "Cells: seconds per frame, speed-up over PyTorch eager, largest difference from it in /255.", "",
-        "| model | " + " | ".join(RUNTIMES) + " |", "|---" * (len(RUNTIMES) + 1) + "|",
+        "| model | " + " | ".join(args.runtimes) + " |", "|---" * (len(args.runtimes) + 1) + "|",
     ]
     for model, row in rows.items():
         base = row["torch"]["s"]
         cells = []
-        for name in RUNTIMES:
+        for name in args.runtimes:
             r = row[name]
             cells.append(r if isinstance(r, str) else
                          f"{r['s']:.3f} ({base / r['s']:.2f}x, {r['diff255']:.4f})")
@@ -207,8 +211,11 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--only", help="comma-separated group names (default: all)")
+    parser.add_argument("--runtimes", default=",".join(RUNTIMES),
+                        help=f"comma-separated, from: {', '.join(RUNTIMES)} (torch always runs: the reference)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    args.runtimes = ["torch"] + [r for r in args.runtimes.split(",") if r in RUNTIMES and r != "torch"]
     torch.set_num_threads(args.threads)
     width, height = (int(v) for v in args.size.lower().split("x"))
     x = photo_input(height, width)
