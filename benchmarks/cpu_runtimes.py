@@ -19,6 +19,7 @@ import argparse
 import datetime
 import json
 import multiprocessing as mp
+import resource
 import statistics
 import sys
 import tempfile
@@ -38,6 +39,7 @@ from bench_models import photo_input, timed_groups  # noqa: E402
 from bench_pipeline import machine  # noqa: E402
 from vidscale.engine.onnx_export import export_onnx  # noqa: E402
 from vidscale.engine.torch_engine import TorchEngine  # noqa: E402
+from vidscale.errors import ModelError  # noqa: E402
 from vidscale.models import zoo  # noqa: E402
 from vidscale.models.loading import load_descriptor  # noqa: E402
 
@@ -54,13 +56,11 @@ def torch_runner(info: zoo.ModelInfo, x: torch.Tensor, layout: str) -> Run | str
     desc = load_descriptor(info.path)  # type: ignore[arg-type]
     if layout == "bf16" and not cpu_has_bf16():
         return "no native bf16 on this CPU"
-    engine = TorchEngine(desc, torch.device("cpu"))
+    # "torch" is the NCHW reference whatever TorchEngine would pick for this network
+    engine = TorchEngine(desc, torch.device("cpu"), channels_last=layout == "channels_last")
     tile = engine.auto_tile(*x.shape[:1], *x.shape[2:])
     if tile < max(x.shape[2:]):  # the other runtimes take the whole frame: say so beside the figure
         print(f"{info.name} {layout}: TorchEngine tiles at {tile} px", file=sys.stderr)
-    if layout == "channels_last":
-        engine.model = engine.model.to(memory_format=torch.channels_last)
-        x = x.contiguous(memory_format=torch.channels_last)
     if layout == "bf16":
         engine.model, engine.dtype = engine.model.to(torch.bfloat16), torch.bfloat16
     return lambda: engine(x).numpy()
@@ -113,21 +113,23 @@ def ncnn_runner(info: zoo.ModelInfo, x: np.ndarray, threads: int) -> Run | str:
     return run
 
 
-def make_runner(runtime: str, info: zoo.ModelInfo, x: torch.Tensor, onnx: Path, threads: int) -> Run | str:
+def make_runner(runtime: str, info: zoo.ModelInfo, x: torch.Tensor, onnx: Path | str,
+                threads: int) -> Run | str:
     """One runtime's callable for one model and input, or why it cannot run here."""
     torch.set_num_threads(threads)
     if runtime.startswith("torch"):
         return torch_runner(info, x, runtime.partition(" ")[2] or "eager")
     if runtime in ("onnxruntime", "openvino"):
-        return onnx_runner(onnx, x.numpy(), runtime, threads)
+        return onnx if isinstance(onnx, str) else onnx_runner(onnx, x.numpy(), runtime, threads)
     if info.arch == "RealCUGAN":
         return "Real-CUGAN's ncnn net needs the padding of its Python wrapper"
     return ncnn_runner(info, x.numpy(), threads)
 
 
-def time_once(conn: Connection, runtime: str, info: zoo.ModelInfo, x: torch.Tensor, onnx: Path,
+def time_once(conn: Connection, runtime: str, info: zoo.ModelInfo, x: torch.Tensor, onnx: Path | str,
               threads: int) -> None:
-    """A worker process: build one runtime, warm it up, time one run; send (seconds, output)."""
+    """A worker process: build one runtime, warm it up, time one run; send (seconds, output,
+    the process's peak resident MiB)."""
     run = make_runner(runtime, info, x, onnx, threads)
     if isinstance(run, str):
         conn.send(run)
@@ -135,11 +137,13 @@ def time_once(conn: Connection, runtime: str, info: zoo.ModelInfo, x: torch.Tens
     run()  # warm-up: first-call allocations and kernel choices
     t = time.perf_counter()
     output = run()
-    conn.send((time.perf_counter() - t, np.asarray(output)))
+    seconds = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    conn.send((seconds, np.asarray(output), peak))
 
 
-def run_in_process(runtime: str, info: zoo.ModelInfo, x: torch.Tensor, onnx: Path,
-                   threads: int) -> tuple[float, np.ndarray] | str:
+def run_in_process(runtime: str, info: zoo.ModelInfo, x: torch.Tensor, onnx: Path | str,
+                   threads: int) -> tuple[float, np.ndarray, float] | str:
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=time_once, args=(child, runtime, info, x, onnx, threads), daemon=True)
@@ -158,9 +162,13 @@ def bench_model(info: zoo.ModelInfo, x: torch.Tensor, tmp: Path, args: argparse.
     taking turns round by round. In one process the thread pools of one runtime (OpenMP,
     TBB) kept spinning into the next one's turn and made PyTorch look up to 6x slower;
     workers kept alive side by side ran out of memory on the large networks."""
-    onnx = export_onnx(info, tmp / f"{info.name}.onnx")
+    try:
+        onnx: Path | str = export_onnx(info, tmp / f"{info.name}.onnx")
+    except ModelError as exc:  # Real-CUGAN: its code depends on the input size
+        onnx = f"no ONNX export ({exc})"
     row: dict[str, object] = {}
     times: dict[str, list[float]] = {}
+    peaks: dict[str, list[float]] = {}
     outputs: dict[str, np.ndarray] = {}
     for _ in range(args.repeat):  # round-robin: a burst of load hits every runtime alike
         for runtime in args.runtimes:
@@ -171,14 +179,16 @@ def bench_model(info: zoo.ModelInfo, x: torch.Tensor, tmp: Path, args: argparse.
                 row[runtime] = reply
                 continue
             times.setdefault(runtime, []).append(reply[0])
+            peaks.setdefault(runtime, []).append(reply[2])
             outputs[runtime] = reply[1]
     reference = np.clip(outputs["torch"], 0, 1)
     for name in times:
         if name in row:
             continue
         diff = float(np.abs(np.clip(outputs[name], 0, 1) - reference).max() * 255)
-        row[name] = {"s": statistics.median(times[name]), "diff255": diff}
-        print(f"{info.name} {name}: {row[name]['s']:.3f} s, max diff {diff:.4f}/255", file=sys.stderr)
+        row[name] = {"s": statistics.median(times[name]), "diff255": diff, "peak_mib": max(peaks[name])}
+        print(f"{info.name} {name}: {row[name]['s']:.3f} s, max diff {diff:.4f}/255, "
+              f"peak {row[name]['peak_mib']:.0f} MiB", file=sys.stderr)
     return row
 
 
@@ -191,7 +201,8 @@ def report(rows: dict[str, dict], args: argparse.Namespace) -> str:
         f"Command: `python benchmarks/cpu_runtimes.py {' '.join(sys.argv[1:])}`".rstrip(),
         f"Input: {args.size} RGB crop of a real photo; median of {args.repeat} runs, each in a fresh process "
         "after a warm-up there. "
-        "Cells: seconds per frame, speed-up over PyTorch eager, largest difference from it in /255.", "",
+        "Cells: seconds per frame, speed-up over PyTorch eager (NCHW), largest difference from it in /255, "
+        "peak resident memory of the worker process (model, input and output included).", "",
         "| model | " + " | ".join(args.runtimes) + " |", "|---" * (len(args.runtimes) + 1) + "|",
     ]
     for model, row in rows.items():
@@ -200,7 +211,7 @@ def report(rows: dict[str, dict], args: argparse.Namespace) -> str:
         for name in args.runtimes:
             r = row[name]
             cells.append(r if isinstance(r, str) else
-                         f"{r['s']:.3f} ({base / r['s']:.2f}x, {r['diff255']:.4f})")
+                         f"{r['s']:.3f} ({base / r['s']:.2f}x, {r['diff255']:.4f}, {r['peak_mib']:.0f} MiB)")
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -129,3 +129,31 @@ def test_auto_tile_whole_frame_when_it_fits() -> None:
     assert engine.auto_tile(1, 180, 320) == 320
     engine_budget_tile = engine.auto_tile(64, 4320, 7680)  # 8K x64 cannot fit in one go
     assert 64 <= engine_budget_tile < 4320
+
+
+def test_rrdb_runs_channels_last_on_the_cpu_with_the_same_output(bunny: np.ndarray) -> None:
+    """ESRGAN's RRDB measured 1.52x as fast channels_last on the CPU; the output must not move."""
+    path = zoo.builtins()["realesrgan-x4plus-anime"].path
+    fast = TorchEngine(load_descriptor(path), CPU)
+    plain = TorchEngine(load_descriptor(path), CPU, channels_last=False)  # its own weights: .to() is in place
+    assert fast.channels_last and not plain.channels_last
+    assert next(fast.model.parameters()).is_contiguous(memory_format=torch.channels_last)
+    x = to_tensor(bunny[:40, :56])
+    with torch.inference_mode():
+        a, b = fast(x), plain(x)
+    assert a.shape == b.shape == (1, 3, 160, 224)
+    assert float((a.clamp(0, 1) - b.clamp(0, 1)).abs().max()) * 255 < 0.05
+
+
+def test_span_stays_nchw_on_the_cpu_even_when_handed_channels_last(bunny: np.ndarray) -> None:
+    """In a chain the RRDB hands over a channels_last frame; SPAN (slower so) takes it as NCHW."""
+    engine = TorchEngine(load_descriptor(zoo.builtins()["span-x2"].path), CPU)
+    assert not engine.channels_last
+    seen: list[bool] = []
+    engine.model.register_forward_pre_hook(lambda _m, args: seen.append(args[0].is_contiguous()))
+    x = to_tensor(bunny[:32, :48])
+    with torch.inference_mode():
+        a = engine(x.contiguous(memory_format=torch.channels_last))
+        b = engine(x)
+    assert seen == [True, True]
+    assert torch.equal(a, b)

@@ -1,7 +1,9 @@
-"""`-m model.onnx`: a user's ONNX file runs on onnxruntime as it is (models/onnx_file.py)."""
+"""`-m model.onnx`: a user's ONNX file runs as it is, on OpenVINO where installed, else onnxruntime
+(models/onnx_file.py)."""
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ from vidscale.engine.backend import make_engine
 from vidscale.engine.onnx_engine import OnnxEngine
 from vidscale.errors import ModelError, UsageError
 from vidscale.media.image import read_image, write_image
-from vidscale.models import zoo
+from vidscale.models import onnx_file, zoo
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -169,17 +171,92 @@ def test_bad_onnx_files_are_one_line_errors(tmp_path: Path, capsys: pytest.Captu
     assert not (tmp_path / "out.png").exists()
 
 
-def test_without_onnxruntime_an_onnx_file_says_what_to_install(span_onnx: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def _without(monkeypatch: pytest.MonkeyPatch, *modules: str) -> None:
+    """Imports of `modules` fail, as where they are not installed."""
     import builtins
 
     real_import = builtins.__import__
 
-    def no_onnxruntime(name: str, *args: object, **kwargs: object) -> object:
-        if name == "onnxruntime":
+    def missing(name: str, *args: object, **kwargs: object) -> object:
+        if name.partition(".")[0] in modules:
             raise ImportError(name)
         return real_import(name, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
-    with pytest.raises(UsageError, match=r"pip install 'vidscale\[cpu\]'"):
+    monkeypatch.setattr(builtins, "__import__", missing)
+    if "openvino" in modules:
+        monkeypatch.setattr(onnx_file, "openvino_installed", lambda: False)
+
+
+def test_without_a_runtime_an_onnx_file_says_what_to_install(span_onnx: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    _without(monkeypatch, "onnxruntime", "openvino")
+    with pytest.raises(UsageError, match=r"pip install 'vidscale\[openvino\]'"):
         OnnxEngine.for_file(span_onnx)
+
+
+ov = pytest.importorskip("openvino")
+
+
+def _run(engine: OnnxEngine, h: int = 40, w: int = 56) -> torch.Tensor:
+    from vidscale.upscaler import to_tensor
+
+    return engine(to_tensor(_photo(h, w))).clamp(0, 1)
+
+
+def test_openvino_runs_onnx_files_where_installed_and_matches_onnxruntime(span_onnx: Path) -> None:
+    fast = OnnxEngine.for_file(span_onnx)
+    assert fast.runtime == "openvino" and fast.scale == 2
+    plain = OnnxEngine(onnx_file.read_onnx(span_onnx), fast.requirements, fast._bytes_per_px, fast.overlap)
+    plain.session = onnx_file.session(plain.model, 1, runtime="onnxruntime")
+    assert plain.runtime == "onnxruntime"
+    a, b = _run(fast), _run(plain)
+    assert a.shape == (1, 3, 80, 112)
+    assert float((a - b).abs().max()) * 255 < 0.5
+    assert not torch.equal(_run(fast, 24, 40)[..., :48, :80], a[..., :48, :80])  # new input, new output
+
+
+def test_onnx_files_fall_back_to_onnxruntime_without_openvino(span_onnx: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    expected = _run(OnnxEngine.for_file(span_onnx))
+    _without(monkeypatch, "openvino")
+    engine = OnnxEngine.for_file(span_onnx)
+    assert engine.runtime == "onnxruntime"
+    assert float((_run(engine) - expected).abs().max()) * 255 < 0.5
+
+
+def test_a_graph_openvino_cannot_compile_runs_on_onnxruntime(span_onnx: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("Exception from src/inference/src/cpp/core.cpp:105:\n"
+                           "Check 'false' failed at src/plugins/intel_cpu/src/node.cpp:1:\nunsupported operation\n\n")
+
+    monkeypatch.setattr(ov.Core, "compile_model", refuse)
+    with pytest.raises(ModelError, match=r"OpenVINO cannot run it \(unsupported operation\)$"):
+        onnx_file.session(onnx_file.read_onnx(span_onnx), 1, runtime="openvino")
+    with caplog.at_level("DEBUG", logger="vidscale.models.onnx_file"):
+        engine = OnnxEngine.for_file(span_onnx)
+    assert engine.runtime == "onnxruntime" and engine.scale == 2
+    assert "running it on onnxruntime" in caplog.text
+
+
+def test_the_plan_names_the_runtime(tmp_path: Path, span_onnx: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    src = tmp_path / "in.png"
+    write_image(src, _photo(16, 16))
+    code, out, err = run(capsys, src, tmp_path / "out.png", "-m", span_onnx, "--dry-run")
+    assert code == 0, err
+    assert "backend cpu (openvino)" in out + err
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_without_onnxruntime_openvino_says_why_it_cannot_run_a_graph(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    node = onnx.helper.make_node("Sharpen", ["x"], ["y"], domain="com.example.custom")
+    path = _graph(tmp_path, "custom.onnx", node, [_image("x")], [_image("y")])
+    model = onnx.load(str(path))
+    model.opset_import.append(onnx.helper.make_opsetid("com.example.custom", 1))
+    path.write_bytes(model.SerializeToString())
+    real_find = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "onnxruntime" else real_find(name, *a))
+    with pytest.raises(ModelError, match=r"OpenVINO cannot run it \(No conversion rule .*Sharpen\)$"):
+        OnnxEngine.for_file(path)

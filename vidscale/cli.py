@@ -368,7 +368,7 @@ def _import_weights(path: Path, name: str, folder: Path) -> Path:
 
 
 def _import_onnx(path: Path, name: str, folder: Path) -> Path:
-    """An ONNX file is kept as it is (it runs on onnxruntime), once it has been checked."""
+    """An ONNX file is kept as it is (it runs on OpenVINO or onnxruntime), once it has been checked."""
     from vidscale.media.atomic import atomic_output
     from vidscale.models import onnx_file
 
@@ -376,7 +376,7 @@ def _import_onnx(path: Path, name: str, folder: Path) -> Path:
     target = folder / f"{name}{onnx_file.ONNX_SUFFIX}"
     with atomic_output(target, overwrite=True, inputs=[path]) as tmp:
         tmp.write_bytes(graph.graph)
-    click.echo(f"imported {name}: ONNX graph x{graph.scale} (runs on the CPU through onnxruntime) -> {target}")
+    click.echo(f"imported {name}: ONNX graph x{graph.scale} (runs on the CPU through OpenVINO or onnxruntime) -> {target}")
     return target
 
 

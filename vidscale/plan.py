@@ -95,6 +95,8 @@ def _engine(upscaler: Upscaler, factor: float, settings: "JobSettings", first: t
     if not passes:
         return text
     engine = upscaler.engine(passes[0])
+    if runtime := getattr(engine, "runtime", None):  # an ONNX file: which runtime took it
+        text = f"backend {upscaler.backend} ({runtime}), device {upscaler.device}"
     precision = getattr(engine, "precision", None)
     if not isinstance(precision, str):
         precision = str(getattr(engine, "dtype", "float32")).removeprefix("torch.")

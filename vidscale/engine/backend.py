@@ -1,8 +1,8 @@
 """Which engine runs a network (`--backend auto|tensorrt|cuda|cpu|torch`).
 
 `auto` prefers TensorRT (when it imports and a GPU is present), then PyTorch
-on CUDA, then the CPU (onnxruntime for the networks it runs faster, else
-PyTorch); `torch` is PyTorch on whatever `--device` picks. `pick_backend` names the concrete backend, `backend_device` the torch
+on CUDA, then PyTorch on the CPU (ONNX files: OpenVINO or onnxruntime);
+`torch` is PyTorch on whatever `--device` picks. `pick_backend` names the concrete backend, `backend_device` the torch
 device it runs on, and `make_engine` builds the engine.
 """
 
@@ -76,7 +76,7 @@ def make_engine(model: zoo.ModelInfo | spandrel.ImageModelDescriptor, backend: s
     loaded model; `onnx` is false for `--backend torch`, which refuses ONNX files."""
     if isinstance(model, zoo.ModelInfo) and is_onnx(model.path):
         if not onnx:
-            raise UsageError(f"{model.name}: ONNX files run on onnxruntime, not --backend torch")
+            raise UsageError(f"{model.name}: ONNX files run on OpenVINO or onnxruntime, not --backend torch")
         check_file_backend(backend, precision, model.name)
         return OnnxEngine.for_file(model.path, tile=tile, overlap=overlap)  # type: ignore[arg-type]
     desc = model if isinstance(model, spandrel.ImageModelDescriptor) else _load(model)

@@ -1,13 +1,14 @@
-"""Run a user's ONNX file with onnxruntime on the CPU, as it is.
+"""Run a user's ONNX file on the CPU, as it is: OpenVINO where installed, else onnxruntime.
 
-`models/onnx_file.py` checks and probes the file; the engine takes and returns
-what `TorchEngine` does (NCHW float32 RGB in [0, 1]), padding and tiling the
-same way. Built-in networks stay on PyTorch: at a 640x480 frame onnxruntime was
-never clearly faster than PyTorch eager (`benchmarks/cpu_runtimes.py`,
-results in benchmarks/results/), though it wins on small inputs.
+`models/onnx_file.py` checks and probes the file and opens the session; the
+engine takes and returns what `TorchEngine` does (NCHW float32 RGB in [0, 1]),
+padding and tiling the same way. Built-in networks stay on PyTorch: OpenVINO was
+at most 1.14x as fast as PyTorch's own best layout for them at a 640x480 frame,
+onnxruntime slower (`benchmarks/cpu_runtimes.py`, results in benchmarks/results/).
 
-onnxruntime is an optional extra (`pip install 'vidscale[cpu]'`, about 80 MB);
-without it an ONNX file is a one-line error.
+Both runtimes are optional extras (`pip install 'vidscale[openvino]'`, about
+260 MB with onnxruntime as the fallback; `vidscale[cpu]`, onnxruntime alone,
+about 80 MB); without either an ONNX file is a one-line error.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ FILE_PRECISION = "the file's own"
 
 
 class OnnxEngine:
-    """One ONNX graph in an onnxruntime CPU session, tiled like the other engines."""
+    """One ONNX graph in a CPU session (OpenVINO's or onnxruntime's), tiled like the other engines."""
 
     def __init__(self, model: OnnxModel, requirements: spandrel.SizeRequirements, bytes_per_px: int,
                  overlap: int, tile: int | None = None, threads: int | None = None):
@@ -60,6 +61,10 @@ class OnnxEngine:
         return engine
 
     @property
+    def runtime(self) -> str:
+        return getattr(self.session, "runtime", "onnxruntime")
+
+    @property
     def precision(self) -> str:
         return "fp16" if self.model.input_dtype == np.float16 else "fp32"
 
@@ -83,9 +88,9 @@ class OnnxEngine:
 
 
 def check_file_backend(backend: str, precision: str | None, name: str) -> None:
-    """ONNX files run on the CPU through onnxruntime, in the precision they were saved in."""
+    """ONNX files run on the CPU (OpenVINO or onnxruntime), in the precision they were saved in."""
     if backend != "cpu":
-        raise UsageError(f"{name}: ONNX files run on the CPU (onnxruntime); use --device cpu, or give "
+        raise UsageError(f"{name}: ONNX files run on the CPU (OpenVINO or onnxruntime); use --device cpu, or give "
                          "the model's .pth or .safetensors to run it on a GPU")
     if (precision or "auto").lower() not in ("auto", "fp32"):
         raise UsageError(f"{name}: an ONNX file runs in {FILE_PRECISION} precision; drop --precision")

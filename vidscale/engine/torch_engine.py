@@ -6,7 +6,9 @@ network cannot take (its size requirements) are padded and cropped back;
 a CUDA out-of-memory error retries with smaller tiles.
 
 On CUDA it runs in fp16 (or bf16) with channels_last weights (the layout
-tensor cores want). A shape seen a second time (video frames, not a folder of
+tensor cores want). On the CPU the networks made of wide plain 3x3 convs
+(ESRGAN's RRDB) run channels_last too: 1.52x as fast at 640x480 within
+0.006/255, where SPAN was slower so (benchmarks/cpu_runtimes.py). A shape seen a second time (video frames, not a folder of
 odd-sized photos) has cuDNN time its algorithms and is replayed as a CUDA
 graph (`graphs.py`), which launches a whole network's kernels at once.
 """
@@ -53,6 +55,9 @@ CPU_BUDGET_CAP = 8 << 30
 # size, which pixel-shuffle networks never make: Compact measured 1,666 B/px against 18,176.
 MEASURED_BYTES_PER_PX = {("Compact", 4): 1666, ("SPAN", 2): 7190, ("SPAN", 4): 6226}
 MEASURED_MARGIN = 1.5
+# Architectures that run channels_last on the CPU, where it measured faster at a 640x480 frame
+# (2026-12-02-cpu-runtimes-640.md): RRDB 1.52x; SPAN x4 0.85x, so the others stay NCHW.
+CPU_CHANNELS_LAST = frozenset({"ESRGAN"})
 PRECISIONS = ("auto", "fp16", "bf16", "fp32")
 _HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -66,15 +71,20 @@ class TorchEngine:
         tile: int | None = None,
         overlap: int | None = None,
         graphs: bool = True,
+        channels_last: bool | None = None,
     ):
         self.scale: int = desc.scale
         self.device = device
         self.dtype = pick_dtype(desc, device, precision)
         # fold SPAN-style re-parameterised convs once (fp32), not on every forward
         model = image_network(fold_reparameterized(desc.model)).to(device=device, dtype=self.dtype).eval()
-        if device.type == "cuda":
-            model = model.to(memory_format=torch.channels_last)
-        else:
+        if channels_last is None:
+            channels_last = device.type == "cuda" or desc.architecture.id in CPU_CHANNELS_LAST
+        self.channels_last = channels_last
+        # each engine takes its own layout: the one before it in a chain may hand over the other
+        self._layout = torch.channels_last if channels_last else torch.contiguous_format
+        model = model.to(memory_format=self._layout)
+        if device.type != "cuda":
             keep_freed_memory()  # reuse one frame's activation pages for the next
             # Tiny activations (black borders, flat areas) become denormal floats, which x86 computes
             # in microcode: span-x2 took 3x as long on such a frame. Flushed, they are zero, as on GPUs.
@@ -136,8 +146,7 @@ class TorchEngine:
     def _infer(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         padded = _pad_to_requirements(x, self.requirements).to(self.dtype)
-        if self.device.type == "cuda":
-            padded = padded.contiguous(memory_format=torch.channels_last)
+        padded = padded.contiguous(memory_format=self._layout)
         key = tuple(padded.shape)
         self._uses[key] += 1
         repeated = self._uses[key] > 1

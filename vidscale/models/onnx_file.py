@@ -3,15 +3,22 @@
 An ONNX file is a graph of standard operators and its weights: nothing in it
 runs as Python, so it is safe to load. It is refused when its weights live in
 separate files (an external-data path could name any file on the disk), when
-onnxruntime has no kernel for one of its operators, or when it is not an RGB
+neither runtime has a kernel for one of its operators, or when it is not an RGB
 image-to-image network. The graph is taken to work as `vidscale models export`
 writes them and as most published SR exports do: NCHW RGB in [0, 1] in and
 out, float32 or float16. What the header does not say (the scale, the size
 multiple a U-Net needs) is found by running it on small inputs.
+
+Graphs run on OpenVINO where it is installed (the `openvino` extra): on our
+exports of the built-ins at 640x480 it took 0.45-0.61x onnxruntime's time
+(benchmarks/results/2026-12-02-cpu-runtimes-640.md). Else, and for a graph
+OpenVINO cannot read or compile, onnxruntime runs it.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,6 +27,8 @@ from typing import Any
 import numpy as np
 
 from vidscale.errors import ModelError, UsageError
+
+log = logging.getLogger(__name__)
 
 ONNX_SUFFIX = ".onnx"
 MAX_SCALE = 16
@@ -88,7 +97,54 @@ def read_onnx(path: Path) -> OnnxModel:
     return OnnxModel(path, data, inputs[0].name, dtype, fixed, dims[0], int(widest))
 
 
-def session(model: OnnxModel, threads: int) -> Any:
+def openvino_installed() -> bool:
+    """Without importing it (its libraries take a while to load)."""
+    return importlib.util.find_spec("openvino") is not None
+
+
+def session(model: OnnxModel, threads: int, runtime: str = "auto") -> Any:
+    """A CPU session for the graph with onnxruntime's `run(None, feeds)`: OpenVINO's where it is
+    installed and takes the graph (`runtime` "auto"), else onnxruntime's."""
+    if runtime in ("auto", "openvino") and openvino_installed():
+        try:
+            return OpenVinoSession(model, threads)
+        except ModelError as exc:
+            if runtime == "openvino" or importlib.util.find_spec("onnxruntime") is None:
+                raise
+            log.debug("%s; running it on onnxruntime", exc)
+    return _onnxruntime_session(model, threads)
+
+
+class OpenVinoSession:
+    """A graph compiled by OpenVINO for the CPU, in float32 (its bf16 default on CPUs that have
+    bf16 moved the RRDB's output by 31/255), with any input size its graph allows."""
+
+    runtime = "openvino"
+
+    def __init__(self, model: OnnxModel, threads: int):
+        import openvino as ov
+
+        core = ov.Core()
+        try:
+            graph = core.read_model(model.graph)
+            self._compiled = core.compile_model(graph, "CPU", {
+                "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"})
+        except Exception as exc:  # OpenVINO raises RuntimeError and its own types for bad graphs
+            raise ModelError(f"{model.path}: OpenVINO cannot run it ({_openvino_reason(exc)})") from None
+
+    def run(self, _outputs: None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return [self._compiled(feeds)[0]]  # a copy: the request's own buffer is reused next call
+
+
+def _openvino_reason(exc: BaseException) -> str:
+    """The line of an OpenVINO error that says what is wrong: its first lines name source files."""
+    noise = ("Exception from", "Check '", "Summary", "To facilitate", "FrontEnd API failed")
+    lines = [ln.strip().lstrip("- ") for ln in str(exc).splitlines()]
+    said = [ln for ln in lines if ln and not ln.startswith(noise)]
+    return said[-1][:300] if said else _first_line(exc)
+
+
+def _onnxruntime_session(model: OnnxModel, threads: int) -> Any:
     """An onnxruntime CPU session for the graph; operators it lacks are a ModelError."""
     ort = _import("onnxruntime")
     options = ort.SessionOptions()
@@ -155,7 +211,8 @@ def _import(name: str) -> Any:
     try:
         return __import__(name)
     except ImportError:
-        raise UsageError("ONNX model files need onnxruntime and onnx: pip install 'vidscale[cpu]'") from None
+        raise UsageError("ONNX model files need onnx and a runtime: pip install 'vidscale[openvino]' "
+                         "(or 'vidscale[cpu]', onnxruntime alone)") from None
 
 
 def _first_line(exc: BaseException) -> str:
