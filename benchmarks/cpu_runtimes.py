@@ -3,8 +3,9 @@
     python benchmarks/cpu_runtimes.py [--size 64x64] [--repeat 3] [--threads 2]
         [--only GROUP,...] [--runtimes torch,openvino,...]
 
-For one member of each architecture and scale: PyTorch eager as vidscale runs
-it (TorchEngine), PyTorch with channels_last, bf16 where the CPU has native
+For one member of each architecture and scale: PyTorch eager in plain NCHW
+(TorchEngine with channels_last=False: the reference), PyTorch with
+channels_last (TorchEngine as vidscale runs it), bf16 where the CPU has native
 bf16 (AVX512-BF16 or AMX), onnxruntime and OpenVINO on our ONNX export, and
 ncnn on the network's original .param/.bin (from the packages the built-ins
 were converted from; VIDSCALE_ENGINE_SOURCES for the RealSR sdist). Each

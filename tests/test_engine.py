@@ -131,8 +131,8 @@ def test_auto_tile_whole_frame_when_it_fits() -> None:
     assert 64 <= engine_budget_tile < 4320
 
 
-def test_rrdb_runs_channels_last_on_the_cpu_with_the_same_output(bunny: np.ndarray) -> None:
-    """ESRGAN's RRDB measured 1.52x as fast channels_last on the CPU; the output must not move."""
+def test_networks_run_channels_last_on_the_cpu_with_the_same_output(bunny: np.ndarray) -> None:
+    """oneDNN ran every built-in faster channels_last (RRDB 1.52x); the output must not move."""
     path = zoo.builtins()["realesrgan-x4plus-anime"].path
     fast = TorchEngine(load_descriptor(path), CPU)
     plain = TorchEngine(load_descriptor(path), CPU, channels_last=False)  # its own weights: .to() is in place
@@ -145,15 +145,18 @@ def test_rrdb_runs_channels_last_on_the_cpu_with_the_same_output(bunny: np.ndarr
     assert float((a.clamp(0, 1) - b.clamp(0, 1)).abs().max()) * 255 < 0.05
 
 
-def test_span_stays_nchw_on_the_cpu_even_when_handed_channels_last(bunny: np.ndarray) -> None:
-    """In a chain the RRDB hands over a channels_last frame; SPAN (slower so) takes it as NCHW."""
-    engine = TorchEngine(load_descriptor(zoo.builtins()["span-x2"].path), CPU)
-    assert not engine.channels_last
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_each_engine_takes_its_input_in_its_own_layout(bunny: np.ndarray, channels_last: bool) -> None:
+    """VapourSynth hands over contiguous NCHW planes, a decoded frame is channels_last already;
+    either way the network sees the engine's layout and gives the same output."""
+    engine = TorchEngine(load_descriptor(zoo.builtins()["span-x2"].path), CPU, channels_last=channels_last)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
     seen: list[bool] = []
-    engine.model.register_forward_pre_hook(lambda _m, args: seen.append(args[0].is_contiguous()))
+    engine.model.register_forward_pre_hook(lambda _m, args: seen.append(args[0].is_contiguous(memory_format=layout)))
     x = to_tensor(bunny[:32, :48])
+    assert x.is_contiguous(memory_format=torch.channels_last)  # the HWC array's own layout
     with torch.inference_mode():
-        a = engine(x.contiguous(memory_format=torch.channels_last))
-        b = engine(x)
+        a = engine(x)
+        b = engine(x.contiguous())
     assert seen == [True, True]
     assert torch.equal(a, b)

@@ -5,10 +5,12 @@ at `scale` times the size. Frames too large for memory are tiled; inputs a
 network cannot take (its size requirements) are padded and cropped back;
 a CUDA out-of-memory error retries with smaller tiles.
 
-On CUDA it runs in fp16 (or bf16) with channels_last weights (the layout
-tensor cores want). On the CPU the networks made of wide plain 3x3 convs
-(ESRGAN's RRDB) run channels_last too: 1.52x as fast at 640x480 within
-0.006/255, where SPAN was slower so (benchmarks/cpu_runtimes.py). A shape seen a second time (video frames, not a folder of
+Weights and inputs are channels_last on every device: on CUDA it is the
+layout tensor cores want (there in fp16 or bf16); on the CPU oneDNN ran every
+built-in faster so, 1.11x (Real-CUGAN) to 1.52x (RRDB) at 640x480, within
+0.11/255 but for SPAN x2's few ill-conditioned pixels (benchmarks/cpu_runtimes.py).
+A frame decoded as an HxWxC array is channels_last already; VapourSynth's
+planes and padded frames are made so here. A shape seen a second time (video frames, not a folder of
 odd-sized photos) has cuDNN time its algorithms and is replayed as a CUDA
 graph (`graphs.py`), which launches a whole network's kernels at once.
 """
@@ -55,9 +57,6 @@ CPU_BUDGET_CAP = 8 << 30
 # size, which pixel-shuffle networks never make: Compact measured 1,666 B/px against 18,176.
 MEASURED_BYTES_PER_PX = {("Compact", 4): 1666, ("SPAN", 2): 7190, ("SPAN", 4): 6226}
 MEASURED_MARGIN = 1.5
-# Architectures that run channels_last on the CPU, where it measured faster at a 640x480 frame
-# (2026-12-02-cpu-runtimes-640.md): RRDB 1.52x; SPAN x4 0.85x, so the others stay NCHW.
-CPU_CHANNELS_LAST = frozenset({"ESRGAN"})
 PRECISIONS = ("auto", "fp16", "bf16", "fp32")
 _HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -71,17 +70,14 @@ class TorchEngine:
         tile: int | None = None,
         overlap: int | None = None,
         graphs: bool = True,
-        channels_last: bool | None = None,
+        channels_last: bool = True,
     ):
         self.scale: int = desc.scale
         self.device = device
         self.dtype = pick_dtype(desc, device, precision)
         # fold SPAN-style re-parameterised convs once (fp32), not on every forward
         model = image_network(fold_reparameterized(desc.model)).to(device=device, dtype=self.dtype).eval()
-        if channels_last is None:
-            channels_last = device.type == "cuda" or desc.architecture.id in CPU_CHANNELS_LAST
-        self.channels_last = channels_last
-        # each engine takes its own layout: the one before it in a chain may hand over the other
+        self.channels_last = channels_last  # False: plain NCHW, the benchmarks' reference
         self._layout = torch.channels_last if channels_last else torch.contiguous_format
         model = model.to(memory_format=self._layout)
         if device.type != "cuda":
