@@ -206,6 +206,8 @@ def _run(engine: OnnxEngine, h: int = 40, w: int = 56) -> torch.Tensor:
 def test_openvino_runs_onnx_files_where_installed_and_matches_onnxruntime(span_onnx: Path) -> None:
     fast = OnnxEngine.for_file(span_onnx)
     assert fast.runtime == "openvino" and fast.scale == 2
+    # float32 even where the CPU has bf16 (OpenVINO's default there, which wrecks SPAN's output)
+    assert fast.session._compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
     plain = OnnxEngine(onnx_file.read_onnx(span_onnx), fast.requirements, fast._bytes_per_px, fast.overlap)
     plain.session = onnx_file.session(plain.model, 1, runtime="onnxruntime")
     assert plain.runtime == "onnxruntime"

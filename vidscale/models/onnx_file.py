@@ -116,19 +116,26 @@ def session(model: OnnxModel, threads: int, runtime: str = "auto") -> Any:
 
 
 class OpenVinoSession:
-    """A graph compiled by OpenVINO for the CPU, in float32 (its bf16 default on CPUs that have
-    bf16 moved the RRDB's output by 31/255), with any input size its graph allows."""
+    """A graph compiled by OpenVINO for the CPU, with any input size its graph allows."""
 
     runtime = "openvino"
 
     def __init__(self, model: OnnxModel, threads: int):
         import openvino as ov
+        from openvino import properties
+        from openvino.properties import hint, intel_cpu
 
+        config = {
+            properties.inference_num_threads(): threads,
+            # its default on CPUs with bf16 is bf16, which moved the RRDB's output by 31/255
+            hint.inference_precision(): ov.Type.f32,
+            hint.enable_cpu_pinning(): False,  # PyTorch's threads share these cores (resizes, chains)
+            intel_cpu.denormals_optimization(): True,  # flushed to zero, as TorchEngine does
+        }
         core = ov.Core()
         try:
             graph = core.read_model(model.graph)
-            self._compiled = core.compile_model(graph, "CPU", {
-                "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"})
+            self._compiled = core.compile_model(graph, "CPU", config)
         except Exception as exc:  # OpenVINO raises RuntimeError and its own types for bad graphs
             raise ModelError(f"{model.path}: OpenVINO cannot run it ({_openvino_reason(exc)})") from None
 
