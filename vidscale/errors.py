@@ -1,5 +1,13 @@
 """Errors that reach the user as one line and an exit code."""
 
+FIRST_LINE_LIMIT = 300  # characters of a library's message kept in ours
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a library's error, for the one line we print (its type when empty)."""
+    text = str(exc).strip().splitlines()
+    return text[0][:FIRST_LINE_LIMIT] if text else type(exc).__name__
+
 
 class VidscaleError(Exception):
     """An expected failure: printed as one line, exit code `exit_code`."""

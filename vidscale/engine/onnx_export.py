@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from vidscale.engine.outputs import image_network
-from vidscale.errors import ModelError, UsageError
+from vidscale.errors import ModelError, UsageError, first_line
 from vidscale.media.atomic import atomic_output
 from vidscale.models import zoo
 from vidscale.models.loading import load_descriptor
@@ -106,8 +106,7 @@ def _trace_to_file(network: torch.nn.Module, dummy: torch.Tensor, path: Path, op
             torch.onnx.export(network, (dummy,), str(path), dynamo=False, opset_version=opset,
                               input_names=[INPUT], output_names=[OUTPUT], dynamic_axes=_AXES)
         except Exception as exc:  # unsupported operators, opsets... (many exception types)
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ModelError(f"{arch}: ONNX export failed ({first})") from exc
+            raise ModelError(f"{arch}: ONNX export failed ({first_line(exc)})") from exc
     # A tracer warning means Python code depended on a tensor's size or value:
     # the graph would then be right only at the traced size.
     if any(issubclass(w.category, torch.jit.TracerWarning) for w in caught):

@@ -17,7 +17,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 
-from vidscale.errors import ModelError
+from vidscale.errors import ModelError, first_line
 from vidscale.models.ncnn import parse_param
 from vidscale.models.ncnn_convert import StateDict, final_resize, ncnn_to_state_dict
 
@@ -60,11 +60,11 @@ def read_state_dict(path: Path) -> StateDict:
         raise ModelError(f"{path}: refused: it holds Python objects other than tensors, "
                          "and loading those could run code") from exc
     except (OSError, RuntimeError, ValueError, EOFError, SafetensorError, zipfile.BadZipFile) as exc:
-        raise ModelError(f"{path}: not a readable model file ({_first_line(exc)})") from exc
+        raise ModelError(f"{path}: not a readable model file ({first_line(exc)})") from exc
     except ModelError:
         raise
     except Exception as exc:  # malformed pickles fail in many ways
-        raise ModelError(f"{path}: malformed model file ({_first_line(exc)})") from exc
+        raise ModelError(f"{path}: malformed model file ({first_line(exc)})") from exc
     if not isinstance(state, dict):
         raise ModelError(f"{path}: holds a {type(state).__name__}, not a state dict")
     return state
@@ -76,7 +76,7 @@ def descriptor_from_state_dict(state: StateDict, origin: str) -> spandrel.ImageM
     except spandrel.UnsupportedModelError as exc:
         raise ModelError(f"{origin}: architecture not recognised by spandrel") from exc
     except Exception as exc:  # malformed tensors inside a recognised layout
-        raise ModelError(f"{origin}: weights do not fit the architecture ({_first_line(exc)})") from exc
+        raise ModelError(f"{origin}: weights do not fit the architecture ({first_line(exc)})") from exc
     if not isinstance(desc, spandrel.ImageModelDescriptor):
         raise ModelError(f"{origin}: {desc.architecture.name} is not an image-to-image model")
     if desc.input_channels != 3 or desc.output_channels != 3:
@@ -128,10 +128,6 @@ def _is_torchscript(path: Path) -> bool:
         return False  # a raw pickle, or damaged: torch.load reports it
     return any("/code/" in n or n.endswith("/constants.pkl") for n in names)
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 def inference_parameter_count(model: torch.nn.Module) -> int:

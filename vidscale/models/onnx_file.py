@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from vidscale.errors import ModelError, UsageError
+from vidscale.errors import FIRST_LINE_LIMIT, ModelError, UsageError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def read_onnx(path: Path) -> OnnxModel:
     try:
         model = onnx.load_model_from_string(data)
     except Exception as exc:  # protobuf's DecodeError and friends
-        raise ModelError(f"{path}: not a readable ONNX file ({_first_line(exc)})") from None
+        raise ModelError(f"{path}: not a readable ONNX file ({first_line(exc)})") from None
     graph = model.graph
     if any(_is_external(t) for t in graph.initializer):
         raise ModelError(f"{path}: its weights are in separate files (external data), which "
@@ -148,7 +148,7 @@ def _openvino_reason(exc: BaseException) -> str:
     noise = ("Exception from", "Check '", "Summary", "To facilitate", "FrontEnd API failed")
     lines = [ln.strip().lstrip("- ") for ln in str(exc).splitlines()]
     said = [ln for ln in lines if ln and not ln.startswith(noise)]
-    return said[-1][:300] if said else _first_line(exc)
+    return said[-1][:FIRST_LINE_LIMIT] if said else first_line(exc)
 
 
 def _onnxruntime_session(model: OnnxModel, threads: int) -> Any:
@@ -162,7 +162,7 @@ def _onnxruntime_session(model: OnnxModel, threads: int) -> Any:
     try:
         return ort.InferenceSession(model.graph, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises its own exception types for bad graphs
-        raise ModelError(f"{model.path}: onnxruntime cannot run it ({_first_line(exc)})") from None
+        raise ModelError(f"{model.path}: onnxruntime cannot run it ({first_line(exc)})") from None
 
 
 def probe(model: OnnxModel, sess: Any) -> OnnxModel:
@@ -175,7 +175,7 @@ def probe(model: OnnxModel, sess: Any) -> OnnxModel:
         try:
             (y,) = sess.run(None, {model.input: x})
         except Exception as exc:  # a size the graph cannot take: try the next multiple
-            failure = _first_line(exc)
+            failure = first_line(exc)
             continue
         scale = _scale_of(model.path, x.shape, np.shape(y))
         if not np.isfinite(np.asarray(y, np.float32)).all():
@@ -221,10 +221,6 @@ def _import(name: str) -> Any:
         raise UsageError("ONNX model files need onnx and a runtime: pip install 'vidscale[openvino]' "
                          "(or 'vidscale[cpu]', onnxruntime alone)") from None
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
 
 
 def checked(path: Path, threads: int = 1) -> OnnxModel:
