@@ -7,8 +7,8 @@ a CUDA out-of-memory error retries with smaller tiles.
 
 Weights and inputs are channels_last on every device: on CUDA it is the
 layout tensor cores want (there in fp16 or bf16); on the CPU oneDNN ran every
-built-in faster so, 1.11x (Real-CUGAN) to 1.52x (RRDB) at 640x480, within
-0.11/255 but for SPAN x2's few ill-conditioned pixels (benchmarks/cpu_runtimes.py).
+built-in faster so, 1.11x to 2.43x at 640x480, within 0.02/255 but for SPAN x2's
+few ill-conditioned pixels (benchmarks/results/2026-12-02-cpu-runtimes-640-quiet.md).
 A frame decoded as an HxWxC array is channels_last already; VapourSynth's
 planes and padded frames are made so here. A shape seen a second time (video frames, not a folder of
 odd-sized photos) has cuDNN time its algorithms and is replayed as a CUDA
