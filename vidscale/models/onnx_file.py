@@ -10,7 +10,7 @@ out, float32 or float16. What the header does not say (the scale, the size
 multiple a U-Net needs) is found by running it on small inputs.
 
 Graphs run on OpenVINO where it is installed (the `openvino` extra): on our
-exports of the built-ins at 640x480 it took 0.45-0.68x onnxruntime's time
+exports of the built-ins at 640x480 it took 0.45-0.79x onnxruntime's time
 (benchmarks/results/2026-12-02-cpu-runtimes-640.md). Else, and for a graph
 OpenVINO cannot read or compile, onnxruntime runs it.
 """
