@@ -59,7 +59,7 @@ def torch_runner(info: zoo.ModelInfo, x: torch.Tensor, layout: str) -> Run | str
         return "no native bf16 on this CPU"
     # "torch" is the NCHW reference whatever TorchEngine would pick for this network
     engine = TorchEngine(desc, torch.device("cpu"), channels_last=layout == "channels_last")
-    tile = engine.auto_tile(*x.shape[:1], *x.shape[2:])
+    tile = engine.auto_tile(x.shape[0], *x.shape[2:])
     if tile < max(x.shape[2:]):  # the other runtimes take the whole frame: say so beside the figure
         print(f"{info.name} {layout}: TorchEngine tiles at {tile} px", file=sys.stderr)
     if layout == "bf16":

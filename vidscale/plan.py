@@ -90,13 +90,12 @@ def _models(upscaler: Upscaler, factor: float, size: tuple[int, int]) -> str:
 
 
 def _engine(upscaler: Upscaler, factor: float, settings: "JobSettings", first: tuple[int, int]) -> str:
-    text = f"backend {upscaler.backend}, device {upscaler.device}"
     passes = upscaler.plan(factor)
-    if not passes:
+    engine = upscaler.engine(passes[0]) if passes else None
+    runtime = getattr(engine, "runtime", None)  # an ONNX file's: OpenVINO or onnxruntime
+    text = f"backend {upscaler.backend}{f' ({runtime})' if runtime else ''}, device {upscaler.device}"
+    if engine is None:
         return text
-    engine = upscaler.engine(passes[0])
-    if runtime := getattr(engine, "runtime", None):  # an ONNX file: which runtime took it
-        text = f"backend {upscaler.backend} ({runtime}), device {upscaler.device}"
     precision = getattr(engine, "precision", None)
     if not isinstance(precision, str):
         precision = str(getattr(engine, "dtype", "float32")).removeprefix("torch.")

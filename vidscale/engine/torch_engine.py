@@ -10,9 +10,11 @@ layout tensor cores want (there in fp16 or bf16); on the CPU oneDNN ran every
 built-in faster so, 1.11x to 2.43x at 640x480, within 0.02/255 but for SPAN x2's
 few ill-conditioned pixels (benchmarks/results/2026-12-02-cpu-runtimes-640-quiet.md).
 A frame decoded as an HxWxC array is channels_last already; VapourSynth's
-planes and padded frames are made so here. A shape seen a second time (video frames, not a folder of
-odd-sized photos) has cuDNN time its algorithms and is replayed as a CUDA
-graph (`graphs.py`), which launches a whole network's kernels at once.
+planes and padded frames are made so here.
+
+A shape seen a second time (video frames, not a folder of odd-sized photos)
+has cuDNN time its algorithms and is replayed as a CUDA graph (`graphs.py`),
+which launches a whole network's kernels at once.
 """
 
 from __future__ import annotations

@@ -129,7 +129,6 @@ def _is_torchscript(path: Path) -> bool:
     return any("/code/" in n or n.endswith("/constants.pkl") for n in names)
 
 
-
 def inference_parameter_count(model: torch.nn.Module) -> int:
     """Parameters the network computes with. Re-parameterised blocks (SPAN's
     Conv3XC) also hold their training branches, which fold into `eval_conv`

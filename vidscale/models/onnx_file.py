@@ -11,8 +11,8 @@ multiple a U-Net needs) is found by running it on small inputs.
 
 Graphs run on OpenVINO where it is installed (the `openvino` extra): on our
 exports of the built-ins at 640x480 it took 0.45-0.79x onnxruntime's time
-(benchmarks/results/2026-12-02-cpu-runtimes-640.md). Else, and for a graph
-OpenVINO cannot read or compile, onnxruntime runs it.
+(benchmarks/results/2026-12-02-cpu-runtimes-640-quiet.md). Else, and for a
+graph OpenVINO cannot read or compile, onnxruntime runs it.
 """
 
 from __future__ import annotations
@@ -220,7 +220,6 @@ def _import(name: str) -> Any:
     except ImportError:
         raise UsageError("ONNX model files need onnx and a runtime: pip install 'vidscale[openvino]' "
                          "(or 'vidscale[cpu]', onnxruntime alone)") from None
-
 
 
 def checked(path: Path, threads: int = 1) -> OnnxModel:
