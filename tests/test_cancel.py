@@ -83,3 +83,43 @@ def test_between_tiles_is_called_before_each_tile_but_the_first() -> None:
     calls.clear()
     run_tiled(infer, x, 2, 24, 8)  # outside the block: no checks
     assert calls == ["tile"] * 4
+
+
+def test_cancel_stops_an_untiled_picture_within_a_layer(tmp_path: Path) -> None:
+    """One frame in one piece: the cancel is seen after the next convolution, not after the frame."""
+    from vidscale.engine.watch import reporting
+    from vidscale.media.image import write_image
+    from tests.media import pattern
+
+    picture = tmp_path / "small.png"
+    write_image(picture, pattern(0, 64, 64))
+    cancel = threading.Event()
+    seen: list[float] = []
+
+    def report(fraction: float) -> None:
+        seen.append(fraction)
+        if fraction > 0.2:
+            cancel.set()
+
+    settings = JobSettings(scale=2, model="span-x2", backend="torch", quiet=True, cancel=cancel)
+    with reporting(report), pytest.raises(Cancelled):
+        run_job(str(picture), str(tmp_path / "out.png"), settings)
+    assert seen[-2] <= 0.2 < seen[-1] < 0.6  # stopped at the first layer past a fifth of the work
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["small.png"]
+
+
+def test_progress_within_a_frame_counts_tiles_and_both_se_passes(tmp_path: Path) -> None:
+    """Real-CUGAN tiled: the first pass (recording the frame's SE means) is the first half."""
+    from vidscale.engine.watch import reporting
+    from vidscale.media.image import write_image
+    from tests.media import pattern
+
+    picture = tmp_path / "p.png"
+    write_image(picture, pattern(0, 96, 96))
+    seen: list[float] = []
+    settings = JobSettings(scale=2, model="realcugan", backend="torch", tile=64, quiet=True)
+    with reporting(seen.append):
+        run_job(str(picture), str(tmp_path / "out.png"), settings)
+    assert seen == sorted(seen) and seen[-1] == pytest.approx(1.0)
+    assert any(0.45 < f <= 0.5 for f in seen) and any(0.5 < f < 0.55 for f in seen)
+    assert len(seen) > 50  # layers, not just tiles

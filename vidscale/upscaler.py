@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from vidscale.engine.backend import Engine, backend_device, make_engine, pick_backend
+from vidscale.engine.watch import part
 from vidscale.errors import UsageError
 from vidscale.models import zoo
 from vidscale.models.loading import file_scale
@@ -116,8 +117,10 @@ class Upscaler:
         """NCHW float RGB in [0, 1] -> the same at exactly `size` (height, width)."""
         given = x = x.to(self.device, torch.float32)
         factor = max(size[0] / x.shape[-2], size[1] / x.shape[-1])
-        for info in self.plan(factor):
-            x = self._engine(info)(x)
+        passes = self.plan(factor)
+        for i, info in enumerate(passes):
+            with part(i, len(passes)):  # each network its share of a watcher's progress
+                x = self._engine(info)(x)
         x = resize(x, size, self.resizer or "bicubic")
         return x.clamp(0, 1) if x is given else x.clamp_(0, 1)  # the caller's tensor stays as it was
 

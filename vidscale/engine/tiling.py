@@ -5,31 +5,21 @@ touches a neighbour (pixels there lack context), then ramps linearly to one.
 Where two tiles overlap by `overlap` pixels the ramps are complementary, so
 every output pixel is a convex mix of pixels computed with context.
 
-A caller may ask to be called between tiles (`between_tiles`): a large picture
-on the CPU is minutes in one frame, and a cancel should not wait for all of it.
+A caller may ask to be called between tiles (`watch.between_tiles`): a large
+picture on the CPU is minutes in one frame, and a cancel should not wait for all
+of it. Each tile is a `watch.part` of the frame, for the caller's progress.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
 
 import torch
 
+from vidscale.engine.watch import between_tiles, current_check, part, reached
+
+__all__ = ["between_tiles", "run_tiled", "spans"]
 Infer = Callable[[torch.Tensor], torch.Tensor]
-_checkpoint: ContextVar[Callable[[], None] | None] = ContextVar("vidscale_tile_checkpoint", default=None)
-
-
-@contextmanager
-def between_tiles(check: Callable[[], None]) -> Iterator[None]:
-    """Within the block, on this thread, `run_tiled` calls `check` before every tile but the first;
-    an exception it raises (a cancel) ends the frame there."""
-    token = _checkpoint.set(check)
-    try:
-        yield
-    finally:
-        _checkpoint.reset(token)
 
 
 def spans(length: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int]]:
@@ -68,21 +58,24 @@ def run_tiled(infer: Infer, x: torch.Tensor, scale: int, tile: int, overlap: int
         return infer(x)
     overlap = min(overlap, tile // 2)
     margin = overlap // 4
-    check = _checkpoint.get()
+    check = current_check()
     out: torch.Tensor | None = None
     norm = torch.zeros(1, 1, h * scale, w * scale, device=x.device)
-    for y0, y1 in spans(h, tile, overlap, align):
+    rows, cols = spans(h, tile, overlap, align), spans(w, tile, overlap, align)
+    count = len(rows) * len(cols)
+    for i, ((y0, y1), (x0, x1)) in enumerate((r, c) for r in rows for c in cols):
         wy = _ramp(y0, y1, h, scale, overlap, margin, x.device)
-        for x0, x1 in spans(w, tile, overlap, align):
-            wx = _ramp(x0, x1, w, scale, overlap, margin, x.device)
-            if check is not None and out is not None:
-                check()
-            part = infer(x[:, :, y0:y1, x0:x1])
-            if out is None:
-                out = torch.zeros(n, part.shape[1], h * scale, w * scale, device=x.device)
-            weight = wy[:, None] * wx[None, :]
-            region = (slice(None), slice(None), slice(y0 * scale, y1 * scale), slice(x0 * scale, x1 * scale))
-            out[region] += part.float() * weight
-            norm[region] += weight
+        wx = _ramp(x0, x1, w, scale, overlap, margin, x.device)
+        if check is not None and out is not None:
+            check()
+        with part(i, count):
+            piece = infer(x[:, :, y0:y1, x0:x1])
+        if out is None:
+            out = torch.zeros(n, piece.shape[1], h * scale, w * scale, device=x.device)
+        weight = wy[:, None] * wx[None, :]
+        region = (slice(None), slice(None), slice(y0 * scale, y1 * scale), slice(x0 * scale, x1 * scale))
+        out[region] += piece.float() * weight
+        norm[region] += weight
+        reached((i + 1) / count, check=False)
     assert out is not None
     return out / norm

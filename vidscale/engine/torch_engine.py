@@ -31,9 +31,11 @@ import torch.nn.functional as F
 from vidscale.engine import se_sync
 from vidscale.engine.cpu_memory import keep_freed_memory
 from vidscale.engine.graphs import GraphCache
+from vidscale.engine.layer_watch import LayerWatch
 from vidscale.engine.onnx_export import fold_reparameterized
 from vidscale.engine.outputs import image_network
 from vidscale.engine.tiling import run_tiled
+from vidscale.engine.watch import part
 from vidscale.errors import ModelError, UsageError, VidscaleError
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,7 @@ class TorchEngine:
             # in microcode: span-x2 took 3x as long on such a frame. Flushed, they are zero, as on GPUs.
             torch.set_flush_denormal(True)
         self.model = model
+        self.layers = LayerWatch(model)  # cancel checks and progress within a frame
         self.requirements = desc.size_requirements
         self.fixed_tile = tile
         self.overlap = overlap or OVERLAP_BY_ARCH.get(desc.architecture.id, DEFAULT_OVERLAP)
@@ -104,6 +107,7 @@ class TorchEngine:
         """Upscale an NCHW float batch already on `self.device`."""
         n, _, h, w = x.shape
         tile = self.fixed_tile or self._tiles.get((n, h, w)) or self.auto_tile(n, h, w)
+        self.layers.prepare(self._probe)
         while True:
             try:
                 out = self._tiled(x, tile)
@@ -118,9 +122,9 @@ class TorchEngine:
             return run_tiled(self._infer, x, self.scale, tile, self.overlap, self.align)
         self._eager = True  # patched forwards: a captured CUDA graph would not see them
         try:
-            with se_sync.recording(self.se_blocks) as means:
+            with se_sync.recording(self.se_blocks) as means, part(0, 2):
                 run_tiled(self._infer, x, self.scale, tile, self.overlap, self.align)
-            with se_sync.frame_means(self.se_blocks, means):
+            with se_sync.frame_means(self.se_blocks, means), part(1, 2):
                 return run_tiled(self._infer, x, self.scale, tile, self.overlap, self.align)
         finally:
             self._eager = False
@@ -141,6 +145,12 @@ class TorchEngine:
     def auto_tile(self, batch: int, height: int, width: int) -> int:
         return fitting_tile(self._bytes_per_px, self.device, batch, height, width)
 
+    def _probe(self) -> None:
+        """One forward on a small input (LayerWatch measures each layer's share of the work)."""
+        x = torch.zeros(1, 3, 32, 32, device=self.device, dtype=self.dtype)
+        with torch.inference_mode():
+            self.model(_pad_to_requirements(x, self.requirements).contiguous(memory_format=self._layout))
+
     def _infer(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         padded = _pad_to_requirements(x, self.requirements).to(self.dtype)
@@ -151,6 +161,7 @@ class TorchEngine:
         if self.device.type == "cuda":  # timing algorithms pays off only for shapes that recur
             torch.backends.cudnn.benchmark = repeated
         with torch.inference_mode():
+            self.layers.start()
             if self.graphs is not None and repeated and not self._eager:  # output is the graph's own buffer: copied below
                 y = self.graphs.run(padded)
             else:
