@@ -33,7 +33,8 @@ import torch
 
 from vidscale.engine import cache
 from vidscale.engine.onnx_export import DEFAULT_OPSET, INPUT, OUTPUT, export_descriptor
-from vidscale.engine.tiling import run_tiled
+from vidscale.engine.tile_grid import tile_grid
+from vidscale.engine.tiling import longest_span, run_tiled
 from vidscale.engine.torch_engine import (
     DEFAULT_OVERLAP,
     MIN_TILE,
@@ -73,9 +74,10 @@ class ShapeProfile:
 
 
 def tile_shape(batch: int, height: int, width: int, tile: int,
-               req: spandrel.SizeRequirements) -> Shape:
-    """The input shape the network sees for a frame cut into `tile`-sized tiles."""
-    return (batch, *_padded_size(min(tile, height), min(tile, width), req))
+               req: spandrel.SizeRequirements, align: int = 1) -> Shape:
+    """The largest input shape the network sees for a frame cut into `tile`-sized tiles
+    on a grid of `align` (`run_tiled`'s cut: the last tile may be longer)."""
+    return (batch, *_padded_size(longest_span(height, tile, align), longest_span(width, tile, align), req))
 
 
 def profile_for(shape: Shape, req: spandrel.SizeRequirements,
@@ -145,6 +147,7 @@ class TensorRTEngine:
         self.requirements = desc.size_requirements
         self.fixed_tile = tile
         self.overlap = overlap or OVERLAP_BY_ARCH.get(desc.architecture.id, DEFAULT_OVERLAP)
+        self.align = tile_grid(desc)  # tiles start on the network's window grid
         self._bytes_per_px = _activation_bytes_per_pixel(desc.model, self.scale, torch.float16)
         self._logger = self.trt.Logger(self.trt.Logger.WARNING)
         self._runtime = self.trt.Runtime(self._logger)  # must outlive the engines it loads
@@ -163,9 +166,10 @@ class TensorRTEngine:
         ready.record(torch.cuda.current_stream(self.device))  # x is complete from here on
         while True:
             try:
-                self._prepare(profile_for(tile_shape(n, h, w, tile, self.requirements),
+                self._prepare(profile_for(tile_shape(n, h, w, tile, self.requirements, self.align),
                                           self.requirements, self._profile))
-                return run_tiled(lambda t: self._infer(t, ready), x, self.scale, tile, self.overlap)
+                return run_tiled(lambda t: self._infer(t, ready), x, self.scale, tile, self.overlap,
+                                 self.align)
             except (_NoRoom, torch.OutOfMemoryError):
                 tile = self._shrink(tile, h, w)
 

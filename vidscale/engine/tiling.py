@@ -25,16 +25,30 @@ Infer = Callable[[torch.Tensor], torch.Tensor]
 def spans(length: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int]]:
     """Start/end of tiles of size `tile` covering `length`, overlapping >= `overlap`.
 
-    Starts fall on multiples of `align`: networks that downsample (Real-CUGAN's
-    UNet) give other results for content shifted by a pixel. The last tile is
-    then up to `align - 1` pixels longer.
+    Starts and sizes fall on multiples of `align` (`tile_grid.py`): networks that
+    downsample or attend within windows give other results for content shifted
+    off that grid. A length that fits `tile` is one tile; else the tile is rounded
+    down to the grid (two cells at least, so neighbours can overlap) and the last
+    tile is up to `align - 1` pixels longer.
     """
-    if length <= tile:
+    tile = aligned_tile(tile, align) if length > tile else tile
+    if length <= tile:  # also where the grid's two cells are the whole length
         return [(0, length)]
     step = max(align, (tile - overlap) // align * align)
     last = (length - tile) // align * align
     starts = list(range(0, last, step)) + [last]
     return [(s, s + tile) for s in starts[:-1]] + [(last, length)]
+
+
+def aligned_tile(tile: int, align: int) -> int:
+    """`tile` rounded down to a multiple of `align`, and at least two: one cell of overlap."""
+    return max(2 * align, tile // align * align)
+
+
+def longest_span(length: int, tile: int, align: int = 1) -> int:
+    """The longest tile `spans` cuts from `length` (its last one: up to `align - 1` longer)."""
+    start, end = spans(length, tile, 0, align)[-1]
+    return end - start
 
 
 def _ramp(start: int, end: int, length: int, scale: int, overlap: int, margin: int,
@@ -56,7 +70,8 @@ def run_tiled(infer: Infer, x: torch.Tensor, scale: int, tile: int, overlap: int
     n, _, h, w = x.shape
     if h <= tile and w <= tile:
         return infer(x)
-    overlap = min(overlap, tile // 2)
+    # at least a grid cell (an attention window): less cuts even the first layer's context
+    overlap = min(max(overlap, align), aligned_tile(tile, align) // 2)
     margin = overlap // 4
     check = current_check()
     out: torch.Tensor | None = None

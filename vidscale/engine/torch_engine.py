@@ -34,6 +34,7 @@ from vidscale.engine.graphs import GraphCache
 from vidscale.engine.layer_watch import LayerWatch
 from vidscale.engine.onnx_export import fold_reparameterized
 from vidscale.engine.outputs import image_network
+from vidscale.engine.tile_grid import tile_grid
 from vidscale.engine.tiling import run_tiled
 from vidscale.engine.watch import part
 from vidscale.errors import ModelError, UsageError, VidscaleError
@@ -51,9 +52,6 @@ MIN_TILE = 64
 # (benchmarks/tiling_se.py).
 OVERLAP_BY_ARCH = {"SPAN": 32, "Compact": 32, "ESRGAN": 192, "RealCUGAN": 48}
 DEFAULT_OVERLAP = 128
-# Tile starts on multiples of this: Real-CUGAN's UNet downsamples twice (x3: by 4 overall),
-# so content shifted by an odd pixel comes out differently.
-ALIGN_BY_ARCH = {"RealCUGAN": 4}
 CPU_BUDGET_CAP = 8 << 30
 # Peak fp32 activation bytes per input pixel where the formula below is far off, measured on
 # the CPU (growth of the peak resident set over one forward at 160x120 and 320x240, the larger
@@ -100,7 +98,7 @@ class TorchEngine:
         self._uses: Counter[tuple[int, ...]] = Counter()  # network input shapes seen
         self.graphs = GraphCache(self.model) if graphs and device.type == "cuda" else None
         self.se_blocks = se_sync.se_blocks(self.model)
-        self.align = ALIGN_BY_ARCH.get(desc.architecture.id, 1)
+        self.align = tile_grid(desc)  # tiles start on the network's window grid
         self._eager = False
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
