@@ -201,7 +201,7 @@ def test_output_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert out.read_bytes() == b"precious"
     assert main([str(src), str(src), "-m", "lanczos", "--overwrite"]) == 2
     assert main([str(src), str(tmp_path / "out.xyz")]) == 2
-    assert main([str(src), str(tmp_path / "one.png"), "-m", "lanczos"]) == 1  # 2 frames, 1 image
+    assert main([str(src), str(tmp_path / "one.png"), "-m", "lanczos"]) == 2  # 2 frames, 1 image: refused up front
     assert not (tmp_path / "one.png").exists()
     capsys.readouterr()
 

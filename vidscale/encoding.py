@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 import av
@@ -14,8 +14,9 @@ import av.codec.context
 import av.logging
 
 from vidscale.errors import UsageError
+from vidscale.media import containers
 
-VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi")
+VIDEO_SUFFIXES = tuple(containers.MUXERS)
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class EncoderDefaults:
 # 8-bit sources; 10-bit sources take the second entry.
 _DEFAULTS = {
     ".webm": (EncoderDefaults("libsvtav1", 30, "7"), EncoderDefaults("libsvtav1", 30, "7")),
+    # AVI holds no HEVC: 10-bit sources get 10-bit H.264 (High 10)
+    ".avi": (EncoderDefaults("libx264", 18, "medium"), EncoderDefaults("libx264", 18, "medium")),
 }
 # libsvtav1 has no alpha; VP9 does, and the webm muxer marks it (alpha_mode) itself.
 _WEBM_ALPHA = EncoderDefaults("libvpx-vp9", 30, None)
@@ -48,6 +51,9 @@ class EncoderSettings:
     pix_fmt: str | None = None
     options: dict[str, str] = field(default_factory=dict)
     fps: Fraction = Fraction(24)  # for image sequences turned into video
+    # What a preset set (codec, crf, preset, pix_fmt, "opt:KEY"): a preference that gives way
+    # where the output's container cannot hold the preset's codec (see `fit_container`).
+    preferred: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -58,20 +64,20 @@ class EncoderPlan:
     bit_rate: int | None = None
 
 
-def plan_encoder(suffix: str, deep: bool, source_pix_fmt: str | None, settings: EncoderSettings) -> EncoderPlan:
-    """The encoder, pixel format and options for an output of type `suffix`."""
+def plan_encoder(suffix: str, deep: bool, source_pix_fmt: str | None, settings: EncoderSettings,
+                 time_base: Fraction | None = None) -> EncoderPlan:
+    """The encoder, pixel format and options for an output of type `suffix`, checked to open
+    and to be writable into that container (at `time_base`, the clock frames come on)."""
     suffix = suffix.lower()
     if suffix not in VIDEO_SUFFIXES:
         raise UsageError(f"unsupported video output type {suffix!r} (use {', '.join(VIDEO_SUFFIXES)})")
-    default = _DEFAULTS.get(suffix, (_H264, _H265))[1 if deep else 0]
-    alpha = has_alpha(source_pix_fmt)
-    if alpha and suffix == ".webm":
-        default = _WEBM_ALPHA
+    default = _default_for(suffix, deep, source_pix_fmt)
     codec = settings.codec or default.codec
     try:
         formats = [f.name for f in av.Codec(codec, "w").video_formats or []]
     except (av.error.FFmpegError, ValueError) as exc:
         raise UsageError(f"--codec {codec}: no such video encoder ({exc})") from None
+    alpha = has_alpha(source_pix_fmt)
     keep_alpha = alpha and codec not in _ALPHA_UNSAFE
     pix_fmt = settings.pix_fmt or _default_pix_fmt(formats, deep, source_pix_fmt, keep_alpha)
     if formats and pix_fmt not in formats:
@@ -93,7 +99,105 @@ def plan_encoder(suffix: str, deep: bool, source_pix_fmt: str | None, settings: 
     plan = EncoderPlan(codec, pix_fmt, options, bit_rate)
     if _chosen(settings) or settings.codec or settings.pix_fmt:  # our defaults are known to open
         check_options(plan, _chosen(settings))
+    _check_container(plan, suffix, settings, time_base or Fraction(1, 25))
     return plan
+
+
+def _default_for(suffix: str, deep: bool, source_pix_fmt: str | None) -> EncoderDefaults:
+    if has_alpha(source_pix_fmt) and suffix == ".webm":
+        return _WEBM_ALPHA
+    return _DEFAULTS.get(suffix, (_H264, _H265))[1 if deep else 0]
+
+
+def _check_container(plan: EncoderPlan, suffix: str, settings: EncoderSettings, time_base: Fraction) -> None:
+    """Refuse, before any frame, an encoder whose output the `suffix` container cannot hold."""
+    muxer = containers.muxer_of(suffix)
+    reason = containers.trial(plan.codec, plan.pix_fmt, plan.options, time_base, muxer)
+    if reason is None:
+        return
+    flag = f"--codec {plan.codec}" if settings.codec else f"the default encoder {plan.codec}"
+    if not holds(muxer, plan.codec):
+        takes = ", ".join(c for c in _CANDIDATES if holds(muxer, c))
+        raise UsageError(f"{flag}: {suffix} files cannot hold its video; they take {takes}")
+    if settings.pix_fmt and containers.trial(plan.codec, _plain_pix_fmt(plan.codec), {}, time_base, muxer) is None:
+        raise UsageError(f"--pix-fmt {plan.pix_fmt}: {suffix} files cannot hold {plan.codec} in it ({reason})")
+    if containers.trial(plan.codec, plan.pix_fmt, {}, Fraction(1, 25), muxer) is None:
+        raise UsageError(f"{flag}: it cannot keep this clip's timestamps (time base {time_base}) in {suffix} "
+                         f"files; use {_default_for(suffix, False, None).codec}")
+    raise UsageError(f"{flag}: cannot write {plan.pix_fmt} video into {suffix} files here ({reason})")
+
+
+# The encoders a refusal suggests, where the container holds them.
+_CANDIDATES = ("libx264", "libx265", "libsvtav1", "libvpx-vp9", "ffv1", "prores_ks", "mpeg4")
+
+
+def holds(muxer: str, codec: str) -> bool:
+    """Whether `muxer` files can hold `codec`'s video at all (its first 8-bit format, no options)."""
+    try:
+        pix_fmt = _plain_pix_fmt(codec)
+    except (av.error.FFmpegError, ValueError):
+        return False
+    return containers.trial(codec, pix_fmt, {}, Fraction(1, 25), muxer) is None
+
+
+def _plain_pix_fmt(codec: str) -> str:
+    formats = [f.name for f in av.Codec(codec, "w").video_formats or []]
+    return "yuv420p" if not formats or "yuv420p" in formats else formats[0]
+
+
+# A preset's settings carried over to the encoder a container takes instead. CRF scales
+# differ (x264 23 ~ x265 28 ~ SVT-AV1 35 for a similar look): each is put on x264's scale and
+# back. x264/x265 speed names map to SVT-AV1's numbered presets.
+_CRF_FROM_X264 = {"libx264": 0, "libx265": 5, "libsvtav1": 12, "libvpx-vp9": 12}
+_SVT_SPEED = {"ultrafast": "12", "superfast": "11", "veryfast": "10", "faster": "9", "fast": "8",
+              "medium": "7", "slow": "6", "slower": "5", "veryslow": "4", "placebo": "3"}
+
+
+def fit_container(settings: EncoderSettings, suffix: str, deep: bool,
+                  source_pix_fmt: str | None) -> tuple[EncoderSettings, str | None]:
+    """A preset's codec that `suffix` files cannot hold gives way to the container's own
+    default at an equivalent quality; returns the settings and a note saying so (None when
+    nothing changed). A codec the user chose is never replaced (`plan_encoder` refuses it)."""
+    suffix = suffix.lower()
+    codec = settings.codec
+    if not codec or "codec" not in settings.preferred or suffix not in VIDEO_SUFFIXES:
+        return settings, None
+    if holds(containers.muxer_of(suffix), codec):
+        return settings, None
+    default = _default_for(suffix, deep, source_pix_fmt)
+    kept_options = {k: v for k, v in settings.options.items() if f"opt:{k}" not in settings.preferred}
+    fitted = replace(settings, codec=None, crf=_equivalent_crf(settings, codec, default.codec),
+                     preset=_equivalent_speed(settings, default.codec),
+                     pix_fmt=_fitting_pix_fmt(settings, default.codec), options=kept_options,
+                     preferred=frozenset())
+    plan = plan_encoder(suffix, deep, source_pix_fmt, fitted)
+    options = " ".join(f"{k}={v}" for k, v in plan.options.items() if k in ("crf", "preset"))
+    return fitted, (f"{suffix} files cannot hold the preset's {codec}: encoding {plan.codec} {plan.pix_fmt}"
+                    f"{' ' + options if options else ''} instead")
+
+
+def _equivalent_crf(settings: EncoderSettings, codec: str, target: str) -> float | None:
+    if "crf" not in settings.preferred:
+        return settings.crf  # the user's own
+    if settings.crf is None or codec not in _CRF_FROM_X264 or target not in _CRF_FROM_X264:
+        return None  # the container default's own
+    return float(min(63, max(0, settings.crf - _CRF_FROM_X264[codec] + _CRF_FROM_X264[target])))
+
+
+def _equivalent_speed(settings: EncoderSettings, target: str) -> str | None:
+    if target == "libsvtav1" and settings.preset in _SVT_SPEED:
+        return _SVT_SPEED[settings.preset]
+    if target in ("libx264", "libx265") and settings.preset in _SVT_SPEED:
+        return settings.preset  # the same names
+    return None if "preset" in settings.preferred else settings.preset
+
+
+def _fitting_pix_fmt(settings: EncoderSettings, codec: str) -> str | None:
+    """The preset's pixel format where the replacement encoder takes it (10-bit stays 10-bit)."""
+    if settings.pix_fmt is None or "pix_fmt" not in settings.preferred:
+        return settings.pix_fmt
+    formats = [f.name for f in av.Codec(codec, "w").video_formats or []]
+    return settings.pix_fmt if settings.pix_fmt in formats else None
 
 
 def _chosen(settings: EncoderSettings) -> dict[str, str]:

@@ -6,10 +6,11 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vidscale.encoding import EncoderSettings
+from vidscale.encoding import EncoderSettings, fit_container, plan_encoder
 from vidscale.errors import UsageError
 from vidscale.media.animated import AnimatedSink, AnimatedSource, wants_animation
 from vidscale.media.atomic import atomic_output, remove_stale_temps, require_parent
@@ -104,6 +105,10 @@ def run_job(source_spec: str, output_spec: str, settings: JobSettings) -> Summar
     source = open_source(source_spec, settings.recursive, settings.encoder.fps, settings.limits)
     try:
         _window(source, source_spec, settings)
+        if kind == "video":
+            settings = _fit_encoder(source, Path(output_spec), settings)
+        if kind == "image":
+            _check_one_picture(source, Path(output_spec))
     except BaseException:
         source.close()
         raise
@@ -118,6 +123,31 @@ def run_job(source_spec: str, output_spec: str, settings: JobSettings) -> Summar
         return _run(source, Path(output_spec), kind, upscaler, settings)
     finally:
         source.close()
+
+
+def _fit_encoder(source: Source, output: Path, settings: JobSettings) -> JobSettings:
+    """Settle the encoder before any model loads or frame decodes: a preset's codec the output's
+    container cannot hold gives way to the container's own (said in one line); anything else
+    the container or encoder cannot take is refused here (UsageError)."""
+    video = source if isinstance(source, VideoSource) else None
+    deep, pix_fmt = bool(video and video.info.deep), video.info.pix_fmt if video else None
+    encoder, note = fit_container(settings.encoder, output.suffix, deep, pix_fmt)
+    if note:
+        log.warning("%s", note)
+    time_base = video.info.time_base if video else (
+        source.info.time_base if isinstance(source, AnimatedSource) else 1 / encoder.fps)
+    plan_encoder(output.suffix, deep, pix_fmt, encoder, Fraction(time_base))
+    return replace(settings, encoder=encoder)
+
+
+def _check_one_picture(source: Source, output: Path) -> None:
+    """A still output takes one frame: more is refused before any is decoded."""
+    if wants_animation(source, output.suffix):
+        return
+    count = _frame_estimate(source)
+    if isinstance(source, VideoSource) and (count is None or count > 1) or (count or 0) > 1:
+        raise UsageError(f"{output}: one picture cannot hold {count or 'all the'} frames of the input; "
+                         "write a video, a folder, a pattern like out/%04d.png, or give --frames 1")
 
 
 def _window(source: Source, spec: str, settings: JobSettings) -> None:

@@ -202,7 +202,11 @@ def apply_preset(spec: str, settings: "JobSettings", output: str, given: set[str
     if "scale" in values and "scale" not in given and not sized:
         settings.scale = float(values["scale"])
     enc, ours = values.get("encoder", {}), settings.encoder
+    preferred = set()  # the preset's encoder choices: the output's container may overrule them
     for key, option in (("codec", "codec"), ("crf", "crf"), ("preset", "encoder_preset"), ("pix_fmt", "pix_fmt")):
         if key in enc and option not in given:
             setattr(ours, key, enc[key])
-    ours.options = {**{k: str(v) for k, v in enc.get("options", {}).items()}, **ours.options}
+            preferred.add(key)
+    options = {k: str(v) for k, v in enc.get("options", {}).items() if k not in ours.options}
+    ours.options = {**options, **ours.options}
+    ours.preferred = frozenset(preferred | {f"opt:{k}" for k in options})

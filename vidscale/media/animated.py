@@ -32,7 +32,7 @@ from vidscale.errors import UsageError, VidscaleError
 from vidscale.media.color import for_rgb_source
 from vidscale.media.image import DEFAULT_WEBP_QUALITY
 from vidscale.media.limits import DEFAULT_LIMITS, PixelLimits, header_size
-from vidscale.media.source import Frame, VideoInfo
+from vidscale.media.source import Frame, VideoInfo, VideoSource
 from vidscale.media.window import StartGate
 from vidscale.options import Position
 
@@ -411,10 +411,12 @@ class AnimatedSink:
 
 def wants_animation(source: object, suffix: str) -> bool:
     """Whether an image output is written as an animation: .gif/.apng always
-    (a still is a one-frame clip), .png/.webp when the source is animated."""
+    (a still is a one-frame clip), .png/.webp when the source is animated, and
+    .webp from a video (a short clip as an animated WebP, as .gif does)."""
     suffix = suffix.lower()
     animated_source = isinstance(source, AnimatedSource)
-    return suffix in ANIMATED_ONLY_SUFFIXES or (animated_source and suffix in ANIMATED_SUFFIXES)
+    return (suffix in ANIMATED_ONLY_SUFFIXES or (animated_source and suffix in ANIMATED_SUFFIXES)
+            or (isinstance(source, VideoSource) and suffix == ".webp"))
 
 
 class _Clock:

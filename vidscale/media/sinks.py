@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -21,6 +22,7 @@ from vidscale.media import yuv
 from vidscale.media.animated import ANIMATED_ONLY_SUFFIXES, AnimatedSource
 from vidscale.media.atomic import TMP_MARK, atomic_output
 from vidscale.media.color import RgbConverter, for_rgb_source
+from vidscale.media.containers import faststart, muxer_of
 from vidscale.media.image import IMAGE_SUFFIXES, WHITE, keeps_alpha, to_rgb, write_image
 from vidscale.media.names import ffmpeg_url
 from vidscale.media.photo_meta import carries_meta
@@ -29,7 +31,6 @@ from vidscale.media.source import Failure, Frame, Source, VideoSource
 from vidscale.media.streams import StreamCopier
 
 Warn = Callable[[str], None]
-MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
 
 
 class VideoSink:
@@ -43,12 +44,11 @@ class VideoSink:
         # Animations keep their own clock too (GIF: centiseconds), not --fps.
         self.clock = source.info if isinstance(source, (VideoSource, AnimatedSource)) else None
         deep = bool(video and video.info.deep)
-        self.plan = plan_encoder(suffix, deep, video.info.pix_fmt if video else None, settings)
+        self.plan = plan_encoder(suffix, deep, video.info.pix_fmt if video else None, settings, self.time_base(settings))
         self.alpha = has_alpha(self.plan.pix_fmt)  # RGBA frames keep their alpha
         os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole configuration otherwise
-        muxer = MUXERS[path.suffix.lower()]  # a segment of a job may use another container (.mov)
-        options = {"movflags": "+faststart"} if carry and muxer in ("mp4", "mov") else {}
-        self.container = av.open(ffmpeg_url(path), "w", format=muxer, options=options)
+        muxer = muxer_of(path.suffix)  # a segment of a job may use another container (.mov, .mp4)
+        self.container = av.open(ffmpeg_url(path), "w", format=muxer, options=faststart(muxer) if carry else {})
         self.converter = RgbConverter()
         self._warn, self._warned_alpha = warn, False
         self.color = video.info.color if video else for_rgb_source(size[1], size[0])
@@ -64,18 +64,21 @@ class VideoSink:
         ctx = stream.codec_context
         ctx.height, ctx.width = size
         ctx.pix_fmt = self.plan.pix_fmt
-        ctx.time_base = self.clock.time_base if self.clock else 1 / settings.fps
-        stream.time_base = ctx.time_base
+        ctx.time_base = stream.time_base = self.time_base(settings)
         ctx.options = dict(self.plan.options)
         if self.plan.bit_rate is not None:
             ctx.bit_rate = self.plan.bit_rate
         ctx.colorspace, ctx.color_range = self.color.matrix, self.color.range
         ctx.color_primaries, ctx.color_trc = self.color.primaries, self.color.transfer
-        if self.plan.codec == "libx265" and MUXERS.get(Path(self.container.name).suffix.lower()) in ("mp4", "mov"):
+        if self.plan.codec == "libx265" and self.container.format.name.split(",")[0] in ("mp4", "mov"):
             ctx.codec_tag = "hvc1"  # what Apple players look for
         if video:
             _copy_video_stream_info(video.stream, stream)
         return stream
+
+    def time_base(self, settings: EncoderSettings) -> Fraction:
+        """The clock frames come on: the source's, or --fps for stills."""
+        return Fraction(self.clock.time_base if self.clock else 1 / settings.fps)
 
     def write(self, frame: Frame) -> None:
         if isinstance(frame.pixels, yuv.YuvImage):  # already the encoder's format (device colour)

@@ -14,7 +14,8 @@ import av
 
 from vidscale.errors import VidscaleError
 from vidscale.media.names import ffmpeg_url
-from vidscale.media.sinks import MUXERS, Warn, copy_video_stream_tags
+from vidscale.media.containers import faststart, muxer_of, remux_packets
+from vidscale.media.sinks import Warn, copy_video_stream_tags
 from vidscale.media.streams import StreamCopier
 from vidscale.media.window import Cut
 
@@ -31,9 +32,8 @@ def assemble(source: Path, segments: list[Path], output: Path, warn: Warn, cut: 
         video_in = next(s for s in src.streams.video if not s.disposition & av.stream.Disposition.attached_pic)
         first = av.open(ffmpeg_url(segments[0]))
         try:
-            fmt = MUXERS[output.suffix.lower()]
-            options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
-            with av.open(ffmpeg_url(output), "w", format=fmt, options=options) as out:
+            fmt = muxer_of(output.suffix)
+            with av.open(ffmpeg_url(output), "w", format=fmt, options=faststart(fmt)) as out:
                 video = out.add_stream_from_template(first.streams.video[0], opaque=True)
                 copy_video_stream_tags(video_in, video)
                 if video.codec_context.name == "hevc" and fmt in ("mp4", "mov"):
@@ -42,7 +42,7 @@ def assemble(source: Path, segments: list[Path], output: Path, warn: Warn, cut: 
                     # VP9 alpha (Matroska side data): the muxer marks the track from the format
                     video.codec_context.pix_fmt = "yuva420p"
                 copier = StreamCopier(src, out, skip={video_in.index}, warn=warn, cut=cut)
-                packets = _SegmentPackets(segments, first, video)
+                packets = _SegmentPackets(segments, first, video, fmt)
                 others = _carried(src, copier.streams_in, cut or Cut()) if copier.streams_in else iter(())
                 for packet in heapq.merge(packets, others, key=_when):
                     if packet.stream is video:
@@ -60,8 +60,8 @@ def assemble(source: Path, segments: list[Path], output: Path, warn: Warn, cut: 
 class _SegmentPackets:
     """The segments' video packets in order, their decode times kept rising across joins."""
 
-    def __init__(self, paths: list[Path], first: av.container.InputContainer, stream: av.stream.Stream):
-        self.paths, self.first, self.stream = paths, first, stream
+    def __init__(self, paths: list[Path], first: av.container.InputContainer, stream: av.stream.Stream, muxer: str):
+        self.paths, self.first, self.stream, self.muxer = paths, first, stream, muxer
         self.count = 0
         self._last_dts: int | None = None
         self._extradata = first.streams.video[0].codec_context.extradata
@@ -81,11 +81,8 @@ class _SegmentPackets:
         if stream.codec_context.extradata != self._extradata or stream.time_base != self._time_base:
             raise VidscaleError(f"{path.name}: its stream headers differ from the first segment's, so "
                                 "the segments cannot be joined (use --segment 0)")
-        for packet in container.demux(stream):
-            if packet.size == 0:
-                continue
+        for packet in remux_packets(container.demux(stream), stream, self.stream, self.muxer):
             self._rise(packet, path)
-            packet.stream = self.stream
             self.count += 1
             yield packet
 

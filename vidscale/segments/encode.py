@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import av
-
 from vidscale.encoding import EncoderSettings, has_alpha, plan_encoder
 from vidscale.media.atomic import atomic_output
+from vidscale.media.containers import muxer_of, segment_store
 from vidscale.media.sinks import VideoSink
 from vidscale.media.source import VideoSource
 from vidscale.passes import SizeRule, run_pass, temporal_on
@@ -50,15 +48,15 @@ class SegmentJob:
 
 
 def segment_suffix(source: VideoSource, suffix: str, encoder: EncoderSettings) -> str:
-    """QuickTime for the segments where it takes the codec: it stores every packet's decode
-    time, which Matroska does not (the join needs them). Alpha (VP9's rides in Matroska side
-    data) keeps the output's container."""
-    plan = plan_encoder(suffix, source.info.deep, source.info.pix_fmt, encoder)
+    """QuickTime (or MP4, for what QuickTime refuses) for the segments where it takes the
+    codec and joins into the output's container: it stores every packet's decode time, which
+    Matroska does not (the join needs them). Alpha (VP9's rides in Matroska side data) keeps
+    the output's container."""
+    plan = plan_encoder(suffix, source.info.deep, source.info.pix_fmt, encoder, source.info.time_base)
     if has_alpha(plan.pix_fmt) or source.info.alpha:
         return suffix
-    with av.open(io.BytesIO(), "w", format="mov") as probe:
-        takes = av.Codec(plan.codec, "w").name in probe.supported_codecs
-    return ".mov" if takes else suffix
+    store = segment_store(plan.codec, plan.pix_fmt, plan.options, source.info.time_base, muxer_of(suffix))
+    return store or suffix
 
 
 def make_upscaler(settings: "JobSettings", device: str | None = None) -> Upscaler:

@@ -206,6 +206,8 @@ def _plain(value: object) -> object:
         return str(value)
     if isinstance(value, dict):
         return {str(k): _plain(v) for k, v in sorted(value.items())}
+    if isinstance(value, (set, frozenset)):
+        return sorted(_plain(v) for v in value)  # type: ignore[type-var]
     if isinstance(value, (tuple, list)):
         return [_plain(v) for v in value]  # JSON has lists only
     return value
