@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -57,3 +59,25 @@ def need_shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"shared media not present: {path}")
     return path
+
+
+@contextmanager
+def read_only(folder: Path) -> Iterator[Path]:
+    """`folder` read-only while the block runs. Root writes into a folder whatever its mode, so
+    as root it is a read-only bind mount (undone after; skipped where mounting is not allowed),
+    else mode 0555."""
+    if os.geteuid() != 0:
+        folder.chmod(0o555)
+        try:
+            yield folder
+        finally:
+            folder.chmod(0o755)
+        return
+    mounted = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot make a read-only folder as root: {mounted.stderr.decode().strip()}")
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(folder)], check=True, capture_output=True)
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], check=True, capture_output=True)

@@ -17,7 +17,7 @@ import av
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, SAMPLES
+from tests.conftest import ROOT, SAMPLES, read_only
 from tests.media import VideoSpec, make_video
 from vidscale.cli import main
 from vidscale.errors import ModelError, UsageError, VidscaleError
@@ -165,17 +165,83 @@ def test_filesystem_errors_name_the_target_not_the_temporary(tmp_path: Path) -> 
     assert only(tmp_path) == []
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
-def test_read_only_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("src,output,args", [
+    ("picture", "o.png", ()),
+    ("video", "out.mp4", ()),  # its segment state folder is the first write
+    ("video", "out.mkv", ("--segment", "0")),
+    ("pictures", "outdir/", ()),  # a folder output, made by vidscale
+    ("pictures", "kept/", ()),  # ... or already there
+    ("picture", "%03d.png", ()),
+    ("picture", "kept/%03d.png", ()),
+])
+def test_read_only_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str], src: str, output: str,
+                          args: tuple[str, ...]) -> None:
+    inputs = {"picture": BUNNY, "pictures": tmp_path / "in",
+              "video": make_video(tmp_path / "in.mkv", VideoSpec(width=64, height=48, frames=3, audio=None))}
+    (tmp_path / "in").mkdir()
+    write_image(tmp_path / "in" / "a.png", np.zeros((8, 8, 3), np.uint8))
+    folder = tmp_path / "ro"
+    (folder / "kept").mkdir(parents=True)
+    target = folder / output
+    with read_only(folder):
+        code, err = run(capsys, "-m", "bicubic", inputs[src], target, *args)
+    assert code == 1, err
+    assert one_line(err).startswith(f"vidscale: error: {Path(str(target))}: cannot write into '{folder}")
+    assert only(folder) == ["kept"] and only(folder / "kept") == []
+
+
+def _unknown_weights(folder: Path) -> Path:
+    path = folder / "unknown.pth"
+    import torch
+
+    torch.save({"foo.weight": torch.zeros(3, 3)}, path)
+    return path
+
+
+def _absurd_ncnn(folder: Path) -> Path:
+    param = folder / "absurd.param"
+    param.write_text("7767517\n999999999 999999999\n")
+    param.with_suffix(".bin").write_bytes(b"")
+    return param
+
+
+@pytest.mark.parametrize("make", [_unknown_weights, _absurd_ncnn])
+def test_a_failed_model_import_leaves_no_models_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       monkeypatch: pytest.MonkeyPatch, make) -> None:
+    models = tmp_path / "data" / "vidscale" / "models"
+    monkeypatch.setenv("VIDSCALE_MODEL_DIR", str(models))
+    code, err = run(capsys, "models", "import", make(tmp_path))
+    assert code == 2 and one_line(err)
+    assert not (tmp_path / "data").exists()
+
+
+def test_models_folder_that_cannot_be_made_is_a_write_fault(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+    from spandrel.architectures.Compact import Compact
+
+    model = tmp_path / "tiny.pth"
+    torch.save(Compact(num_feat=4, num_conv=1, upscale=2).state_dict(), model)
     folder = tmp_path / "ro"
     folder.mkdir()
-    folder.chmod(0o555)
-    try:
-        code, err = run(capsys, "-m", "bicubic", BUNNY, folder / "o.png")
-    finally:
-        folder.chmod(0o755)
-    assert code == 1 and f"{folder / 'o.png'}: cannot write into" in one_line(err)
+    monkeypatch.setenv("VIDSCALE_MODEL_DIR", str(folder / "vidscale" / "models"))
+    with read_only(folder):
+        code, err = run(capsys, "models", "import", model)
+    target = folder / "vidscale" / "models" / "tiny.safetensors"
+    assert code == 1 and one_line(err).startswith(f"vidscale: error: {target}: cannot write into '{folder}': ")
     assert only(folder) == []
+
+
+def test_a_cache_that_cannot_be_written_is_skipped_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    from vidscale.engine import cache
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    monkeypatch.setenv(cache.ENV_VAR, str(folder / "cache"))
+    with read_only(folder):
+        assert cache.store(cache.timing_key("GPU", "10.0"), b"timings") is None  # the build goes on
+    assert "not cached:" in caplog.text and only(folder) == []
 
 
 @pytest.mark.parametrize("output,missing", [("a/b/out.png", "a/b"), ("a/b/folder/", "a/b"),

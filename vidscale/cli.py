@@ -337,8 +337,7 @@ def import_model(path: Path, name: str | None, overwrite: bool) -> None:
     existing = zoo.user_models().get(name)
     if existing is not None and not overwrite:
         raise UsageError(f"{name!r}: a user model of that name exists ({existing.path}); --overwrite replaces it")
-    folder = zoo.user_model_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = zoo.user_model_dir()  # made when the file is written: a failed import leaves none
     target = (_import_onnx if onnx_file.is_onnx(path) else _import_weights)(path, name, folder)
     if existing is not None and existing.path != target:
         existing.path.unlink(missing_ok=True)  # type: ignore[union-attr]  # the one it replaces, of another type
@@ -348,7 +347,7 @@ def _import_weights(path: Path, name: str, folder: Path) -> Path:
     """Weights of any readable kind become one safetensors file (with its file scale)."""
     from safetensors.torch import save_file
 
-    from vidscale.media.atomic import atomic_output
+    from vidscale.media.atomic import atomic_output, making_folder
     from vidscale.models.loading import FILE_SCALE_KEY, descriptor_from_state_dict, file_scale, read_state_dict
 
     state = read_state_dict(path)
@@ -361,7 +360,8 @@ def _import_weights(path: Path, name: str, folder: Path) -> Path:
         metadata[FILE_SCALE_KEY] = str(scale)
         how = f" (an x{desc.scale} network, then a resize, as the file does)"
     target = folder / f"{name}.safetensors"
-    with atomic_output(target, overwrite=True, inputs=[path]) as tmp:
+    with (making_folder(folder, target, parents=True),
+          atomic_output(target, overwrite=True, inputs=[path]) as tmp):
         save_file(tensors, str(tmp), metadata=metadata)
     click.echo(f"imported {name}: {desc.architecture.name} x{scale}{how} -> {target}")
     return target
@@ -369,12 +369,13 @@ def _import_weights(path: Path, name: str, folder: Path) -> Path:
 
 def _import_onnx(path: Path, name: str, folder: Path) -> Path:
     """An ONNX file is kept as it is (it runs on OpenVINO or onnxruntime), once it has been checked."""
-    from vidscale.media.atomic import atomic_output
+    from vidscale.media.atomic import atomic_output, making_folder
     from vidscale.models import onnx_file
 
     graph = onnx_file.checked(path)
     target = folder / f"{name}{onnx_file.ONNX_SUFFIX}"
-    with atomic_output(target, overwrite=True, inputs=[path]) as tmp:
+    with (making_folder(folder, target, parents=True),
+          atomic_output(target, overwrite=True, inputs=[path]) as tmp):
         tmp.write_bytes(graph.graph)
     click.echo(f"imported {name}: ONNX graph x{graph.scale} (runs on the CPU through OpenVINO or onnxruntime) -> {target}")
     return target

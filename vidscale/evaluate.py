@@ -21,7 +21,7 @@ import torch
 
 from vidscale.degrade import Degradation, image_rng
 from vidscale.errors import UsageError
-from vidscale.media.atomic import atomic_output
+from vidscale.media.atomic import atomic_output, make_folder
 from vidscale.media.image import IMAGE_SUFFIXES, read_image, write_image
 from vidscale.metrics import MS_SSIM_WEIGHTS, blockiness, haarpsi, ms_ssim, ms_ssim_scales, psnr_y, ssim_y
 from vidscale.resample import resize
@@ -183,7 +183,7 @@ def _prepare_save_dir(folder: Path, hr_paths: list[Path], overwrite: bool) -> No
     taken = [p.stem + ".png" for p in hr_paths if (folder / f"{p.stem}.png").exists()]
     if taken and not overwrite:
         raise UsageError(f"{folder}: {', '.join(taken)} already there (use --overwrite)")
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder, folder, parents=True)
 
 
 # --- text table --------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from vidscale.encoding import EncoderSettings, fit_container, plan_encoder
 from vidscale.errors import UsageError
 from vidscale.media.animated import AnimatedSink, AnimatedSource, wants_animation
-from vidscale.media.atomic import atomic_output, remove_stale_temps, require_parent
+from vidscale.media.atomic import atomic_output, making_folder, remove_stale_temps, require_parent
 from vidscale.media.image import read_picture
 from vidscale.media.limits import DEFAULT_LIMITS, PixelLimits
 from vidscale.media.sinks import FolderSink, ImageFileSink, PatternSink, VideoSink, output_kind
@@ -285,7 +285,12 @@ def _run_files(source: Source, output: Path, kind: str, upscaler: Upscaler, size
     folder = output.parent if kind == "pattern" else output
     _check_folder(folder, source)
     require_parent(folder)  # the output folder is created, the folders above it are not
-    folder.mkdir(exist_ok=True)
+    with making_folder(folder, output):  # gone again if the run fails with it empty
+        return _run_into_folder(source, output, kind, upscaler, sizes, inputs, settings)
+
+
+def _run_into_folder(source: Source, output: Path, kind: str, upscaler: Upscaler, sizes: SizeRule,
+                     inputs: list[Path], settings: JobSettings) -> Summary:
     sink = (PatternSink(output, settings.quality, settings.overwrite, inputs, log.warning, settings.background)
             if kind == "pattern"
             else FolderSink(output, settings.image_format, settings.quality, settings.overwrite, inputs,

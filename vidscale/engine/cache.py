@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -19,8 +20,10 @@ from pathlib import Path
 import torch
 
 from vidscale import __version__
-from vidscale.media.atomic import atomic_output
+from vidscale.errors import VidscaleError
+from vidscale.media.atomic import atomic_output, making_folder
 
+log = logging.getLogger(__name__)
 ENV_VAR = "VIDSCALE_CACHE_DIR"
 SHORT_KEY = 16  # hex digits of the digest in file names: 64 bits, ample for a cache
 _CHUNK = 1 << 20
@@ -105,15 +108,21 @@ def load(key: CacheKey) -> bytes | None:
         return None
 
 
-def store(key: CacheKey, data: bytes) -> Path:
-    """Write `data` (and a JSON sidecar) atomically; a concurrent writer's copy is as good."""
+def store(key: CacheKey, data: bytes) -> Path | None:
+    """Write `data` (and a JSON sidecar) atomically; a concurrent writer's copy is as good.
+    Where the cache cannot be written (a read-only or full disk) the job goes on uncached:
+    None, and a warning."""
     path = path_for(key)
-    path.parent.mkdir(parents=True, exist_ok=True)
     sidecar = path.with_suffix(path.suffix + ".json")
-    with atomic_output(sidecar, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(key.describe(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    with atomic_output(path, overwrite=True) as tmp:
-        tmp.write_bytes(data)
+    try:
+        with making_folder(path.parent, path, parents=True):
+            with atomic_output(sidecar, overwrite=True) as tmp:
+                tmp.write_text(json.dumps(key.describe(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+            with atomic_output(path, overwrite=True) as tmp:
+                tmp.write_bytes(data)
+    except VidscaleError as e:
+        log.warning("warning: not cached: %s", e)
+        return None
     return path
 
 

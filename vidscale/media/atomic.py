@@ -72,12 +72,66 @@ def require_parent(path: Path) -> None:
                             "not the folders above it)")
 
 
-def write_error(target: Path, e: OSError) -> VidscaleError:
-    """An OSError met while writing `target`, as one line naming it."""
+def write_error(target: Path, e: OSError, into: Path | None = None) -> VidscaleError:
+    """An OSError met while writing `target` (into the folder `into`, by default the one it is
+    in), as one line naming it."""
     reason = e.strerror or str(e)
     if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return VidscaleError(f"{target}: cannot write into '{Path(target).absolute().parent}': {reason}")
+        folder = Path(into if into is not None else Path(target).absolute().parent).absolute()
+        return VidscaleError(f"{target}: cannot write into '{folder}': {reason}")
     return VidscaleError(f"{target}: cannot write file: {reason}")
+
+
+@contextmanager
+def making_folder(folder: Path, target: Path, parents: bool = False) -> Iterator[Path]:
+    """`folder` made (with the folders above it when `parents`) for writing `target`, and shown
+    writable. A fault doing so is the write error naming `target`; if the block fails, the
+    folders made here go again while they are still empty: a failed run leaves nothing new."""
+    made = make_folder(folder, target, parents)
+    try:
+        yield Path(folder)
+    except BaseException:
+        _remove_empty(made)
+        raise
+
+
+def make_folder(folder: Path, target: Path, parents: bool = False) -> list[Path]:
+    """`folder` made (with the folders above it when `parents`) for writing `target`, and shown
+    writable; a fault doing so is the write error naming `target`, and leaves no folder made.
+    Returns the folders made, deepest first."""
+    folder = Path(folder)
+    made = [p for p in (folder, *folder.parents)[: None if parents else 1] if not p.exists()]
+    try:
+        folder.mkdir(parents=parents, exist_ok=True)
+        require_writable(folder, target)
+    except OSError as e:
+        _remove_empty(made)
+        failed = Path(os.fsdecode(e.filename)).parent if e.filename is not None else None
+        raise write_error(target, e, into=failed) from None
+    except BaseException:
+        _remove_empty(made)
+        raise
+    return made
+
+
+def require_writable(folder: Path, target: Path) -> None:
+    """Fail now, naming `target`, where no file can be made in `folder` (a read-only folder or
+    file system): a batch would otherwise fail on every file, after its work."""
+    probe = temp_path_for(Path(folder) / "probe")
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as e:
+        raise write_error(target, e, into=folder) from None
+    _remove_quietly(probe)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove `folders` (deepest first) where they are empty; a folder in use stays."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
 
 
 def _about(e: OSError, tmp: Path) -> bool:

@@ -20,7 +20,7 @@ from vidscale.encoding import VIDEO_SUFFIXES, EncoderSettings, has_alpha, plan_e
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.media import yuv
 from vidscale.media.animated import ANIMATED_ONLY_SUFFIXES, AnimatedSource
-from vidscale.media.atomic import TMP_MARK, atomic_output
+from vidscale.media.atomic import TMP_MARK, atomic_output, make_folder
 from vidscale.media.color import RgbConverter, for_rgb_source
 from vidscale.media.containers import faststart, muxer_of
 from vidscale.media.image import IMAGE_SUFFIXES, WHITE, keeps_alpha, to_rgb, write_image
@@ -228,8 +228,8 @@ class FolderSink(_FrameFiles):
         if target.exists() and not self.overwrite:
             self.skipped += 1
             return
-        target.parent.mkdir(parents=True, exist_ok=True)
         try:
+            make_folder(target.parent, target, parents=True)  # a --recursive input's subfolder
             with atomic_output(target, overwrite=self.overwrite, inputs=self.inputs) as tmp:
                 self.writer.write(tmp, frame)
         except UsageError:

@@ -97,8 +97,10 @@ def _cut(plan: Plan, done: dict[int, Record], info: VideoInfo, settings: "JobSet
 
 
 def _naming_target(exc: VidscaleError, state: JobState, output: Path) -> VidscaleError:
-    """A write fault in a segment file (a full disk...) is reported against the output."""
+    """A write fault in a segment file (a full disk...) is reported against the output, and
+    a folder it cannot write into as the output's."""
     text = re.sub(re.escape(str(state.dir)) + r"/[^:\s]+", str(output), str(exc))
+    text = text.replace(f"'{state.dir.absolute()}'", f"'{output.absolute().parent}'")
     return exc if text == str(exc) else type(exc)(text)
 
 

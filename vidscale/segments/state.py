@@ -18,11 +18,12 @@ import json
 import os
 import shutil
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vidscale.errors import VidscaleError
-from vidscale.media.atomic import TMP_MARK, try_lock
+from vidscale.media.atomic import TMP_MARK, try_lock, write_error
 from vidscale.segments.plan import Plan
 
 STATE_SUFFIX = ".vidscale-job"
@@ -73,12 +74,19 @@ class JobState:
         self._lock: int | None = None
 
     def __enter__(self) -> "JobState":
-        self.dir.mkdir(exist_ok=True)
-        self._lock = try_lock(self.dir / "lock", 0o644)
-        if self._lock is None:
-            raise VidscaleError(f"{self.output}: another vidscale run is writing it")
-        for stray in self.dir.glob(f"*{TMP_MARK}*"):  # from a killed run: never complete
-            stray.unlink(missing_ok=True)
+        made = not self.dir.exists()
+        try:
+            self.dir.mkdir(exist_ok=True)
+            self._lock = try_lock(self.dir / "lock", 0o644)
+            if self._lock is None:
+                raise VidscaleError(f"{self.output}: another vidscale run is writing it")
+            for stray in self.dir.glob(f"*{TMP_MARK}*"):  # from a killed run: never complete
+                stray.unlink(missing_ok=True)
+        except OSError as e:  # a read-only or full folder: the output cannot be written
+            self.__exit__()
+            if made:
+                self.remove()
+            raise write_error(self.output, e) from None
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -96,7 +104,10 @@ class JobState:
             return Plan.from_json(saved["plan"]), None
         if saved is not None:
             reason = "--fresh" if fresh else _what_changed(saved.get("fingerprint", {}), fingerprint)
-        self.clear_segments()
+        try:
+            self.clear_segments()
+        except OSError as e:
+            raise write_error(self.output, e) from None
         plan = plan_of()
         _write_json(self.dir / "job.json", {"format": _FORMAT, "fingerprint": fingerprint,
                                                   "plan": plan.to_json()})
@@ -150,11 +161,16 @@ def _read_json(path: Path) -> dict | None:
 def _write_json(path: Path, data: dict) -> None:
     """Written whole or not at all, and on disk before anything that relies on it."""
     tmp = path.with_name(f"{path.name}{TMP_MARK}")
-    with open(tmp, "w") as f:
-        json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:  # named as the state file: the job reports it against its output
+        with suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise write_error(path, e) from None
 
 
 def _what_changed(old: dict, new: dict) -> str:

@@ -33,6 +33,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from vidscale.errors import UsageError, VidscaleError
+from vidscale.media.atomic import make_folder
 from vidscale.segments.plan import SegmentLength
 from vidscale.web import choices, uploads
 from vidscale.web.events import Broadcaster
@@ -52,7 +53,7 @@ def create_app(out_dir: Path, limits: Limits = Limits(), extra_hosts: Iterable[s
     folder there (`store.py`; the jobs a stopped server left are queued again); previews go to a
     private folder removed on shutdown. `segment`: video jobs' segment length (JobSettings.segment)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(out_dir, out_dir, parents=True)
     if segment is not None:
         SegmentLength.parse(segment)  # refused now, not in every job
     store = JobStore(out_dir)
