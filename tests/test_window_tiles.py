@@ -107,3 +107,12 @@ def test_window_attention_models_tile_like_their_direct_forward(tmp_path: Path, 
         assert main([str(src), str(out), "--model", str(model), "--device", "cpu", *extra]) == 0
         error = np.abs(read_image(out).astype(np.float32) - direct)
         assert error.max() <= within, (extra, float(error.max()))
+
+
+def test_the_plan_names_the_tile_it_will_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    model = tmp_path / "swinir-w12.pth"
+    torch.save(tiny_swinir(12).state_dict(), model)
+    src = tmp_path / "in.png"
+    write_image(src, read_image(SAMPLES / "bunny.png")[:40, :60])
+    assert main([str(src), str(tmp_path / "o.png"), "-m", str(model), "--tile", "50", "--dry-run"]) == 0
+    assert "tile 48 px (on the network's 12 px grid)" in capsys.readouterr().err

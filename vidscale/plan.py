@@ -20,6 +20,7 @@ import av
 import numpy as np
 
 from vidscale.encoding import plan_encoder
+from vidscale.engine.tiling import aligned_tile
 from vidscale.media.animated import AnimatedSource
 from vidscale.media.source import Frame, ImageSource, Source, VideoSource
 from vidscale.upscaler import Upscaler, from_tensor, to_tensor
@@ -101,7 +102,10 @@ def _engine(upscaler: Upscaler, factor: float, settings: "JobSettings", first: t
         precision = str(getattr(engine, "dtype", "float32")).removeprefix("torch.")
     text += f", precision {precision}, batch {settings.batch}"
     if engine.fixed_tile:
-        return text + f", tile {engine.fixed_tile} px"
+        grid = getattr(engine, "align", 1)
+        tile = aligned_tile(engine.fixed_tile, grid)
+        rounded = f" (on the network's {grid} px grid)" if tile != engine.fixed_tile else ""
+        return text + f", tile {tile} px{rounded}"
     auto = getattr(engine, "auto_tile", None)
     if auto is None:
         return text + ", tile from free memory"
