@@ -93,6 +93,10 @@ def test_the_size_multiple_a_graph_needs_is_found_and_padded_to(tmp_path: Path) 
     assert engine.scale == 1 and engine.model.multiple_of == 8
     x = torch.rand(1, 3, 30, 45)
     assert engine(x).shape == (1, 3, 30, 45)
+    x = torch.rand(1, 3, 40, 64)
+    whole = engine(x)
+    engine.fixed_tile = 36  # tiles start on the 8 px blocks: each tile's block means are the frame's
+    assert float((engine(x) - whole).abs().max()) < 1e-5
 
 
 def test_user_onnx_model_is_imported_listed_and_used_by_name(tmp_path: Path, span_onnx: Path,
