@@ -215,7 +215,8 @@ def test_a_failed_model_import_leaves_no_models_folder(tmp_path: Path, capsys: p
     assert not (tmp_path / "data").exists()
 
 
-def test_models_folder_that_cannot_be_made_is_a_write_fault(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+def test_models_folder_that_cannot_be_made_is_a_write_fault(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str],
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
     from spandrel.architectures.Compact import Compact
@@ -228,11 +229,13 @@ def test_models_folder_that_cannot_be_made_is_a_write_fault(tmp_path: Path, caps
     with read_only(folder):
         code, err = run(capsys, "models", "import", model)
     target = folder / "vidscale" / "models" / "tiny.safetensors"
-    assert code == 1 and one_line(err).startswith(f"vidscale: error: {target}: cannot write into '{folder}': ")
+    assert code == 1
+    assert one_line(err).startswith(f"vidscale: error: {target}: cannot write into '{folder}': ")
     assert only(folder) == []
 
 
-def test_a_cache_that_cannot_be_written_is_skipped_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+def test_a_cache_that_cannot_be_written_is_skipped_with_a_warning(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch,
                                                                   caplog: pytest.LogCaptureFixture) -> None:
     from vidscale.engine import cache
 

@@ -37,8 +37,8 @@ def _quietly_built(cls: type, **config: object) -> torch.nn.Module:
 
 
 def tiny_swinir(window: int = 8) -> torch.nn.Module:
-    return _quietly_built(SwinIR, upscale=2, img_size=4 * window, window_size=window, embed_dim=24, depths=[2, 2],
-                          num_heads=[2, 2], mlp_ratio=2, upsampler="pixelshuffledirect")
+    return _quietly_built(SwinIR, upscale=2, img_size=4 * window, window_size=window, embed_dim=24,
+                          depths=[2, 2], num_heads=[2, 2], mlp_ratio=2, upsampler="pixelshuffledirect")
 
 
 def tiny_drct(window: int = 8) -> torch.nn.Module:
@@ -56,18 +56,19 @@ def test_the_grid_is_the_networks_window() -> None:
     assert tile_grid(descriptor(tiny_swinir(8))) == 8
     assert tile_grid(descriptor(tiny_swinir(12))) == 12  # any window, no table to keep up to date
     assert tile_grid(descriptor(tiny_drct(8))) == 16  # the multiple spandrel reports for DRCT
-    hat = _quietly_built(HAT, upscale=2, img_size=32, window_size=16, embed_dim=12, depths=[1],
-                         num_heads=[2], compress_ratio=3, squeeze_factor=4, mlp_ratio=1, upsampler="pixelshuffle")
+    hat = _quietly_built(HAT, upscale=2, img_size=32, window_size=16, embed_dim=12, depths=[1], num_heads=[2],
+                         compress_ratio=3, squeeze_factor=4, mlp_ratio=1, upsampler="pixelshuffle")
     assert tile_grid(descriptor(hat)) == 16
-    dat = _quietly_built(DAT, upscale=2, img_size=32, split_size=[8, 16], embed_dim=12, depth=[1], num_heads=[2],
-                         expansion_factor=1, upsampler="pixelshuffle")
+    dat = _quietly_built(DAT, upscale=2, img_size=32, split_size=[8, 16], embed_dim=12, depth=[1],
+                         num_heads=[2], expansion_factor=1, upsampler="pixelshuffle")
     assert tile_grid(descriptor(dat)) == 16  # 8x16 rectangles, both ways round
     assert tile_grid(descriptor(Compact(num_feat=8, num_conv=2, upscale=2))) == 1
     assert tile_grid(load_descriptor(zoo.builtins()["realcugan-x2-conservative"].path)) == 4
 
 
 def test_tiles_round_down_to_the_grid_and_keep_an_overlap() -> None:
-    for length, tile, overlap, align in [(117, 48, 24, 16), (117, 52, 24, 8), (100, 40, 40, 32), (60, 40, 8, 32)]:
+    cases = [(117, 48, 24, 16), (117, 52, 24, 8), (100, 40, 40, 32), (60, 40, 8, 32)]
+    for length, tile, overlap, align in cases:
         parts = spans(length, tile, overlap, align)
         assert parts[0][0] == 0 and parts[-1][1] == length
         assert all(s % align == 0 and (e - s) % align == 0 for s, e in parts[:-1])
@@ -89,7 +90,8 @@ def _direct(net: torch.nn.Module, picture: np.ndarray, multiple: int) -> np.ndar
     return y[0].permute(1, 2, 0).numpy() * 255
 
 
-@pytest.mark.parametrize("build, suffix, multiple", [(tiny_swinir, ".pth", 1), (tiny_drct, ".safetensors", 16)])
+@pytest.mark.parametrize("build, suffix, multiple",
+                         [(tiny_swinir, ".pth", 1), (tiny_drct, ".safetensors", 16)])
 def test_window_attention_models_tile_like_their_direct_forward(tmp_path: Path, build, suffix: str,
                                                                  multiple: int) -> None:
     net = build()

@@ -73,7 +73,8 @@ class OnnxEngine:
         tile = self.fixed_tile or self.auto_tile(n, h, w)
         # tiles start on the size multiple the graph needs (a UNet's strides); a window inside
         # an ONNX graph cannot be read, so a windowed graph's tiles are off its grid
-        return run_tiled(self._infer, x, self.scale, tile, self.overlap, max(self.requirements.multiple_of, 1))
+        grid = max(self.requirements.multiple_of, 1)
+        return run_tiled(self._infer, x, self.scale, tile, self.overlap, grid)
 
     def auto_tile(self, batch: int, height: int, width: int) -> int:
         return self.fixed_tile or fitting_tile(self._bytes_per_px, self.device, batch, height, width)
