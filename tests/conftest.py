@@ -63,15 +63,18 @@ def need_shared(*parts: str) -> Path:
 
 @contextmanager
 def read_only(folder: Path) -> Iterator[Path]:
-    """`folder` read-only while the block runs. Root writes into a folder whatever its mode, so
-    as root it is a read-only bind mount (undone after; skipped where mounting is not allowed),
-    else mode 0555."""
+    """`folder` and the folders in it read-only while the block runs. Root writes into a folder
+    whatever its mode, so as root it is a read-only bind mount (undone after; skipped where
+    mounting is not allowed), else mode 0555."""
     if os.geteuid() != 0:
-        folder.chmod(0o555)
+        folders = [folder, *(p for p in folder.rglob("*") if p.is_dir())]
+        for each in folders:
+            each.chmod(0o555)
         try:
             yield folder
         finally:
-            folder.chmod(0o755)
+            for each in folders:
+                each.chmod(0o755)
         return
     mounted = subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True)
     if mounted.returncode != 0:
