@@ -5,10 +5,14 @@ from __future__ import annotations
 import ast
 import http.client
 import json
+import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
+import av
 import pytest
 
 pytest.importorskip("starlette")
@@ -241,3 +245,186 @@ def test_a_picture_is_measured_from_its_header_before_ffmpeg_opens_it(tmp_path: 
         assert (status, reply["error"]) == (413, "bomb.png: 12000x9000 is 108 MP per frame, above the limit of "
                                                  "100 MP (raise it with --max-pixels)")
         assert nothing_kept(app, tmp_path / "out")
+
+
+def wait_done(app: object, job_id: str, timeout: float = 120) -> object:
+    job = app.state.jobs.get(job_id)  # type: ignore[attr-defined]
+    end = time.monotonic() + timeout
+    while job.state not in ("done", "failed", "cancelled") and time.monotonic() < end:
+        time.sleep(0.05)
+    return job
+
+
+def get_bytes(url: str, path: str) -> tuple[int, str, bytes]:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, response.getheader("content-type") or "", response.read()
+    finally:
+        conn.close()
+
+
+def test_a_long_cjk_name_makes_a_result(tmp_path: Path) -> None:
+    """120 CJK characters are 360 bytes of UTF-8, over the 255-byte limit on file names."""
+    name = "猫" * 120 + ".png"
+    with running(tmp_path / "out") as (url, app):
+        status, reply = request(url, "POST", f"/api/jobs?name={quote(name)}&choice=fast&scale=2", png_bytes(tmp_path))
+        assert status == 201 and reply["name"].startswith("猫" * 40)
+        job = wait_done(app, reply["id"])
+        assert job.state == "done", job.error
+        assert job.output.is_file() and len(job.output.name.encode()) <= 255
+        assert job.output.name == "猫" * 40 + "-x2.png"
+
+
+def test_a_loopback_address_other_than_localhost_is_served(tmp_path: Path) -> None:
+    with running(tmp_path / "out", host="127.0.0.2") as (url, app):
+        assert urlsplit(url).hostname == "127.0.0.2"
+        assert request(url, "GET", "/api/config")[0] == 200
+        assert request(url, "GET", "/api/config", headers={"Host": "evil.example"})[0] == 403
+
+
+def test_the_pillow_limit_is_restored_under_concurrent_checks(tmp_path: Path) -> None:
+    """header_size switches Pillow's process-wide bomb limit off for a moment: never left off."""
+    from PIL import Image
+
+    from vidscale.media.limits import header_size
+
+    picture = tmp_path / "a.png"
+    picture.write_bytes(png_bytes(tmp_path))
+    default = Image.MAX_IMAGE_PIXELS
+    for _ in range(200):
+        threads = [threading.Thread(target=header_size, args=(picture,)) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert Image.MAX_IMAGE_PIXELS == default
+
+
+def test_nothing_goes_to_the_system_temp_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A killed server could never clean a folder of its own there: previews and zips are kept in the
+    results folder's hidden folder, and a zip a killed server left goes when the next one starts."""
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    out = tmp_path / "out"
+    (out / ".vidscale-web" / "tmp").mkdir(parents=True)
+    (out / ".vidscale-web" / "tmp" / "results-dead.zip").write_bytes(b"half")
+    with running(out) as (url, app):
+        assert list((out / ".vidscale-web" / "tmp").iterdir()) == []
+        status, reply = request(url, "POST", "/api/jobs?name=a.png&choice=fast&scale=2", png_bytes(tmp_path))
+        assert wait_done(app, reply["id"]).state == "done"
+        status, kind, body = get_bytes(url, "/api/results.zip")
+        assert status == 200 and body.startswith(b"PK")
+        assert sorted(p.name for p in (out / ".vidscale-web" / "previews").iterdir()) == \
+            [f"{reply['id']}-after.png", f"{reply['id']}-before.png"]
+    assert list(system_tmp.iterdir()) == []
+
+
+def test_a_running_picture_reports_its_progress_and_says_cancelling(tmp_path: Path) -> None:
+    """Progress inside the one frame of a picture (its layers), elapsed time and ETA; a cancel shows
+    at once, and the job stops within a layer."""
+    events: list[dict] = []
+    with running(tmp_path / "out") as (url, app):
+        app.state.jobs.publish = lambda e, plain=app.state.jobs.publish: (events.append(e), plain(e))
+        status, reply = request(url, "POST", "/api/jobs?name=a.png&choice=clean&scale=4",
+                                png_bytes(tmp_path, 96, 128))
+        job = wait_done(app, reply["id"])
+        assert job.state == "done"
+        parts = [e["job"] for e in events if "job" in e and e["job"]["state"] == "running" and e["job"]["part"]]
+        assert len(parts) >= 2 and [p["part"] for p in parts] == sorted(p["part"] for p in parts)
+        assert all(p["elapsed_s"] > 0 for p in parts) and any(p["eta_s"] is not None for p in parts)
+        assert (events[-1]["job"]["in_width"], events[-1]["job"]["width"]) == (128, 512)
+
+        cancel_at = threading.Event()
+        app.state.jobs._part = lambda job, f, plain=app.state.jobs._part: (plain(job, f), f > 0.3 and cancel_at.set())
+        status, reply = request(url, "POST", "/api/jobs?name=b.png&choice=clean&scale=4",
+                                png_bytes(tmp_path, 96, 128))
+        assert cancel_at.wait(60)
+        status, cancelled = request(url, "POST", f"/api/jobs/{reply['id']}/cancel")
+        assert cancelled["state"] == "cancelling"
+        job = wait_done(app, reply["id"])
+        assert job.state == "cancelled" and job.part < 0.9
+
+
+def test_idle_queue_gives_memory_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import vidscale.web.jobs
+
+    released = threading.Event()
+    monkeypatch.setattr(vidscale.web.jobs, "release_freed_memory", released.set)
+    with running(tmp_path / "out", release_after_s=0.3) as (url, app):
+        assert not released.wait(0.6)  # nothing ran: nothing to give back
+        status, reply = request(url, "POST", "/api/jobs?name=a.png&choice=fast&scale=2", png_bytes(tmp_path))
+        assert wait_done(app, reply["id"]).state == "done"
+        assert released.wait(10)
+
+
+def video_info(data: bytes, tmp_path: Path, name: str) -> tuple[str, str, int, tuple[int, int]]:
+    path = tmp_path / name
+    path.write_bytes(data)
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = list(container.decode(stream))
+        return stream.codec_context.name, stream.codec_context.pix_fmt, len(frames), (frames[0].width,
+                                                                                      frames[0].height)
+
+
+def test_video_results_play_in_a_browser_with_a_bicubic_before(tmp_path: Path) -> None:
+    """An H.264 8-bit MP4 result plays as it is; a 10-bit HEVC one (anime's) gets an H.264 stand-in;
+    both get a bicubic "before" video of the same size."""
+    clip = make_video(tmp_path / "clip.mp4", VideoSpec(width=64, height=48, frames=4, audio=None))
+    with running(tmp_path / "out") as (url, app):
+        for choice, proxy in (("fast", False), ("anime", True)):
+            status, reply = request(url, "POST", f"/api/jobs?name=clip.mp4&choice={choice}&scale=2",
+                                    clip.read_bytes())
+            job = wait_done(app, reply["id"], 300)
+            assert (job.state, job.proxy) == ("done", proxy), job.error
+            status, kind, after = get_bytes(url, f"/api/jobs/{job.id}/video/after")
+            assert (status, kind) == (200, "video/mp4")
+            if not proxy:
+                assert after == job.output.read_bytes()
+            else:
+                assert video_info(after, tmp_path, "after.mp4") == ("h264", "yuv420p", 4, (128, 96))
+            status, kind, before = get_bytes(url, f"/api/jobs/{job.id}/video/before")
+            assert video_info(before, tmp_path, "before.mp4") == ("h264", "yuv420p", 4, (128, 96))
+        assert get_bytes(url, f"/api/jobs/{job.id}/video/other")[0] == 404
+
+
+def test_a_running_video_shows_its_latest_frame_beside_the_source(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    from PIL import Image
+
+    import vidscale.web.jobs
+    from vidscale.web.live import LiveLook
+
+    monkeypatch.setattr(vidscale.web.jobs, "LiveLook", lambda: LiveLook(interval_s=0.0))
+    clip = make_video(tmp_path / "clip.mp4", VideoSpec(width=64, height=48, frames=12, audio=None))
+    with running(tmp_path / "out") as (url, app):
+        queue, reached, go_on = app.state.jobs, threading.Event(), threading.Event()
+        plain = queue._progress
+
+        def held(job: object, done: int, total: int | None) -> None:
+            plain(job, done, total)
+            if done == 6:
+                reached.set()
+                go_on.wait(30)
+
+        queue._progress = held
+        status, reply = request(url, "POST", "/api/jobs?name=clip.mp4&choice=fast&scale=2", clip.read_bytes())
+        assert reached.wait(60)
+        try:
+            assert queue.get(reply["id"]).public()["live"] is not None
+            sizes = {}
+            for which in ("before", "after"):
+                status, kind, body = get_bytes(url, f"/api/jobs/{reply['id']}/live/{which}.jpg")
+                assert (status, kind) == (200, "image/jpeg")
+                sizes[which] = Image.open(io.BytesIO(body)).size
+            assert sizes == {"before": (64, 48), "after": (128, 96)}
+        finally:
+            go_on.set()
+        assert wait_done(app, reply["id"]).state == "done"
+        assert get_bytes(url, f"/api/jobs/{reply['id']}/live/after.jpg")[0] == 404

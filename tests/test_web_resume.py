@@ -75,6 +75,11 @@ def frames_of(path: Path) -> tuple[int, tuple[int, int]]:
     return len(frames), (frames[0].width, frames[0].height)
 
 
+def listing(out: Path) -> list[str]:
+    """What the server's hidden folder holds once it has stopped."""
+    return sorted(p.name for p in (out / FOLDER).iterdir())
+
+
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", FRAMES)
@@ -122,7 +127,8 @@ def test_a_stopped_server_resumes_its_jobs(clip: Path, tmp_path: Path) -> None:
         assert video.public()["reused"] == KEYINT and photo.output == out / "still-x2.png"
         assert kept(app, out) == ["clip-x2.mp4", "still-x2.png"]  # no record, upload or segments left
     assert frames_of(out / "clip-x2.mp4") == (FRAMES, (128, 96))
-    assert sorted(p.name for p in out.iterdir()) == ["clip-x2.mp4", "still-x2.png"]  # the hidden folder went
+    assert sorted(p.name for p in out.iterdir()) == [FOLDER, "clip-x2.mp4", "still-x2.png"]
+    assert listing(out) == ["lock", "previews", "results"]  # the unfinished jobs' folders went
 
 
 def test_a_resumed_job_cancelled_leaves_nothing(clip: Path, tmp_path: Path) -> None:
@@ -176,7 +182,8 @@ def test_a_killed_server_resumes_its_video(clip: Path, tmp_path: Path) -> None:
         assert job.state == "done" and job.output == out / "clip-x2.mp4"
         assert KEYINT <= job.reused < FRAMES
     assert frames_of(out / "clip-x2.mp4") == (FRAMES, (128, 96))
-    assert [p.name for p in out.iterdir()] == ["clip-x2.mp4"]
+    assert sorted(p.name for p in out.iterdir()) == [FOLDER, "clip-x2.mp4"]
+    assert listing(out) == ["lock", "previews", "results"]
 
 
 def test_unusable_records_are_skipped(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -221,3 +228,42 @@ def test_one_server_per_results_folder(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--segment 'soon'"):
         with running(tmp_path / "out", segment="soon"):
             pass
+
+
+def test_results_are_listed_after_a_restart_until_their_row_is_removed(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with running(out) as (url, app):
+        ids = []
+        for name in ("a.png", "b.png"):
+            status, reply = request(url, "POST", f"/api/jobs?name={name}&choice=fast&scale=2", png_bytes(tmp_path))
+            ids.append(reply["id"])
+        wait_until(lambda: all(app.state.jobs.get(i).state == "done" for i in ids), "both results")
+    with running(out) as (url, app):
+        jobs = first_event(url)["jobs"]
+        assert [(j["id"], j["state"], j["result"], j["choice"], j["model"]) for j in jobs] == \
+            [(ids[0], "done", "a-x2.png", "fast", "span-x2"), (ids[1], "done", "b-x2.png", "fast", "span-x2")]
+        assert (jobs[0]["in_width"], jobs[0]["in_height"], jobs[0]["width"], jobs[0]["height"]) == (32, 24, 64, 48)
+        parts = urlsplit(url)
+        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        conn.request("GET", f"/api/jobs/{ids[0]}/after.png")
+        assert conn.getresponse().status == 200
+        conn.close()
+        assert request(url, "DELETE", f"/api/jobs/{ids[0]}")[0] == 200  # the row: the file stays
+        assert request(url, "DELETE", f"/api/jobs/{ids[1]}?file=1")[0] == 200  # the row and the file
+        assert request(url, "DELETE", f"/api/jobs/{ids[1]}")[0] == 404
+    assert sorted(p.name for p in out.iterdir()) == ["a-x2.png"]  # the hidden folder went with the last row
+    with running(out) as (url, app):
+        assert first_event(url)["jobs"] == []
+
+
+def test_a_queued_or_running_row_cannot_be_removed(clip: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    stop_mid_video(clip, out)
+    with running(out, segment=SEGMENT) as (url, app):
+        (job,) = app.state.jobs.all()
+        status, reply = request(url, "DELETE", f"/api/jobs/{job.id}")
+        assert status == 409 and "cancel it first" in reply["error"]
+        app.state.jobs.cancel(job.id)
+        wait_until(lambda: job.state == "cancelled", "the cancel")
+        assert request(url, "DELETE", f"/api/jobs/{job.id}")[0] == 200
+        assert first_event(url)["jobs"] == []

@@ -258,8 +258,10 @@ def list_presets() -> None:
 @_max_pixels_option
 @click.option("--segment", metavar="LENGTH", help=f"Video jobs: {_SEGMENT_HELP} Finished segments survive "
               "a stop of the server: the next one on the same --out continues its unfinished jobs.")
+@click.option("--release-after", "release_after", type=click.FloatRange(0), default=60, show_default=True,
+              metavar="SECONDS", help="Give memory back to the system once no job has run for this long.")
 def serve(host: str, port: int, open_browser: bool, out_dir: Path, allow_remote: bool, max_pixels: str | None,
-          segment: str | None) -> None:
+          segment: str | None, release_after: float) -> None:
     """A local web page: drop pictures or a video, pick a size and model, compare, download."""
     try:  # the web extra is optional; imported here so that other commands never load it
         from vidscale.web.serve import serve as run_server
@@ -271,7 +273,8 @@ def serve(host: str, port: int, open_browser: bool, out_dir: Path, allow_remote:
     _setup_logging(quiet=False, verbose=False)
     limits = Limits(pixels=parse_max_pixels(max_pixels) if max_pixels else DEFAULT_LIMITS)
     run_server(host, port, out_dir, open_browser, allow_remote,
-               announce=lambda line: click.echo(line, err=True), limits=limits, segment=segment)
+               announce=lambda line: click.echo(line, err=True), limits=limits, segment=segment,
+               release_after_s=release_after)
 
 
 @cli.group(invoke_without_command=True, epilog=_example("vidscale models",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Protocol
 
 import av
@@ -41,6 +43,28 @@ class Sink(Protocol):
         """The pass failed or was interrupted: release the file (the caller deletes it)."""
 
 
+class FrameTap(Protocol):
+    """Sees frames go by (a page's live look at a job): each input frame before it is upscaled,
+    each result before it is written. Both calls must be quick."""
+
+    def source(self, frame: Frame) -> None: ...
+
+    def result(self, frame: Frame) -> None: ...
+
+
+_tap: ContextVar[FrameTap | None] = ContextVar("vidscale_frame_tap", default=None)
+
+
+@contextmanager
+def tapping(tap: FrameTap) -> Iterator[None]:
+    """Within the block, on this thread, the passes run in this process show their frames to `tap`."""
+    token = _tap.set(tap)
+    try:
+        yield
+    finally:
+        _tap.reset(token)
+
+
 class SizeRule:
     """Output size for an input size; even sizes for video (4:2:0 chroma needs them)."""
 
@@ -66,8 +90,12 @@ def run_pass(source: Source, upscaler: Upscaler, sizes: SizeRule, sink: Sink, se
     """
     temporal = temporal_filter(settings, upscaler, source)
     stager = Stager(upscaler.device)
+    tap = _tap.get()
 
     def upscale(frames: list[Frame]) -> _Started:
+        if tap is not None:
+            for frame in frames:
+                tap.source(frame)
         batch = [f.pixels for f in frames]
         transfer = transfer_for(frames[0], yuv)
         size = sizes(*size_of(batch[0]))
@@ -83,11 +111,18 @@ def run_pass(source: Source, upscaler: Upscaler, sizes: SizeRule, sink: Sink, se
     try:
         with between_tiles(progress.check):  # inference runs on this thread: a cancel stops mid-frame
             run_pipeline(items if items is not None else source.items(carried), upscale,  # type: ignore[arg-type]
-                         sink.write, sink.write_packet, sink.close, batch=settings.batch,
+                         sink.write if tap is None else _tapped(sink, tap), sink.write_packet, sink.close, batch=settings.batch,
                          on_frame=progress.update, depth=stager.depth)
     except BaseException:
         sink.abort()
         raise
+
+
+def _tapped(sink: Sink, tap: FrameTap) -> Callable[[Frame], None]:
+    def write(frame: Frame) -> None:
+        tap.result(frame)
+        sink.write(frame)
+    return write
 
 
 class _Started:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,9 @@ def _count(part: str, text: str) -> int:
     return value
 
 
+_PILLOW_LIMIT = threading.Lock()
+
+
 def header_size(data: bytes | Path) -> tuple[int, int] | None:
     """(width, height) an image file declares (a GIF's logical screen), read from its header only.
 
@@ -73,14 +77,15 @@ def header_size(data: bytes | Path) -> tuple[int, int] | None:
     """
     from PIL import Image
 
-    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # our limit, not Pillow's, decides
-    try:
-        with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:  # lazy: headers only
-            return im.size
-    except Exception:  # not an image Pillow knows, or a hostile header: FFmpeg's decode reports it
-        return None
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
+    with _PILLOW_LIMIT:  # a process-wide setting: one reader at a time switches it off and back
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # our limit, not Pillow's, decides
+        try:
+            with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:  # lazy: headers only
+                return im.size
+        except Exception:  # not an image Pillow knows, or a hostile header: FFmpeg's decode reports it
+            return None
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def inflate(data: bytes, what: str, limit: int = MAX_INFLATED_BYTES) -> bytes:

@@ -45,3 +45,68 @@ def make_previews(source: Path, result: Path, before: Path, after: Path) -> tupl
     write_image(after, upscaled)
     write_image(before, bicubic_to(first_frame(source), height, width))
     return width, height
+
+
+# What Chromium, Firefox and Safari all play without hardware help: H.264 8-bit 4:2:0 in MP4,
+# VP8/VP9/AV1 in WebM (HEVC plays only where the GPU decodes it; FFV1, ProRes, MKV not at all).
+PLAYABLE = {".mp4": {("h264", "yuv420p"), ("h264", "yuvj420p")}, ".m4v": {("h264", "yuv420p")},
+            ".webm": {("vp8", None), ("vp9", None), ("av1", None)}}
+PROXY_MAX_PIXELS = 1920 * 1088  # a preview, not the result: the full size of most results
+
+
+def plays_in_browser(path: Path) -> bool:
+    """True when a browser plays the video file as it is."""
+    kinds = PLAYABLE.get(path.suffix.lower())
+    if not kinds:
+        return False
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            codec, pix_fmt = stream.codec_context.name, stream.codec_context.pix_fmt
+    except (av.error.FFmpegError, IndexError):
+        return False
+    return (codec, pix_fmt) in kinds or (codec, None) in kinds
+
+
+def proxy_size(width: int, height: int) -> tuple[int, int]:
+    """(width, height) of a preview: the result's, shrunk to PROXY_MAX_PIXELS, even."""
+    shrink = min(1.0, (PROXY_MAX_PIXELS / (width * height)) ** 0.5)
+    return max(2, int(width * shrink) // 2 * 2), max(2, int(height * shrink) // 2 * 2)
+
+
+def write_proxy(source: Path, target: Path, size: tuple[int, int]) -> None:
+    """`source`'s frames resized (bicubic) to `size` as H.264 8-bit MP4, each at its own time, no
+    sound: the result's stand-in when a browser cannot play it, or the bicubic "before"."""
+    width, height = size
+    try:
+        with av.open(str(source)) as src, av.open(str(target), "w", options={"movflags": "+faststart"}) as out:
+            video = src.streams.video[0]
+            stream = out.add_stream("libx264", rate=video.average_rate or 25)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.time_base = video.time_base
+            stream.codec_context.options = {"preset": "veryfast", "crf": "22"}
+            for n, frame in enumerate(src.decode(video)):
+                small = frame.reformat(width, height, "yuv420p", interpolation="BICUBIC")
+                small.pts = frame.pts if frame.pts is not None else n
+                small.time_base = video.time_base
+                out.mux(stream.encode(small))
+            out.mux(stream.encode(None))
+    except av.error.FFmpegError as exc:
+        target.unlink(missing_ok=True)
+        raise VidscaleError(f"{source.name}: cannot make the preview video ({exc.strerror})") from None
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
+
+
+def make_video_previews(source: Path, result: Path, before: Path, after: Path) -> bool:
+    """The bicubic "before" video at the result's size (or the preview's, if smaller) and, when a
+    browser cannot play the result, an "after" stand-in of the same size. True if one was made."""
+    with av.open(str(result)) as container:
+        context = container.streams.video[0].codec_context
+        size = proxy_size(context.width, context.height)
+    write_proxy(source, before, size)
+    if plays_in_browser(result):
+        return False
+    write_proxy(result, after, size)
+    return True

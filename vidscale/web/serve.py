@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from vidscale.errors import UsageError
 from vidscale.web.app import create_app
 from vidscale.web.guard import LOOPBACK_NAMES
+from vidscale.web.jobs import RELEASE_AFTER_S
 from vidscale.web.uploads import Limits
 
 GRACEFUL_S = 2  # open event streams do not hold a stop up for longer
@@ -58,17 +59,20 @@ class _Server(uvicorn.Server):
 
 
 def make_server(host: str, port: int, out_dir: Path, allow_remote: bool = False, limits: Limits = Limits(),
-                segment: str | None = None) -> tuple[_Server, socket.socket, Starlette]:
+                segment: str | None = None,
+                release_after_s: float = RELEASE_AFTER_S) -> tuple[_Server, socket.socket, Starlette]:
     """A configured server, its bound socket (port 0: a free port, read back from the socket) and app."""
     wildcard = host in ("0.0.0.0", "::")
+    # the bound address is a name the page is reached by: 127.0.0.2 is loopback, yet not "localhost"
+    named = (host,) if not wildcard and (allow_remote or is_loopback(host)) else ()
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
         # after the bind: the app takes the results folder and starts its unfinished jobs
-        app = create_app(out_dir, limits, extra_hosts=() if wildcard or not allow_remote else (host,),
-                         any_ip=allow_remote and wildcard, segment=segment)
+        app = create_app(out_dir, limits, extra_hosts=named, any_ip=allow_remote and wildcard, segment=segment,
+                         release_after_s=release_after_s)
     except OSError as exc:
         sock.close()
         raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
@@ -87,10 +91,10 @@ def url_of(sock: socket.socket) -> str:
 
 def serve(host: str, port: int, out_dir: Path, open_browser: bool, allow_remote: bool,
           announce: Callable[[str], None] = print, limits: Limits = Limits(),
-          segment: str | None = None) -> None:
+          segment: str | None = None, release_after_s: float = RELEASE_AFTER_S) -> None:
     """Serve until Ctrl-C."""
     warning = bind_warning(host, allow_remote)
-    server, sock, _ = make_server(host, port, out_dir, allow_remote, limits, segment)
+    server, sock, _ = make_server(host, port, out_dir, allow_remote, limits, segment, release_after_s)
     url = url_of(sock)
     if warning:
         announce(f"vidscale: warning: {warning}")
@@ -102,9 +106,10 @@ def serve(host: str, port: int, out_dir: Path, open_browser: bool, allow_remote:
 
 @contextmanager
 def running(out_dir: Path, limits: Limits = Limits(), host: str = "127.0.0.1",
-            segment: str | None = None) -> Iterator[tuple[str, Starlette]]:
+            segment: str | None = None, release_after_s: float = RELEASE_AFTER_S) -> Iterator[tuple[str, Starlette]]:
     """The server in a background thread, for tests and scripts: yields (url, app)."""
-    server, sock, app = make_server(host, 0, out_dir, limits=limits, segment=segment)
+    server, sock, app = make_server(host, 0, out_dir, limits=limits, segment=segment,
+                                    release_after_s=release_after_s)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:

@@ -7,6 +7,10 @@ The results folder (`--out DIR`) holds a hidden folder while jobs are pending:
                                   result's file name once the job has started (a video's finished
                                   segments sit in the state folder beside that name)
     .vidscale-web/uploads/ID.EXT  its upload, until the job ends
+    .vidscale-web/results/ID.json a finished job: its request and what it made, so that the page
+                                  lists it after a restart (until the user removes its row)
+    .vidscale-web/previews/ID-*   a finished job's before/after pictures (and videos)
+    .vidscale-web/tmp/            zips being downloaded; emptied when a server starts
 
 A record is written whole (a temporary file, fsync, rename) once its upload is complete. A job
 that ends, done or failed or cancelled, removes its record, then its upload. A server that starts
@@ -17,6 +21,7 @@ foreign, from another version) is skipped with a warning and left as it is.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -65,27 +70,31 @@ class JobStore:
     def __init__(self, out_dir: Path):
         self.dir = Path(out_dir) / FOLDER
         self.jobs, self.uploads = self.dir / "jobs", self.dir / "uploads"
+        self.results, self.previews, self.tmp = self.dir / "results", self.dir / "previews", self.dir / "tmp"
         self._lock: int | None = None
 
     def open(self) -> None:
-        for folder in (self.dir, self.jobs, self.uploads):
-            folder.mkdir(mode=0o700, exist_ok=True)  # uploads are the user's files: not for other accounts
+        self.dir.mkdir(mode=0o700, exist_ok=True)  # uploads are the user's files: not for other accounts
         self._lock = try_lock(self.dir / "lock", 0o600)
         if self._lock is None:
             raise UsageError(f"{self.dir.parent}: another vidscale serve keeps its results here; "
                              "stop it or give another --out")
+        for folder in (self.jobs, self.uploads, self.results, self.previews, self.tmp):
+            folder.mkdir(mode=0o700, exist_ok=True)
+        for stray in self.tmp.iterdir():  # a killed server's half-sent zips
+            _remove(stray)
 
     def close(self) -> None:
-        """Release the folder; it goes when no job is pending in it."""
+        """Release the folder; what is empty in it goes (all of it when no job is pending or listed)."""
         if self._lock is None:
             return
-        try:
-            self.jobs.rmdir()
-            self.uploads.rmdir()
-            (self.dir / "lock").unlink()
-            self.dir.rmdir()
-        except OSError:  # a pending job (or something of the user's) is in it: it stays
-            pass
+        for folder in (self.jobs, self.uploads, self.results, self.previews, self.tmp):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        with contextlib.suppress(OSError):
+            if not any(p.name != "lock" for p in self.dir.iterdir()):
+                (self.dir / "lock").unlink()
+                self.dir.rmdir()
         os.close(self._lock)
         self._lock = None
 
@@ -125,6 +134,52 @@ class JobStore:
             if upload.name.partition(".")[0] not in recorded:  # still arriving when the server stopped
                 _remove(upload)
         return sorted(requests, key=lambda r: (r.submitted, r.id))
+
+
+    def preview(self, job_id: str, name: str) -> Path:
+        return self.previews / f"{job_id}-{name}"
+
+    def save_result(self, request: JobRequest, made: dict[str, Any]) -> None:
+        """A finished job, listed after a restart: `made` says what it made (MADE's fields)."""
+        _write_json(self.results / f"{request.id}.json", {"format": FORMAT, **asdict(request), "made": made})
+
+    def forget_result(self, job_id: str) -> None:
+        """The user removed the row: its record and previews go (the result file is the caller's)."""
+        (self.results / f"{job_id}.json").unlink(missing_ok=True)
+        for preview in self.previews.glob(f"{job_id}-*"):
+            preview.unlink(missing_ok=True)
+
+    def load_results(self) -> list[tuple[JobRequest, dict[str, Any]]]:
+        """Finished jobs of earlier servers, oldest first; one whose result file is gone goes too."""
+        found = []
+        for path in sorted(self.results.glob("*.json")):
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+                request, made = parse(data, path.stem), _check_made(data.get("made"))
+            except (OSError, ValueError, TypeError) as exc:
+                log.warning("warning: %s: skipped, not a result record this version can list (%s)", path, exc)
+                continue
+            if not request.output or not (self.dir.parent / request.output).is_file():
+                self.forget_result(request.id)  # the user deleted or moved the result
+                continue
+            found.append((request, made))
+        return sorted(found, key=lambda r: (r[0].submitted, r[0].id))
+
+
+MADE: dict[str, tuple[type, ...]] = {  # what a finished job made, as kept in its record
+    "video": (bool,), "model": (str, type(None)), "width": (int,), "height": (int,),
+    "in_width": (int, type(None)), "in_height": (int, type(None)), "proxy": (bool,),
+    "elapsed_s": (int, float), "reused": (int,)}
+
+
+def _check_made(made: Any) -> dict[str, Any]:
+    if not isinstance(made, dict) or set(made) != set(MADE):
+        raise ValueError("its 'made' fields are not this version's")
+    for name, kinds in MADE.items():
+        value = made[name]
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise ValueError(f"made.{name} {value!r}: wrong type")
+    return made
 
 
 def parse(data: Any, stem: str) -> JobRequest:

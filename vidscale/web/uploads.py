@@ -42,11 +42,19 @@ class Limits:
                 "max_output_pixels": self.pixels.output}
 
 
+NAME_BYTES = 120  # of a result's stem: with "-x2-10.ext" and the hidden names beside it, under 255
+
+
 def display_name(name: str) -> str:
-    """The client's file name reduced to a safe base name (used for the result's name only)."""
+    """The client's file name reduced to a safe base name (used for the result's name only); a long
+    one keeps its start and its suffix, within NAME_BYTES of UTF-8 (file names are limited in bytes:
+    120 CJK characters are 360)."""
     base = re.split(r"[\\/]", name)[-1]
-    cleaned = re.sub(r"[^\w.\- ]+", "_", base).strip(" .")[:100]
-    return cleaned or "upload"
+    cleaned = re.sub(r"[^\w.\- ]+", "_", base).strip(" .")
+    stem, suffix = (cleaned[:-len(Path(cleaned).suffix)], Path(cleaned).suffix) if Path(cleaned).suffix \
+        else (cleaned, "")
+    stem = stem.encode("utf-8")[:NAME_BYTES].decode("utf-8", "ignore").strip(" .")
+    return f"{stem}{suffix[:12]}" if stem else "upload"
 
 
 def suffix_of(name: str) -> str:
@@ -82,10 +90,13 @@ async def receive(chunks: AsyncIterator[bytes], target: Path, limits: Limits, de
     return written
 
 
+Sizes = tuple[tuple[int, int], tuple[int, int]]  # (width, height) of the input and of the result
+
+
 def check_frame_size(path: Path, name: str, limits: Limits, scale: float | None, width: int | None,
-                     video: bool) -> None:
+                     video: bool) -> Sizes:
     """Refuse a file with no picture in it, or one whose frames are too big before or after upscaling
-    (video sizes are rounded down to even numbers, as the job rounds them)."""
+    (video sizes are rounded down to even numbers, as the job rounds them); return both sizes."""
     size = None if video else header_size(path)  # before FFmpeg: a small file can claim a huge picture
     if size is not None:
         _within(limits.pixels.check_input, name, *size)
@@ -95,6 +106,7 @@ def check_frame_size(path: Path, name: str, limits: Limits, scale: float | None,
     if video:
         out_h, out_w = max(2, out_h - out_h % 2), max(2, out_w - out_w % 2)
     _within(limits.pixels.check_output, out_w, out_h)
+    return (frame_width, height), (out_w, out_h)
 
 
 def _within(check: Callable[..., None], *args: object) -> None:
