@@ -22,6 +22,7 @@ class Choice:
     label: str  # what the page shows
     picture_preset: str
     video_preset: str  # live action gets the film preset's anti-flicker pass and encoder
+    hint: str = ""  # in plain words; the preset's own description (with its flags) is the tooltip
 
     def preset(self, video: bool) -> str:
         return self.video_preset if video else self.picture_preset
@@ -29,10 +30,15 @@ class Choice:
 
 CHOICES = {c.key: c for c in (
     Choice("photo", "Photo or live action (Real-ESRGAN: cleans JPEG blocks and noise; slow without a GPU)",
-           "photo", "film"),
-    Choice("anime", "Anime or drawing (Real-CUGAN)", "anime", "anime"),
-    Choice("clean", "Clean source: render, screenshot, lossless master (SPAN)", "clean", "clean"),
-    Choice("fast", "Fast: a quick look (SPAN x2; sharpens JPEG blocks)", "fast", "fast"),
+           "photo", "film", "Removes JPEG blocks and noise and keeps the photo's details; on video it also "
+           "steadies flicker between frames. The slowest choice without a graphics card."),
+    Choice("anime", "Anime or drawing (Real-CUGAN)", "anime", "anime",
+           "Sharp lines and flat colours. Rough sources (old DVDs, heavy JPEG) want more noise removal; "
+           "on video it also steadies flicker between frames."),
+    Choice("clean", "Clean source: render, screenshot, lossless master (SPAN)", "clean", "clean",
+           "The most faithful and the fastest, for pictures without compression damage."),
+    Choice("fast", "Fast: a quick look (SPAN x2; sharpens JPEG blocks)", "fast", "fast",
+           "A quick look at a big batch; it sharpens JPEG blocks rather than removing them."),
 )}
 
 
@@ -45,8 +51,9 @@ def denoise_levels(choice: str) -> list[str]:
 
 def describe() -> list[dict[str, Any]]:
     """What the page needs to draw its model menu."""
-    return [{"key": c.key, "label": c.label, "denoise": denoise_levels(c.key),
-             "hint": find_preset(c.picture_preset).description} for c in CHOICES.values()]
+    return [{"key": c.key, "label": c.label, "denoise": denoise_levels(c.key), "hint": c.hint,
+             "flags": f"vidscale --preset {c.picture_preset} (video: --preset {c.video_preset}): "
+                      f"{find_preset(c.picture_preset).description}"} for c in CHOICES.values()]
 
 
 def job_settings(choice: str, video: bool, scale: float | None, width: int | None,

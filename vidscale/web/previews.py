@@ -21,9 +21,12 @@ from vidscale.upscaler import from_tensor, to_tensor
 
 
 def first_frame(path: Path) -> np.ndarray:
-    """The first frame as 8-bit RGB, upright (EXIF orientation applied, as the job applies it)."""
+    """The first frame as 8-bit RGB (RGBA where a picture has transparency: the page shows it over
+    a checkerboard, not the colours hidden under it), upright (EXIF orientation applied, as the
+    job applies it)."""
     if is_image_path(path):
-        pixels = to_rgb(read_picture(path).pixels)
+        pixels = read_picture(path).pixels
+        pixels = pixels if pixels.shape[2] == 4 else to_rgb(pixels)
         return pixels if pixels.dtype == np.uint8 else from_tensor(to_tensor(pixels), np.uint8)
     try:
         with av.open(str(path)) as container:

@@ -1,12 +1,16 @@
 // The vidscale page: pick files, queue one job per file, follow them over server-sent events,
-// compare each result with bicubic. Talks only to the server that served it.
+// compare each result with bicubic (pictures and videos). Talks only to the server that served it.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const jobs = new Map();  // id -> the server's job record, in queue order
+const received = new Map();  // id -> when its record arrived (elapsed time ticks on from it)
+const choiceNames = new Map();  // choice key -> its short name
 let picked = [];         // File objects chosen, not yet started
 let shown = null;        // id of the job in the before/after view
 let native = false;      // the view at 1:1 (one picture pixel per screen pixel) instead of fit
+let liveShown = null;    // "id/frame" of the pair in the live look
+const SHOWN_KEY = "vidscale-compared";  // the last compared result, kept across reloads
 
 async function loadConfig() {
   const config = await (await fetch("/api/config")).json();
@@ -20,10 +24,13 @@ async function loadConfig() {
   $("choice").replaceChildren(...config.choices.map((c) => {
     const option = new Option(c.label, c.key);
     option.dataset.hint = c.hint;
+    option.dataset.flags = c.flags;
     option.dataset.denoise = JSON.stringify(c.denoise);
+    choiceNames.set(c.key, c.label.split(" (")[0]);
     return option;
   }));
   $("choice").onchange = showChoice;
+  $("width").oninput = () => { document.querySelector("input[name=size][value=width]").checked = true; };
   showChoice();
 }
 
@@ -31,7 +38,8 @@ function showChoice() {
   const option = $("choice").selectedOptions[0];
   const levels = JSON.parse(option.dataset.denoise);
   $("hint").textContent = option.dataset.hint;
-  $("denoise-box").hidden = levels.length === 0;
+  $("hint").title = option.dataset.flags;  // the command line's words, for those who want them
+  $("denoise-box").classList.toggle("off", levels.length === 0);  // keeps its place: nothing jumps
   $("denoise").replaceChildren(...levels.map((l) => new Option(l, l, l === "conservative", l === "conservative")));
 }
 
@@ -51,7 +59,7 @@ function jobQuery(file) {
   const q = new URLSearchParams({ name: file.name, choice: $("choice").value });
   const size = document.querySelector("input[name=size]:checked").value;
   if (size === "width") q.set("width", $("width").value); else q.set("scale", size);
-  if (!$("denoise-box").hidden) q.set("denoise", $("denoise").value);
+  if (!$("denoise-box").classList.contains("off")) q.set("denoise", $("denoise").value);
   return q;
 }
 
@@ -72,8 +80,8 @@ async function start() {
     } catch (err) {
       problems.push(`${file.name}: the server refused the upload (${err.message})`);
     }
+    say(problems.join("\n"));  // one line each
   }
-  say(problems.join("\n"));
 }
 
 function say(text) { $("message").textContent = text; }
@@ -84,25 +92,58 @@ function listen() {
   const events = new EventSource("/api/events");
   events.onmessage = (e) => {
     const data = JSON.parse(e.data);
-    if (data.jobs) { jobs.clear(); data.jobs.forEach((j) => jobs.set(j.id, j)); }
+    const now = performance.now();
+    if (data.jobs) {
+      jobs.clear();
+      data.jobs.forEach((j) => { jobs.set(j.id, j); received.set(j.id, now); });
+      const kept = localStorage.getItem(SHOWN_KEY);
+      if (!shown && kept && jobs.get(kept)?.state === "done") showCompare(kept);
+    }
     if (data.job) {
-      const before = jobs.get(data.job.id);
       jobs.set(data.job.id, data.job);
-      if (data.job.state === "done" && (!before || before.state !== "done")) showCompare(data.job.id);
+      received.set(data.job.id, now);
+      // the first result shows itself; later ones never take the view from the one being looked at
+      if (data.job.state === "done" && !shown) showCompare(data.job.id);
+    }
+    if (data.removed) {
+      jobs.delete(data.removed);
+      if (shown === data.removed) hideCompare();
     }
     drawQueue();
+    drawLive();
   };
+}
+
+function size(w, h) { return w && h ? `${w}\u00d7${h}` : "?"; }
+
+function elapsed(job) {
+  if (job.elapsed_s == null) return null;
+  const running = job.state === "running" || job.state === "cancelling";
+  return job.elapsed_s + (running ? (performance.now() - received.get(job.id)) / 1000 : 0);
 }
 
 function details(job) {
   if (job.state === "failed") return job.error;
+  const took = elapsed(job);
   const reused = job.reused ? `; ${job.reused} frames reused from before the restart` : "";
-  if (job.state === "done") return `${job.result} (${job.width}x${job.height})${reused}`;
+  if (job.state === "done") return `${job.result}${took != null ? `, in ${formatSeconds(took)}` : ""}${reused}`;
   const resumed = job.resumed ? "resumed after a restart" : "";
-  if (job.state !== "running" || !job.total) return resumed;
-  let text = `${job.done}/${job.total} ${job.video ? "frames" : "pictures"}`;
-  if (job.video && job.fps) text += `, ${job.fps.toFixed(2)} fps, ETA ${formatSeconds(job.eta_s)}`;
+  if (job.state !== "running") return job.state === "cancelling" ? "stopping\u2026" : resumed;
+  if (job.stage) return job.stage;
+  const parts = [];
+  if (job.total && job.video) parts.push(`${job.done}/${job.total} frames`);
+  if (job.total && !job.video && job.total > 1) parts.push(`${job.done}/${job.total} pictures`);
+  if (!job.video) parts.push(`${Math.floor(100 * fraction(job))}%`);
+  if (job.video && job.fps) parts.push(`${job.fps.toFixed(2)} fps`);
+  if (took != null) parts.push(`${formatSeconds(took)} elapsed`);
+  if (job.eta_s != null) parts.push(`about ${formatSeconds(job.eta_s)} left`);
+  const text = parts.join(", ");
   return resumed ? `${resumed}; ${text}` : text;
+}
+
+function fraction(job) {
+  const total = job.total || 1;
+  return Math.min(1, (job.done + (job.part || 0)) / total);
 }
 
 function formatSeconds(s) {
@@ -118,44 +159,85 @@ function drawQueue() {  // rows are kept and updated in place, so a button is ne
     if (tr.dataset.state !== job.state) setActions(tr, job);
     tr.dataset.state = job.state;
     tr.classList.toggle("current", job.id === shown);
-    tr.cells[1].textContent = job.state;
-    tr.cells[1].className = `state state-${job.state}`;
-    const bar = tr.cells[2].firstChild;
-    bar.max = job.total || 1;
-    bar.value = job.state === "done" ? bar.max : job.done;
-    tr.cells[3].textContent = details(job);
+    const what = `${size(job.in_width, job.in_height)} \u2192 ${size(job.width, job.height)}, ` +
+                 `${choiceNames.get(job.choice) || job.choice}${job.model ? ` (${job.model})` : ""}`;
+    tr.cells[2].textContent = tr.cells[2].title = what;
+    tr.cells[3].textContent = job.state;
+    tr.cells[3].className = `state state-${job.state}`;
+    const bar = tr.cells[4].firstChild;
+    bar.hidden = !["running", "done", "cancelling"].includes(job.state);
+    bar.max = 1;
+    bar.value = job.state === "done" ? 1 : fraction(job);
+    const text = details(job) || "";
+    tr.cells[5].textContent = text;
+    tr.cells[5].title = text;
     return tr;
   });
   if (rows.some((tr, i) => body.rows[i] !== tr) || body.rows.length !== rows.length) body.replaceChildren(...rows);
-  $("zip").disabled = ![...jobs.values()].some((j) => j.state === "done");
+  const done = [...jobs.values()].filter((j) => j.state === "done");
+  const chosen = selected();
+  $("zip").disabled = done.length === 0;
+  $("zip").textContent = chosen.length ? `Download selected (${chosen.length}, zip)` : "Download all (zip)";
+}
+
+function selected() {
+  return [...document.querySelectorAll("#queue input.pick-row:checked")]
+    .map((box) => box.closest("tr").dataset.id).filter((id) => jobs.get(id)?.state === "done");
 }
 
 function newRow(job) {
   const tr = document.createElement("tr");
   tr.dataset.id = job.id;
-  cell(tr, job.name).className = "name";
+  const box = document.createElement("input");
+  box.type = "checkbox";
+  box.className = "pick-row";
+  box.title = "include in the zip";
+  box.onchange = drawQueue;
+  cell(tr, "").append(box);
+  const name = cell(tr, job.name);
+  name.className = "name";
+  name.title = job.name;  // the whole name on hover; the cell cuts it to fit
+  cell(tr, "").className = "what";
   cell(tr, "");
   cell(tr, "").append(document.createElement("progress"));
   cell(tr, "").className = "details";
-  cell(tr, "");
+  cell(tr, "").className = "actions";
   return tr;
 }
 
 function setActions(tr, job) {
-  const actions = tr.cells[4];
+  const actions = tr.cells[6];
+  tr.cells[0].firstChild.disabled = job.state !== "done";
   actions.replaceChildren();
-  if (job.state === "queued" || job.state === "running") {
-    actions.append(button("Cancel", "cancel", () => fetch(`/api/jobs/${job.id}/cancel`, { method: "POST" })));
+  if (job.state === "queued" || job.state === "running" || job.state === "cancelling") {
+    const cancel = button("Cancel", "cancel", () => {
+      cancel.disabled = true;
+      fetch(`/api/jobs/${job.id}/cancel`, { method: "POST" });
+    });
+    cancel.disabled = job.state === "cancelling";
+    actions.append(cancel);
+    return;
   }
   if (job.state === "done") {
     actions.append(button("Compare", "compare", () => showCompare(job.id)));
     const link = document.createElement("a");
     link.href = `/api/jobs/${job.id}/result`;
     link.download = job.result;
-    link.className = "download";
-    link.append(button("Download", "", () => {}));
+    link.tabIndex = -1;
+    link.append(button("Download", "download", () => {}));
     actions.append(link);
   }
+  actions.append(button("Remove", "remove", () => remove(job, false)));
+  if (job.state === "done") {
+    actions.append(button("Delete file", "delete", () => {
+      if (confirm(`Delete ${job.result} from the results folder? This cannot be undone.`)) remove(job, true);
+    }));
+  }
+}
+
+async function remove(job, deleteFile) {
+  const response = await fetch(`/api/jobs/${job.id}${deleteFile ? "?file=1" : ""}`, { method: "DELETE" });
+  if (!response.ok) say(`${job.name}: ${(await response.json()).error}`);
 }
 
 function cell(tr, text) {
@@ -172,37 +254,115 @@ function button(text, cls, onclick) {
   return b;
 }
 
-function downloadAll() {
+function downloadZip() {
+  const chosen = selected();
   const link = document.createElement("a");
-  link.href = "/api/results.zip";
+  link.href = chosen.length ? `/api/results.zip?ids=${chosen.join(",")}` : "/api/results.zip";
   link.download = "vidscale-results.zip";
   document.body.append(link);
   link.click();
   link.remove();
 }
 
+// --- the live look at a running video ------------------------------------------------------
+
+function drawLive() {
+  const job = [...jobs.values()].find((j) => j.state === "running" && j.video && j.live != null);
+  $("live").hidden = !job;
+  if (!job) { liveShown = null; return; }
+  const key = `${job.id}/${job.live}`;
+  if (key === liveShown) return;
+  liveShown = key;
+  $("live-name").textContent = $("live-name").title = job.name;
+  $("live-caption").textContent = `upscaled (frame ${job.live + 1})`;
+  $("live-before").src = `/api/jobs/${job.id}/live/before.jpg?frame=${job.live}`;
+  $("live-after").src = `/api/jobs/${job.id}/live/after.jpg?frame=${job.live}`;
+}
+
 // --- before/after view -----------------------------------------------------------------
 
 function showCompare(id) {
   const job = jobs.get(id);
+  if (!job) return;
   shown = id;
+  localStorage.setItem(SHOWN_KEY, id);
   $("compare").hidden = false;
-  $("compare-name").textContent = job.result;
-  $("tag-after").textContent = job.model ? `${job.choice}: ${job.model}` : job.choice;
+  $("compare-name").textContent = $("compare-name").title = job.result;
+  const tag = job.model ? `${choiceNames.get(job.choice) || job.choice}: ${job.model}` : job.choice;
+  $("tag-after").textContent = $("tag-after").title = tag;
   $("stack").dataset.w = job.width;
   $("stack").dataset.h = job.height;
   $("before").src = `/api/jobs/${id}/before.png`;
   $("after").src = `/api/jobs/${id}/after.png`;
+  showVideos(job);
   native = false;
   layout(0.5, 0.5);
   drawQueue();
 }
 
+function hideCompare() {
+  shown = null;
+  localStorage.removeItem(SHOWN_KEY);
+  showVideos(null);
+  $("compare").hidden = true;
+}
+
+function showVideos(job) {  // a video: both sides play in step (the stills stay as their posters)
+  const [before, after] = [$("before-video"), $("after-video")];
+  pause();
+  for (const v of [before, after]) {
+    v.hidden = !job?.video;
+    if (job?.video) v.src = `/api/jobs/${job.id}/video/${v === before ? "before" : "after"}`;
+    else v.removeAttribute("src");
+    v.load();
+  }
+  $("player").hidden = !job?.video;
+  if (job?.video) {
+    $("result-link").href = `/api/jobs/${job.id}/result`;
+    $("result-link").download = job.result;
+    $("result-link").textContent = job.proxy ? "download the result (plays here as a preview copy)"
+                                             : "download the result";
+  }
+}
+
+function pause() {
+  $("before-video").pause();
+  $("after-video").pause();
+  $("play").textContent = "Play";
+}
+
+function wirePlayer() {
+  const [before, after] = [$("before-video"), $("after-video")];
+  $("play").onclick = () => {
+    if (after.paused) {
+      before.currentTime = after.currentTime;
+      Promise.all([before.play(), after.play()]).catch(() => {});
+      $("play").textContent = "Pause";
+    } else pause();
+  };
+  $("seek").oninput = () => {
+    const t = +$("seek").value * (after.duration || 0);
+    before.currentTime = after.currentTime = t;
+  };
+  after.ontimeupdate = () => {
+    if (after.duration) $("seek").value = after.currentTime / after.duration;
+    $("clock").textContent = `${clock(after.currentTime)} / ${clock(after.duration)}`;
+    if (Math.abs(before.currentTime - after.currentTime) > 0.1) before.currentTime = after.currentTime;
+  };
+  after.onended = pause;
+}
+
+function clock(s) {
+  if (!isFinite(s)) return "0:00";
+  return `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
+}
+
 function layout(fx, fy) {  // size the pictures (fit or 1:1) and centre the view on (fx, fy) of the picture
   const stack = $("stack"), view = $("view");
   const w = +stack.dataset.w, h = +stack.dataset.h;
-  // fit: the whole picture in the view, enlarged or shrunk; 1:1: one picture pixel per screen pixel
-  const s = native ? 1 / devicePixelRatio : Math.min((($("compare").clientWidth - 4) || w) / w, innerHeight * 0.55 / h);
+  // fit: the whole picture in the view (its width, and 78% of the window's height), enlarged or shrunk
+  const room = ($("compare").clientWidth - 4) || w;
+  const s = native ? 1 / devicePixelRatio : Math.min(room / w, (innerHeight * 0.78 - 4) / h);
   stack.style.width = `${w * s}px`;
   stack.style.height = `${h * s}px`;
   stack.classList.toggle("native", native);
@@ -246,15 +406,20 @@ function wireDrop() {
   zone.ondragover = (e) => { e.preventDefault(); zone.classList.add("over"); };
   zone.ondragleave = () => zone.classList.remove("over");
   zone.ondrop = (e) => { e.preventDefault(); zone.classList.remove("over"); pick(e.dataTransfer.files); };
+  zone.onkeydown = (e) => {
+    if (e.target === zone && (e.key === "Enter" || e.key === " ")) { e.preventDefault(); $("files").click(); }
+  };
   $("files").onchange = () => { pick($("files").files); $("files").value = ""; };
 }
 
 addEventListener("DOMContentLoaded", async () => {
   wireDrop();
   wireCompare();
+  wirePlayer();
   $("start").onclick = start;
-  $("zip").onclick = downloadAll;
+  $("zip").onclick = downloadZip;
   divide(50);
   await loadConfig();
   listen();
+  setInterval(() => { if ([...jobs.values()].some((j) => j.state === "running")) drawQueue(); }, 1000);
 });
