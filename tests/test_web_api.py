@@ -339,7 +339,15 @@ def test_a_running_picture_reports_its_progress_and_says_cancelling(tmp_path: Pa
         assert (events[-1]["job"]["in_width"], events[-1]["job"]["width"]) == (128, 512)
 
         cancel_at = threading.Event()
-        app.state.jobs._part = lambda job, f, plain=app.state.jobs._part: (plain(job, f), f > 0.3 and cancel_at.set())
+        plain = app.state.jobs._part
+
+        def held(job: object, fraction: float) -> None:  # a third of the way: wait for the cancel
+            plain(job, fraction)
+            if fraction > 0.3 and not cancel_at.is_set():
+                cancel_at.set()
+                job.cancel.wait(30)  # type: ignore[attr-defined]
+
+        app.state.jobs._part = held
         status, reply = request(url, "POST", "/api/jobs?name=b.png&choice=clean&scale=4",
                                 png_bytes(tmp_path, 96, 128))
         assert cancel_at.wait(60)
