@@ -120,6 +120,7 @@ def test_choices_run_the_presets() -> None:
     anime = choices.job_settings("anime", video=True, scale=2, width=None, denoise=None)
     assert (anime.model, anime.denoise, anime.temporal, anime.encoder.codec) == ("realcugan", None, 0.5,
                                                                                "libx265")
+    assert anime.encoder.preferred == {"codec", "crf", "preset", "pix_fmt"}  # a WebM output takes its own
     assert choices.job_settings("anime", False, 2, None, "3").denoise == "3"
     assert choices.job_settings("anime", False, 2, None, None).temporal is None  # no motion in a still
     photo = choices.job_settings("photo", video=False, scale=None, width=800, denoise=None)

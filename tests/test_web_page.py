@@ -5,6 +5,7 @@ scripts/test.sh installs both; without them these tests skip.
 
 from __future__ import annotations
 
+import base64
 import http.server
 import shutil
 import tempfile
@@ -26,6 +27,7 @@ webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 
 from vidscale.media.image import read_picture, write_image  # noqa: E402
@@ -247,3 +249,144 @@ def _static_site(folder: Path) -> Iterator[str]:
     finally:
         site.shutdown()
         site.server_close()
+
+
+def video_plays(browser: webdriver.Chrome) -> bool:
+    """The compare view's result video has a frame to show and no media error."""
+    return browser.execute_script(
+        "const v = document.getElementById('after-video');"
+        "return !v.hidden && v.error === null && v.readyState >= 2 && "
+        "document.getElementById('before-video').readyState >= 2")
+
+
+def row_of(browser: webdriver.Chrome, name: str) -> object:
+    return browser.find_element(By.XPATH, f"//tr[td[@class='name' and @title='{name}']]")
+
+
+CHOICES = ("fast", "clean", "anime", "photo")
+
+
+@pytest.mark.parametrize("container", [".mp4", ".webm"])
+def test_videos_of_every_choice_play_in_the_page(browser: webdriver.Chrome, tmp_path: Path, container: str) -> None:
+    """Each model choice on a tiny clip: the job completes and its result plays in the page's video
+    element beside the bicubic one (an H.264 stand-in where Chromium cannot play the result)."""
+    spec = VideoSpec(width=32, height=24, frames=3, audio=None,
+                     codec="libx264" if container == ".mp4" else "libvpx-vp9")
+    with running(tmp_path / "out") as (url, app):
+        for choice in CHOICES:
+            clip = make_video(tmp_path / f"{choice}{container}", spec)
+            open_page(browser, url, choice)
+            start(browser, clip)
+            wait_for(lambda: len(states(browser)) == CHOICES.index(choice) + 1, "the row")
+        wait_for(lambda: all(s in ("done", "failed") for s in states(browser)), "every result", 600)
+        errors = {j.name: j.error for j in app.state.jobs.all() if j.state != "done"}  # type: ignore[attr-defined]
+        assert errors == {}
+        for choice in CHOICES:
+            row_of(browser, f"{choice}{container}").find_element(By.CSS_SELECTOR, "button.compare").click()
+            wait_for(lambda: video_plays(browser), f"the {choice} result playing")
+            assert browser.find_element(By.ID, "compare-name").text.startswith(f"{choice}-x2")
+
+
+def test_a_running_photo_is_cancelled_within_seconds(browser: webdriver.Chrome, tmp_path: Path) -> None:
+    """The photo choice at 4x runs a picture in one piece on the CPU (no tiles): the cancel is seen
+    between the network's layers."""
+    picture = tmp_path / "portrait.png"
+    write_image(picture, pattern(0, 192, 160))
+    with running(tmp_path / "out") as (url, app):
+        open_page(browser, url, "photo")
+        browser.find_element(By.CSS_SELECTOR, "input[name=size][value='4']").click()
+        browser.execute_script(LISTEN)
+        start(browser, picture)
+        wait_for(lambda: browser.execute_script("return window.seen.some(j => j.part > 0.05)"), "the work under way")
+        cancel_row(browser, 0)
+        clicked = time.monotonic()
+        assert states(browser)[0] in ("cancelling", "cancelled")  # at once, before the job has stopped
+        wait_for(lambda: states(browser) == ["cancelled"], "the cancel", timeout=10)
+        assert time.monotonic() - clicked < 3
+        assert leftovers(app, tmp_path / "out") == []
+        bar = browser.find_element(By.CSS_SELECTOR, "#queue tr progress")
+        assert not bar.is_displayed()  # a cancelled row shows no bar, let alone a full one
+
+
+def test_a_picture_shows_its_progress(browser: webdriver.Chrome, tmp_path: Path) -> None:
+    picture = tmp_path / "cat.png"
+    write_image(picture, pattern(3, 96, 128))
+    with running(tmp_path / "out") as (url, app):
+        open_page(browser, url, "clean")
+        browser.find_element(By.CSS_SELECTOR, "input[name=size][value='4']").click()
+        browser.execute_script(LISTEN)
+        start(browser, picture)
+        wait_for(lambda: states(browser) == ["done"], "the result")
+        seen = browser.execute_script("return window.seen.filter(j => j.state === 'running' && j.part > 0)")
+        parts = [j["part"] for j in seen]
+        assert len(parts) >= 2 and parts == sorted(parts) and all(j["elapsed_s"] > 0 for j in seen)
+        what = browser.find_element(By.CSS_SELECTOR, "#queue tr .what").text
+        assert what == "128\u00d796 \u2192 512\u00d7384, Clean source: render, screenshot, lossless master (span)"
+
+
+LONG_NAME_UPLOAD = """
+const bytes = Uint8Array.from(atob(arguments[0]), c => c.charCodeAt(0));
+pick([new File([bytes], arguments[1], {type: 'image/png'})]);
+start();
+"""
+
+
+def test_a_long_cjk_file_name_makes_a_result(browser: webdriver.Chrome, tmp_path: Path) -> None:
+    """120 CJK characters: 360 bytes of UTF-8, more than a file name may have here (the page gets
+    such a name from another system's files, by a drop)."""
+    picture = tmp_path / "a.png"
+    write_image(picture, pattern(0, 24, 32))
+    name = "夏の庭" * 40 + ".png"
+    with running(tmp_path / "out") as (url, app):
+        open_page(browser, url)
+        browser.execute_script(LONG_NAME_UPLOAD, base64.b64encode(picture.read_bytes()).decode(), name)
+        wait_for(lambda: states(browser) == ["done"], "the result")
+        (result,) = leftovers(app, tmp_path / "out")
+        assert result.startswith("夏の庭" * 13) and result.endswith("-x2.png")
+
+
+def test_a_300_character_name_keeps_the_buttons_on_screen(browser: webdriver.Chrome, tmp_path: Path) -> None:
+    """In a 1280 px window (no file on disk can have such a name: the page gets one by a drop)."""
+    picture = tmp_path / "a.png"
+    write_image(picture, pattern(0, 24, 32))
+    name = "a-very-long-name-" * 17 + "x" * 11 + ".png"
+    assert len(name) == 304
+    with running(tmp_path / "out") as (url, app):
+        open_page(browser, url)
+        browser.execute_script(LONG_NAME_UPLOAD, base64.b64encode(picture.read_bytes()).decode(), name)
+        wait_for(lambda: states(browser) == ["done"], "the result")
+        width = browser.execute_script("return window.innerWidth")
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= width
+        row = browser.find_element(By.CSS_SELECTOR, "#queue tr")
+        for button in row.find_elements(By.CSS_SELECTOR, "button"):
+            right = browser.execute_script("return arguments[0].getBoundingClientRect().right", button)
+            assert button.is_displayed() and right <= width, button.text
+        cell = row.find_element(By.CSS_SELECTOR, ".name")  # cut to fit; the whole name (as kept) on hover
+        assert cell.get_attribute("title") == name[:120] + ".png"
+        assert browser.execute_script("return arguments[0].scrollWidth > arguments[0].clientWidth", cell)
+
+
+def test_results_are_listed_after_a_restart_and_keys_work(browser: webdriver.Chrome, tmp_path: Path) -> None:
+    a, b = tmp_path / "garden.png", tmp_path / "street.png"
+    write_image(a, pattern(0, 24, 32))
+    write_image(b, pattern(4, 24, 32))
+    with running(tmp_path / "out") as (url, app):
+        open_page(browser, url)
+        start(browser, a, b)
+        wait_for(lambda: states(browser) == ["done", "done"], "the results")
+        browser.find_elements(By.CSS_SELECTOR, "#queue tr button.compare")[1].click()
+        # the last compared result comes back with the page
+        browser.refresh()
+        wait_for(lambda: states(browser) == ["done", "done"], "the queue after a reload")
+        wait_for(lambda: browser.find_element(By.ID, "compare-name").text == "street-x2.png", "the compare view")
+    with running(tmp_path / "out") as (url, app):
+        open_page(browser, url)
+        wait_for(lambda: states(browser) == ["done", "done"], "the earlier results")
+        # the drop zone opens the file picker from the keyboard
+        browser.execute_script("document.getElementById('files').click = () => { window.opened = true; }")
+        browser.find_element(By.ID, "drop").send_keys(Keys.ENTER)
+        assert browser.execute_script("return window.opened === true")
+        # the row goes; its file stays
+        browser.find_element(By.CSS_SELECTOR, "#queue tr button.remove").click()
+        wait_for(lambda: states(browser) == ["done"], "the row removed")
+        assert leftovers(app, tmp_path / "out") == ["garden-x2.png", "street-x2.png"]

@@ -69,9 +69,11 @@ def job_settings(choice: str, video: bool, scale: float | None, width: int | Non
         raise UsageError(f"the {choice} model has no denoise levels")
     values = find_preset(CHOICES[choice].preset(video)).values
     enc = values.get("encoder", {})
+    options = {k: str(v) for k, v in enc.get("options", {}).items()}
+    # all of it the preset's: a container that cannot hold its codec (WebM and H.264) takes its own
+    preferred = {k for k in ("codec", "crf", "preset", "pix_fmt") if k in enc} | {f"opt:{k}" for k in options}
     encoder = EncoderSettings(codec=enc.get("codec"), crf=enc.get("crf"), preset=enc.get("preset"),
-                              pix_fmt=enc.get("pix_fmt"),
-                              options={k: str(v) for k, v in enc.get("options", {}).items()})
+                              pix_fmt=enc.get("pix_fmt"), options=options, preferred=frozenset(preferred))
     settings = JobSettings(model=values.get("model"), batch=values.get("batch", 1), quality=values.get("quality"),
                            tile=values.get("tile"), temporal=values.get("temporal") if video else None,
                            encoder=encoder, quiet=True)

@@ -211,7 +211,9 @@ function setActions(tr, job) {
   actions.replaceChildren();
   if (job.state === "queued" || job.state === "running" || job.state === "cancelling") {
     const cancel = button("Cancel", "cancel", () => {
-      cancel.disabled = true;
+      const now = jobs.get(job.id);  // says so at once; the server's next event confirms it
+      if (now?.state === "running") jobs.set(job.id, { ...now, state: "cancelling" });
+      drawQueue();
       fetch(`/api/jobs/${job.id}/cancel`, { method: "POST" });
     });
     cancel.disabled = job.state === "cancelling";
