@@ -383,3 +383,43 @@ def test_hevc_in_mp4_keeps_the_apple_tag_through_the_join(clip: Path, tmp_path: 
     with av.open(str(out)) as c:
         assert c.streams.video[0].codec_tag == "hvc1"
     assert decoded(out)[0] == decoded(clip)[0]
+
+
+# ----------------------------------------------------------------------------------------------
+# Every container and its default or usual codecs, segmented and not, resumed
+
+
+@pytest.fixture(scope="module")
+def short_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("short") / "short.mkv", frames=3 * KEYINT)
+
+
+@pytest.mark.parametrize("suffix,codec", [(".webm", None), (".webm", "libvpx-vp9"), (".mp4", "libsvtav1"),
+                                          (".mkv", "libsvtav1"), (".avi", None), (".avi", "libsvtav1")])
+def test_each_container_joins_and_resumes(short_clip: Path, tmp_path: Path, suffix: str, codec: str | None,
+                                          cli) -> None:
+    """AV1 and VP9 segments are stored as MP4 (QuickTime refuses them), H.264 joins into AVI in
+    Annex B: an interrupted run resumed gives the same file as an uninterrupted one, and one
+    segment gives the same frames and times."""
+    from vidscale.encoding import EncoderSettings
+
+    flags = ["-m", "bicubic", "--scale", "2", *(["--codec", codec] if codec else [])]
+    whole, one, resumed = tmp_path / f"whole{suffix}", tmp_path / f"one{suffix}", tmp_path / f"resumed{suffix}"
+    for out, length in ((whole, f"{KEYINT}f"), (one, "0")):
+        result = cli(str(short_clip), str(out), *flags, "--segment", length)
+        assert result.returncode == 0, result.stderr
+    interrupt_after(short_clip, resumed, KEYINT + 3, encoder=EncoderSettings(codec=codec))
+    result = cli(str(short_clip), str(resumed), *flags, "--segment", f"{KEYINT}f", "-v")
+    assert result.returncode == 0, result.stderr
+    assert "resuming: 1 of 3 segments (12 frames) already done" in result.stderr
+    times, frames = decoded(resumed)
+    assert len(frames) == 3 * KEYINT and frames[0].shape[:2] == (96, 128)
+    assert (times, packets_of(resumed, "audio")) == (decoded(whole)[0], packets_of(whole, "audio"))
+    assert all(np.array_equal(a, b) for a, b in zip(frames, decoded(whole)[1]))
+    assert decoded(one)[0] == times
+    source_times = decoded(short_clip)[0]
+    if suffix == ".avi":  # a constant rate: frames at i/24 s (FFmpeg reads H.264 in AVI one slot late)
+        times = [t - times[0] for t in times]
+        source_times = [Fraction(round(t * 24), 24) for t in source_times]
+    assert times == source_times
+    assert not list(tmp_path.glob(".*"))

@@ -34,6 +34,7 @@ def upscale(
     encoder_opt: Mapping[str, object] | Sequence[str] | None = None, quality: int | None = None,
     preset: str | None = None, overwrite: bool = False, quiet: bool = True, dry_run: bool = False,
     on_progress: Callable[[int, int | None], None] | None = None, cancel: threading.Event | None = None,
+    segment: str | None = None, fresh: bool = False,
 ) -> Summary:
     """Upscale a video, image, folder, numbered sequence or glob into `output`, as the CLI does.
 
@@ -46,7 +47,8 @@ def upscale(
     `vidscale.VidscaleError`, impossible settings `vidscale.UsageError`.
     `quiet` (the default here) hides the progress bar. With `dry_run` nothing is
     written: the plan is logged and the summary's `estimate` holds the time
-    and size that a few upscaled sample frames predict.
+    and size that a few upscaled sample frames predict. `segment` and `fresh`
+    are `--segment` ("20s", "500f", "0") and `--fresh` for video files.
 
     Example::
 

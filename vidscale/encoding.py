@@ -94,6 +94,8 @@ def plan_encoder(suffix: str, deep: bool, source_pix_fmt: str | None, settings: 
         options.setdefault("x265-params", "log-level=error")
     if default is _WEBM_ALPHA and same_family:
         options.update(_VP9_SPEED)
+    if suffix == ".avi":  # AVI keeps no presentation times: frames reordered by B-frames would show late
+        options["bf"] = "0"
     options.update(settings.options)
     bit_rate = 0 if codec == "libvpx-vp9" and "crf" in options else None  # constant quality mode
     plan = EncoderPlan(codec, pix_fmt, options, bit_rate)

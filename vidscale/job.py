@@ -14,6 +14,7 @@ from vidscale.encoding import EncoderSettings, fit_container, plan_encoder
 from vidscale.errors import UsageError
 from vidscale.media.animated import AnimatedSink, AnimatedSource, wants_animation
 from vidscale.media.atomic import atomic_output, making_folder, remove_stale_temps, require_parent
+from vidscale.media.containers import clock_for
 from vidscale.media.image import read_picture
 from vidscale.media.limits import DEFAULT_LIMITS, PixelLimits
 from vidscale.media.sinks import FolderSink, ImageFileSink, PatternSink, VideoSink, output_kind
@@ -134,8 +135,9 @@ def _fit_encoder(source: Source, output: Path, settings: JobSettings) -> JobSett
     encoder, note = fit_container(settings.encoder, output.suffix, deep, pix_fmt)
     if note:
         log.warning("%s", note)
-    time_base = video.info.time_base if video else (
-        source.info.time_base if isinstance(source, AnimatedSource) else 1 / encoder.fps)
+    clocked = source if isinstance(source, (VideoSource, AnimatedSource)) else None
+    time_base = (clock_for(output.suffix, clocked.info.time_base, clocked.info.rate or encoder.fps) if clocked
+                 else 1 / encoder.fps)
     plan_encoder(output.suffix, deep, pix_fmt, encoder, Fraction(time_base))
     return replace(settings, encoder=encoder)
 

@@ -42,9 +42,21 @@ def annexb_filter(muxer: str, codec_name: str) -> str | None:
     return _ANNEXB.get(muxer, {}).get(codec_name)
 
 
-def faststart(muxer: str) -> dict[str, str]:
-    """Muxer options for a finished file: the index first, so playback starts before the end arrives."""
-    return {"movflags": "+faststart"} if muxer in ("mp4", "mov") else {}
+def clock_for(suffix: str, time_base: Fraction, rate: Fraction | None) -> Fraction:
+    """The time base frames are written in: the source's own, but AVI keeps no timestamps
+    (each frame fills the next slot at a fixed rate), so there frames go on 1/rate."""
+    if suffix.lower() == ".avi" and rate:
+        return Fraction(1) / Fraction(rate)
+    return Fraction(time_base)
+
+
+def muxer_options(muxer: str, finished: bool = True) -> dict[str, str]:
+    """Options for writing `muxer` files. A `finished` file (not a segment) gets its index
+    first, so playback starts before the end arrives. AVI keeps no negative times: FFmpeg
+    would move every stream by the audio's priming delay, and a video slot by a frame."""
+    if muxer in ("mp4", "mov"):
+        return {"movflags": "+faststart"} if finished else {}
+    return {"avoid_negative_ts": "disabled"} if muxer == "avi" else {}
 
 
 Options = tuple[tuple[str, str], ...]

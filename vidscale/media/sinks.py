@@ -22,7 +22,7 @@ from vidscale.media import yuv
 from vidscale.media.animated import ANIMATED_ONLY_SUFFIXES, AnimatedSource
 from vidscale.media.atomic import TMP_MARK, atomic_output, make_folder
 from vidscale.media.color import RgbConverter, for_rgb_source
-from vidscale.media.containers import faststart, muxer_of
+from vidscale.media.containers import clock_for, muxer_of, muxer_options
 from vidscale.media.image import IMAGE_SUFFIXES, WHITE, keeps_alpha, to_rgb, write_image
 from vidscale.media.names import ffmpeg_url
 from vidscale.media.photo_meta import carries_meta
@@ -41,6 +41,9 @@ class VideoSink:
         """`carry`: bring the source's other streams along (False for a segment of a job,
         whose other streams join when the segments are put together)."""
         video = source if isinstance(source, VideoSource) else None
+        self.suffix = suffix
+        self._last_slot: int | None = None
+        self._warned_slots = False
         # Animations keep their own clock too (GIF: centiseconds), not --fps.
         self.clock = source.info if isinstance(source, (VideoSource, AnimatedSource)) else None
         deep = bool(video and video.info.deep)
@@ -48,7 +51,7 @@ class VideoSink:
         self.alpha = has_alpha(self.plan.pix_fmt)  # RGBA frames keep their alpha
         os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole configuration otherwise
         muxer = muxer_of(path.suffix)  # a segment of a job may use another container (.mov, .mp4)
-        self.container = av.open(ffmpeg_url(path), "w", format=muxer, options=faststart(muxer) if carry else {})
+        self.container = av.open(ffmpeg_url(path), "w", format=muxer, options=muxer_options(muxer, carry))
         self.converter = RgbConverter()
         self._warn, self._warned_alpha = warn, False
         self.color = video.info.color if video else for_rgb_source(size[1], size[0])
@@ -77,8 +80,23 @@ class VideoSink:
         return stream
 
     def time_base(self, settings: EncoderSettings) -> Fraction:
-        """The clock frames come on: the source's, or --fps for stills."""
-        return Fraction(self.clock.time_base if self.clock else 1 / settings.fps)
+        """The clock frames are written on: the source's, or --fps for stills (AVI: its rate)."""
+        if self.clock is None:
+            return Fraction(1) / settings.fps
+        return clock_for(self.suffix, self.clock.time_base, self.clock.rate or settings.fps)
+
+    def _slot(self, frame: Frame) -> int:
+        """The frame's pts on an AVI's clock: the nearest free slot at its rate, said once
+        where that moves a frame by more than a quarter of a slot."""
+        tb = self.stream.time_base
+        exact = frame.pts * frame.time_base / tb
+        slot = max(round(exact), self._last_slot + 1 if self._last_slot is not None else 0)
+        if abs(slot - exact) > Fraction(1, 4) and not self._warned_slots:
+            self._warn(f"{self.suffix} files keep a constant frame rate: frame times moved to the nearest "
+                       f"1/{float(1 / tb):g} s (.mkv or .mp4 keep them)")
+            self._warned_slots = True
+        self._last_slot = slot
+        return slot
 
     def write(self, frame: Frame) -> None:
         if isinstance(frame.pixels, yuv.YuvImage):  # already the encoder's format (device colour)
@@ -86,7 +104,10 @@ class VideoSink:
             out.colorspace, out.color_range = self.color.matrix, self.color.range
         else:
             out = self._from_rgb(frame)
-        out.pts, out.time_base = frame.pts, frame.time_base
+        if self.suffix == ".avi":
+            out.pts, out.time_base = self._slot(frame), self.stream.time_base
+        else:
+            out.pts, out.time_base = frame.pts, frame.time_base
         out.color_primaries, out.color_trc = self.color.primaries, self.color.transfer
         self.container.mux(self.stream.encode(out))
         self.frames += 1
@@ -113,7 +134,11 @@ class VideoSink:
         return list(self.copier.streams_in) if self.copier else []
 
     def close(self) -> None:
-        self.container.mux(self.stream.encode(None))
+        packets = self.stream.encode(None)
+        if self.frames == 1:  # x265 gives a lone frame an unset decode time (garbage); it is its pts
+            for packet in packets:
+                packet.dts = packet.pts
+        self.container.mux(packets)
         if self.copier:
             self.copier.finish()
         self.container.close()

@@ -14,7 +14,7 @@ import av
 
 from vidscale.errors import VidscaleError
 from vidscale.media.names import ffmpeg_url
-from vidscale.media.containers import faststart, muxer_of, remux_packets
+from vidscale.media.containers import clock_for, muxer_of, muxer_options, remux_packets
 from vidscale.media.sinks import Warn, copy_video_stream_tags
 from vidscale.media.streams import StreamCopier
 from vidscale.media.window import Cut
@@ -33,8 +33,10 @@ def assemble(source: Path, segments: list[Path], output: Path, warn: Warn, cut: 
         first = av.open(ffmpeg_url(segments[0]))
         try:
             fmt = muxer_of(output.suffix)
-            with av.open(ffmpeg_url(output), "w", format=fmt, options=faststart(fmt)) as out:
+            with av.open(ffmpeg_url(output), "w", format=fmt, options=muxer_options(fmt)) as out:
                 video = out.add_stream_from_template(first.streams.video[0], opaque=True)
+                # AVI: one slot per frame at the source's rate (the segments' QuickTime clock is finer)
+                video.time_base = clock_for(output.suffix, video.time_base, video_in.average_rate)
                 copy_video_stream_tags(video_in, video)
                 if video.codec_context.name == "hevc" and fmt in ("mp4", "mov"):
                     video.codec_context.codec_tag = "hvc1"  # what Apple players look for, as VideoSink sets

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from vidscale.encoding import EncoderSettings, has_alpha, plan_encoder
 from vidscale.media.atomic import atomic_output
-from vidscale.media.containers import muxer_of, segment_store
+from vidscale.media.containers import clock_for, muxer_of, segment_store
 from vidscale.media.sinks import VideoSink
 from vidscale.media.source import VideoSource
 from vidscale.passes import SizeRule, run_pass, temporal_on
@@ -52,10 +52,11 @@ def segment_suffix(source: VideoSource, suffix: str, encoder: EncoderSettings) -
     codec and joins into the output's container: it stores every packet's decode time, which
     Matroska does not (the join needs them). Alpha (VP9's rides in Matroska side data) keeps
     the output's container."""
-    plan = plan_encoder(suffix, source.info.deep, source.info.pix_fmt, encoder, source.info.time_base)
-    if has_alpha(plan.pix_fmt) or source.info.alpha:
+    time_base = clock_for(suffix, source.info.time_base, source.info.rate or encoder.fps)
+    plan = plan_encoder(suffix, source.info.deep, source.info.pix_fmt, encoder, time_base)
+    if has_alpha(plan.pix_fmt):
         return suffix
-    store = segment_store(plan.codec, plan.pix_fmt, plan.options, source.info.time_base, muxer_of(suffix))
+    store = segment_store(plan.codec, plan.pix_fmt, plan.options, time_base, muxer_of(suffix))
     return store or suffix
 
 
