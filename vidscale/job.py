@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from vidscale.encoding import EncoderSettings, fit_container, plan_encoder
 from vidscale.errors import UsageError
 from vidscale.media.animated import AnimatedSink, AnimatedSource, wants_animation
+from vidscale.media import hdr
 from vidscale.media.atomic import atomic_output, making_folder, remove_stale_temps, require_parent
 from vidscale.media.containers import clock_for
 from vidscale.media.image import read_picture
@@ -230,6 +231,8 @@ def with_native_scale(settings: JobSettings, upscaler: Upscaler) -> JobSettings:
 def _run(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: JobSettings) -> Summary:
     inputs = _input_paths(source)
     sizes = SizeRule(settings, even=kind == "video")
+    if kind != "video" and isinstance(source, VideoSource):  # video outputs say it in run_segmented
+        hdr.warn_losses(source.path, source.info.color, None, output.suffix or "picture", log.warning)
     if kind in ("folder", "pattern"):
         return _run_files(source, output, kind, upscaler, sizes, inputs, settings)
     if kind == "video" and isinstance(source, VideoSource):

@@ -18,7 +18,7 @@ import numpy as np
 
 from vidscale.encoding import VIDEO_SUFFIXES, EncoderSettings, has_alpha, plan_encoder
 from vidscale.errors import UsageError, VidscaleError
-from vidscale.media import yuv
+from vidscale.media import hdr, yuv
 from vidscale.media.animated import ANIMATED_ONLY_SUFFIXES, AnimatedSource
 from vidscale.media.atomic import TMP_MARK, atomic_output, make_folder
 from vidscale.media.color import RgbConverter, for_rgb_source
@@ -68,7 +68,8 @@ class VideoSink:
         ctx.height, ctx.width = size
         ctx.pix_fmt = self.plan.pix_fmt
         ctx.time_base = stream.time_base = self.time_base(settings)
-        ctx.options = dict(self.plan.options)
+        ctx.options = hdr.encoder_options(self.plan.codec, dict(self.plan.options),
+                                          hdr.read(video.path, video.info.color) if video else None)
         if self.plan.bit_rate is not None:
             ctx.bit_rate = self.plan.bit_rate
         ctx.colorspace, ctx.color_range = self.color.matrix, self.color.range

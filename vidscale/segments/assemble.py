@@ -13,6 +13,7 @@ from pathlib import Path
 import av
 
 from vidscale.errors import VidscaleError
+from vidscale.media import hdr
 from vidscale.media.names import ffmpeg_url
 from vidscale.media.containers import clock_for, muxer_of, muxer_options, remux_packets
 from vidscale.media.sinks import Warn, copy_video_stream_tags
@@ -34,7 +35,7 @@ def assemble(source: Path, segments: list[Path], output: Path, warn: Warn, cut: 
         try:
             fmt = muxer_of(output.suffix)
             with av.open(ffmpeg_url(output), "w", format=fmt, options=muxer_options(fmt)) as out:
-                video = out.add_stream_from_template(first.streams.video[0], opaque=True)
+                video = hdr.add_video_stream(out, first.streams.video[0], hdr.read(source))
                 # AVI: one slot per frame at the source's rate (the segments' QuickTime clock is finer)
                 video.time_base = clock_for(output.suffix, video.time_base, video_in.average_rate)
                 copy_video_stream_tags(video_in, video)

@@ -16,7 +16,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from vidscale.encoding import plan_encoder
 from vidscale.errors import VidscaleError
+from vidscale.media import hdr
 from vidscale.media.atomic import atomic_output, check_target, remove_stale_temps
 from vidscale.media.source import VideoInfo, VideoSource
 from vidscale.media.window import Cut
@@ -67,6 +69,8 @@ def _run(state: JobState, source: VideoSource, output: Path, upscaler: Upscaler,
     if dropped:
         log.info("%s: an unfinished earlier run was discarded (%s): starting afresh", output, dropped)
     job = SegmentJob.of(source, output, settings, plan)
+    codec = plan_encoder(output.suffix, source.info.deep, source.info.pix_fmt, settings.encoder).codec
+    hdr.warn_losses(source.path, source.info.color, codec, output.suffix, log.warning)
     done = _finished(state, job)
     todo = [s for s in plan.segments if s.index not in done]
     progress = Progress(_remaining(plan, todo, estimate), settings.quiet, output.name,
