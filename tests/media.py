@@ -39,6 +39,7 @@ class VideoSpec:
     sar: Fraction | None = None
     metadata: dict[str, str] = field(default_factory=dict)
     stream_metadata: dict[str, str] = field(default_factory=dict)
+    x265_params: str = ""  # added to x265's, e.g. HDR10's master-display and max-cll
 
 
 def make_video(path: Path, spec: VideoSpec = VideoSpec()) -> Path:
@@ -48,7 +49,8 @@ def make_video(path: Path, spec: VideoSpec = VideoSpec()) -> Path:
         v.time_base = v.codec_context.time_base = spec.time_base
         v.codec_context.options = {"preset": "ultrafast"} if spec.codec in ("libx264", "libx265") else {}
         if spec.codec == "libx265":
-            v.codec_context.options = {"preset": "ultrafast", "x265-params": "log-level=error"}
+            params = ":".join(p for p in ("log-level=error", spec.x265_params) if p)
+            v.codec_context.options = {"preset": "ultrafast", "x265-params": params}
         ctx = v.codec_context
         for attr, value in (("colorspace", spec.colorspace), ("color_range", spec.color_range),
                             ("color_primaries", spec.primaries), ("color_trc", spec.transfer)):

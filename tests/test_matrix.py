@@ -18,6 +18,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from av.sidedata.sidedata import Type
 from PIL import Image
 
 import vidscale
@@ -28,6 +29,8 @@ from .media import VideoSpec, make_video, pattern
 
 W, H, FRAMES = 32, 24, 3
 PQ, BT2020, BT2020_NCL = 16, 9, 9  # FFmpeg's AVColorTransferCharacteristic / Primaries / Space
+HDR10_PARAMS = "hdr10=1:master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,50)" \
+               ":max-cll=1000,400"
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ def _animation(path: Path) -> Path:
 
 def _inputs(folder: Path) -> dict[str, Input]:
     hdr = VideoSpec(W, H, FRAMES, codec="libx265", pix_fmt="yuv420p10le", audio=None,
-                    colorspace=BT2020_NCL, primaries=BT2020, transfer=PQ)
+                    colorspace=BT2020_NCL, primaries=BT2020, transfer=PQ, x265_params=HDR10_PARAMS)
     return {
         "8bit": Input(make_video(folder / "8bit.mp4", VideoSpec(W, H, FRAMES)), FRAMES, audio=1),
         "10bit": Input(make_video(folder / "10bit.mkv", VideoSpec(W, H, FRAMES, codec="libx265",
@@ -147,8 +150,11 @@ def test_cell_writes_a_valid_output_or_is_refused_up_front(inputs: dict[str, Inp
         return
     scale = builtin_presets()[preset].values.get("scale", 2) if preset != "none" else 2
     size = (H * scale, W * scale)
+    said_hdr_dropped = any("HDR10" in r.getMessage() and "dropped" in r.getMessage() for r in caplog.records)
+    if output not in VIDEO:
+        assert said_hdr_dropped or not source.hdr, "HDR10 metadata dropped from pictures without a warning"
     if output in VIDEO:
-        _check_video(target, source, size)
+        _check_video(target, source, size, said_hdr_dropped)
     elif output in ("gif", "webp", "image"):  # a .png from an animation is an APNG; from a video, refused
         _check_pictures([target], source.frames, size)
     else:
@@ -157,7 +163,7 @@ def test_cell_writes_a_valid_output_or_is_refused_up_front(inputs: dict[str, Inp
     assert not [p for p in tmp_path.rglob(".*")], "temporary or state files left behind"
 
 
-def _check_video(path: Path, source: Input, size: tuple[int, int]) -> None:
+def _check_video(path: Path, source: Input, size: tuple[int, int], said_hdr_dropped: bool) -> None:
     with av.open(str(path)) as c:
         video = c.streams.video[0]
         frames = [f for f in c.decode(video)]
@@ -170,6 +176,9 @@ def _check_video(path: Path, source: Input, size: tuple[int, int]) -> None:
         assert bits >= 10 or not source.deep, f"{frames[0].format.name}: depth lost"
         if source.hdr:
             assert (video.codec_context.color_trc, video.codec_context.color_primaries) == (PQ, BT2020)
+            # in the bitstream or the container (decoders hand either to the frames), or said to be dropped
+            kept = {Type.MASTERING_DISPLAY_METADATA, Type.CONTENT_LIGHT_LEVEL} <= set(frames[0].side_data.keys())
+            assert kept or said_hdr_dropped, "HDR10 metadata dropped without a warning"
 
 
 def _check_pictures(paths: list[Path], frames: int, size: tuple[int, int]) -> None:
