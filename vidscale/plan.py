@@ -3,14 +3,14 @@
 `describe` is the plan `--verbose` states before work starts: input, output
 size, model chain and passes, backend, device, precision, tile size, batch,
 the temporal pass and the encoder with its settings. `estimate` is what
-`--dry-run` adds: it upscales a few frames, times them, encodes them where
-nothing can see it (a temporary folder) and scales both up to the whole job.
+`--dry-run` adds: it times a few frames (a large frame by a centre crop and
+its tiles counted: frame_cost.py), encodes what it upscaled where nothing can
+see it (a temporary folder) and scales both up to the whole job.
 """
 
 from __future__ import annotations
 
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,15 +21,16 @@ import numpy as np
 
 from vidscale.encoding import plan_encoder
 from vidscale.engine.tiling import aligned_tile
+from vidscale.frame_cost import frame_cost
 from vidscale.media.animated import AnimatedSource
 from vidscale.media.source import Frame, ImageSource, Source, VideoSource
-from vidscale.upscaler import Upscaler, from_tensor, to_tensor
+from vidscale.upscaler import Upscaler
 
 if TYPE_CHECKING:
     from vidscale.job import JobSettings
 
 Sizes = Callable[[int, int], tuple[int, int]]  # input (height, width) -> output (height, width)
-SAMPLE_FRAMES = 3  # video: the first is a warm-up (and a keyframe); the rest set the rate
+SAMPLE_FRAMES = 3  # frames or files; the first is a warm-up (and a video's keyframe), the rest set the rate
 
 
 def describe(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: "JobSettings",
@@ -140,38 +141,45 @@ class Estimate:
     frames: int | None  # frames (or pictures) the job would write; None: unknown
     seconds_per_frame: float
     bytes_per_frame: float
-    sample: int  # frames upscaled for the estimate
+    sample: int  # frames upscaled (whole or in part) for the estimate
     unit: str = "frame"  # "picture" for photos
+    basis: str = ""  # how a frame's cost was found (timed whole, or a crop extrapolated)
 
     def line(self, output: Path) -> str:
         u = self.unit
         each = f"{self.seconds_per_frame:.2f}s and {_human(self.bytes_per_frame)} per {u}"
         sample = f"from {self.sample} sample {u}{'s' * (self.sample != 1)}"
+        sample += f": {self.basis}" if self.basis else ""
         if not self.frames:
             return f"{output}: dry run, nothing written; {each} ({sample})"
         return (f"{output}: dry run, nothing written; estimate for {self.frames} {u}{'s' * (self.frames != 1)}: "
-                f"about {_duration(self.seconds_per_frame * self.frames)} and "
+                f"about {duration(self.seconds_per_frame * self.frames)} and "
                 f"{_human(self.bytes_per_frame * self.frames)} ({each}, {sample})")
 
 
 def estimate(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: "JobSettings",
              sizes: Sizes, count: int | None) -> Estimate:
-    """Upscale a few frames, time them, and encode them in a temporary folder."""
-    wanted = SAMPLE_FRAMES if kind == "video" or isinstance(source, (VideoSource, AnimatedSource)) else 2
-    frames = _sample_frames(source, wanted, count)
-    outputs, seconds = [], []
-    for frame in frames:
-        pixels = frame.pixels
-        assert isinstance(pixels, np.ndarray)
-        started = time.perf_counter()
-        big = upscaler.upscale_channels(to_tensor(pixels), sizes(*pixels.shape[:2]))
-        outputs.append(replace(frame, pixels=from_tensor(big, pixels.dtype)))
-        seconds.append(time.perf_counter() - started)
-    timed = seconds[1:] or seconds  # the first run also pays one-off set-up (autotuning, allocation)
+    """Time a few frames (a large one by a centre crop: `frame_cost`) and encode them in a
+    temporary folder; the first pays one-off set-up (allocation, autotuning), so it is timed
+    again when it is the only one."""
+    frames = _sample_frames(source, SAMPLE_FRAMES, count)
+    pictures = [_pixels(frame) for frame in frames]
+    costs = [frame_cost(upscaler, p, sizes(*p.shape[:2])) for p in pictures]
+    if len(costs) == 1:
+        costs.append(frame_cost(upscaler, pictures[0], sizes(*pictures[0].shape[:2])))
+    timed = costs[1:]
+    outputs = [replace(frame, pixels=cost.sample) for frame, cost in zip(frames, costs)]
     with tempfile.TemporaryDirectory(prefix="vidscale-dry-run-") as tmp:
-        per_frame = _encoded_bytes(outputs, source, output, kind, settings, Path(tmp), count)
+        encoded = _encoded_bytes(outputs, source, output, kind, settings, Path(tmp), count)
+    share = float(np.mean([cost.share for cost in costs]))  # the encoded samples' share of a frame
     photos = isinstance(source, ImageSource) and (source.root is not None or len(source.paths) == 1)
-    return Estimate(count, float(np.median(timed)), per_frame, len(frames), "picture" if photos else "frame")
+    return Estimate(count, float(np.median([c.seconds for c in timed])), encoded / share, len(frames),
+                    "picture" if photos else "frame", timed[-1].basis)
+
+
+def _pixels(frame: Frame) -> np.ndarray:
+    assert isinstance(frame.pixels, np.ndarray)  # sources decode to arrays unless a YUV route asks
+    return frame.pixels
 
 
 def _sample_frames(source: Source, n: int, count: int | None) -> list[Frame]:
@@ -226,7 +234,7 @@ def _human(n: float) -> str:
     return f"{n:.0f} B"
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f}s"
     if seconds < 5400:

@@ -8,6 +8,7 @@ every output pixel is a convex mix of pixels computed with context.
 A caller may ask to be called between tiles (`watch.between_tiles`): a large
 picture on the CPU is minutes in one frame, and a cancel should not wait for all
 of it. Each tile is a `watch.part` of the frame, for the caller's progress.
+An estimate may meter the tiles, or only count them (`meter.metering`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 
 import torch
 
+from vidscale.engine.meter import PassWork, current_meter
 from vidscale.engine.watch import between_tiles, current_check, part, reached
 
 __all__ = ["between_tiles", "run_tiled", "spans"]
@@ -67,11 +69,15 @@ def _ramp(start: int, end: int, length: int, scale: int, overlap: int, margin: i
 def run_tiled(infer: Infer, x: torch.Tensor, scale: int, tile: int, overlap: int,
               align: int = 1) -> torch.Tensor:
     """Apply `infer` (NCHW -> NCH*sW*s) to `x` tile by tile and blend."""
+    meter = current_meter()
+    if meter is not None:
+        if not meter.run:
+            return _counted(meter.work(x), x, scale, tile, overlap, align)
+        infer = meter.timed(infer, meter.work(x))
     n, _, h, w = x.shape
     if h <= tile and w <= tile:
         return infer(x)
-    # at least a grid cell (an attention window): less cuts even the first layer's context
-    overlap = min(max(overlap, align), aligned_tile(tile, align) // 2)
+    overlap = _overlap(tile, overlap, align)
     margin = overlap // 4
     check = current_check()
     out: torch.Tensor | None = None
@@ -94,3 +100,23 @@ def run_tiled(infer: Infer, x: torch.Tensor, scale: int, tile: int, overlap: int
         reached((i + 1) / count, check=False)
     assert out is not None
     return out / norm
+
+
+def _overlap(tile: int, overlap: int, align: int) -> int:
+    # at least a grid cell (an attention window): less cuts even the first layer's context
+    return min(max(overlap, align), aligned_tile(tile, align) // 2)
+
+
+def _counted(work: PassWork, x: torch.Tensor, scale: int, tile: int, overlap: int,
+             align: int) -> torch.Tensor:
+    """The tiles `run_tiled` would feed the network, recorded, and a stand-in output of the
+    right shape (zeros that take no memory) for the next pass to be counted on."""
+    n, c, h, w = x.shape
+    if h <= tile and w <= tile:
+        work.add(x)
+    else:
+        overlap = _overlap(tile, overlap, align)
+        for y0, y1 in spans(h, tile, overlap, align):
+            for x0, x1 in spans(w, tile, overlap, align):
+                work.add(x[:, :, y0:y1, x0:x1])
+    return torch.zeros((), device=x.device).expand(n, c, h * scale, w * scale)
