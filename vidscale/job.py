@@ -122,6 +122,7 @@ def run_job(source_spec: str, output_spec: str, settings: JobSettings) -> Summar
             estimate = _state_plan(source, Path(output_spec), kind, upscaler, settings)
             if estimate is not None:
                 return Summary(0, 0.0, Path(output_spec), 0, estimate=estimate)
+        _announce_cost(source, kind, upscaler, settings)
         return _run(source, Path(output_spec), kind, upscaler, settings)
     finally:
         source.close()
@@ -199,6 +200,19 @@ def _state_plan(source: Source, output: Path, kind: str, upscaler: Upscaler,
     text = plan.describe(source, output, kind, upscaler, settings, sizes, _first_size(source), count)
     log.log(logging.INFO if settings.dry_run else logging.DEBUG, "%s", text)
     return plan.estimate(source, output, kind, upscaler, settings, sizes, count) if settings.dry_run else None
+
+
+def _announce_cost(source: Source, kind: str, upscaler: Upscaler, settings: JobSettings) -> None:
+    """A job expected to be long on the CPU says so, with faster choices (long_jobs.py)."""
+    if settings.quiet or not log.isEnabledFor(logging.INFO):
+        return
+    from vidscale import long_jobs
+
+    first = _first_size(source)
+    text = long_jobs.notice(upscaler, first, SizeRule(settings, even=kind == "video")(*first),
+                            _frame_estimate(source), _unit(source))
+    if text:
+        log.info("%s", text)
 
 
 def purpose_of(source: Source) -> str:
