@@ -43,26 +43,30 @@ def _run(capsys: pytest.CaptureFixture[str], picture: Path, *extra: str) -> str:
 
 
 def test_a_long_job_says_so_before_its_first_frame(monkeypatch: pytest.MonkeyPatch,
-                                                     capsys: pytest.CaptureFixture[str], picture: Path) -> None:
+                                                     capsys: pytest.CaptureFixture[str],
+                                                     picture: Path) -> None:
     sides = _rate(monkeypatch, 400.0)
     err = _run(capsys, picture)
     lines = err.splitlines()
-    first = next(i for i, line in enumerate(lines) if "this job takes about 7 min on the CPU (span-x2)" in line)
+    first = next(i for i, line in enumerate(lines)
+                 if "this job takes about 7 min on the CPU (span-x2)" in line)
     assert "faster: a machine with a CUDA GPU" in lines[first + 1]  # span-x2 is what --preset fast runs
     assert first < next(i for i, line in enumerate(lines) if "out.png: 1 picture in" in line)
     assert sides == [64]  # 1% of the job's pixels
 
 
 @pytest.mark.parametrize("seconds, extra", [(100.0, ()), (400.0, ("--quiet",))])
-def test_a_short_job_or_quiet_says_nothing(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-                                           picture: Path, seconds: float, extra: tuple[str, ...]) -> None:
+def test_a_short_job_or_quiet_says_nothing(monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str], picture: Path,
+                                           seconds: float, extra: tuple[str, ...]) -> None:
     sides = _rate(monkeypatch, seconds)
     assert "this job takes" not in _run(capsys, picture, *extra)
     assert sides == ([] if extra else [64])  # --quiet does not even measure
 
 
 def test_a_job_too_small_to_be_long_is_not_measured(monkeypatch: pytest.MonkeyPatch,
-                                                    capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+                                                    capsys: pytest.CaptureFixture[str],
+                                                    tmp_path: Path) -> None:
     _rate(monkeypatch, None)
     small = tmp_path / "small.png"
     write_image(small, pattern(0, 120, 160))
@@ -74,7 +78,8 @@ def test_the_notice_offers_the_fast_presets_for_slow_models(monkeypatch: pytest.
     text = long_jobs.notice(Upscaler("realesrgan-x4plus", "cpu"), (480, 640), (960, 1280), 250)
     assert text is not None and len(text.splitlines()) == 2
     assert "about 83 min on the CPU (realesrgan-x4plus, about 20s a frame for 250 frames)" in text
-    assert "faster: --preset fast, or --preset clean for clean sources (SPAN), or a machine with a CUDA GPU" in text
+    assert ("faster: --preset fast, or --preset clean for clean sources (SPAN), "
+            "or a machine with a CUDA GPU") in text
 
 
 def test_the_sample_holds_at_most_a_hundredth_of_the_job() -> None:
