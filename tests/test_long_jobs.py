@@ -91,3 +91,14 @@ def test_the_sample_holds_at_most_a_hundredth_of_the_job() -> None:
 def test_the_rate_is_measured_on_a_crop() -> None:
     seconds = long_jobs.frame_seconds(Upscaler("span-x2", "cpu", tile=64), (300, 400), (600, 800), 64)
     assert seconds > 0
+
+
+def test_a_batch_whose_first_file_is_broken_still_runs(capsys: pytest.CaptureFixture[str],
+                                                       tmp_path: Path) -> None:
+    """The notice reads the first picture's size; a file that cannot be read is the batch's to report."""
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a-broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    write_image(src / "b.png", pattern(0, 20, 24))
+    assert main([str(src), str(tmp_path / "out"), "-m", "span-x2"]) == 1
+    assert "1 done, 0 skipped (already there), 1 failed" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from vidscale.encoding import EncoderSettings, fit_container, plan_encoder
-from vidscale.errors import UsageError
+from vidscale.errors import UsageError, VidscaleError
 from vidscale.media.animated import AnimatedSink, AnimatedSource, wants_animation
 from vidscale.media import hdr
 from vidscale.media.atomic import atomic_output, making_folder, remove_stale_temps, require_parent
@@ -204,11 +204,14 @@ def _state_plan(source: Source, output: Path, kind: str, upscaler: Upscaler,
 
 def _announce_cost(source: Source, kind: str, upscaler: Upscaler, settings: JobSettings) -> None:
     """A job expected to be long on the CPU says so, with faster choices (long_jobs.py)."""
-    if settings.quiet or not log.isEnabledFor(logging.INFO):
-        return
     from vidscale import long_jobs
 
-    first = _first_size(source)
+    if settings.quiet or not log.isEnabledFor(logging.INFO) or not long_jobs.applies(upscaler):
+        return
+    try:
+        first = _first_size(source)
+    except (VidscaleError, OSError):  # a batch's unreadable first file: reported in its turn
+        return
     text = long_jobs.notice(upscaler, first, SizeRule(settings, even=kind == "video")(*first),
                             _frame_estimate(source), _unit(source))
     if text:

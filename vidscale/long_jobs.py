@@ -31,7 +31,7 @@ def notice(upscaler: Upscaler, shape: tuple[int, int], size: tuple[int, int], fr
            unit: str = "frame") -> str | None:
     """The line to print before a job of `frames` frames of `shape` (height, width) upscaled to
     `size`, when it is expected to take more than LONG seconds; else None."""
-    if upscaler.device.type != "cpu" or upscaler.resizer or not frames:
+    if not applies(upscaler) or not frames:
         return None
     side = sample_side(shape, frames)
     if side is None:
@@ -47,6 +47,11 @@ def notice(upscaler: Upscaler, shape: tuple[int, int], size: tuple[int, int], fr
     per = f", about {duration(each)} a {unit} for {frames} {unit}s" if frames > 1 else ""
     return (f"this job takes about {duration(total)} on the CPU ({models}{per});\n"
             f"faster: {faster}a machine with a CUDA GPU; --dry-run estimates without starting")
+
+
+def applies(upscaler: Upscaler) -> bool:
+    """Networks on the CPU: what can be long (a resize is seconds; no shipped model is slow on a GPU)."""
+    return upscaler.device.type == "cpu" and not upscaler.resizer
 
 
 def sample_side(shape: tuple[int, int], frames: int) -> int | None:
