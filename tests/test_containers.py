@@ -127,3 +127,36 @@ def test_a_video_into_webp_is_an_animation(tmp_path: Path) -> None:
 
     with Image.open(tmp_path / "clip.webp") as picture:
         assert picture.n_frames == 3
+
+
+def _packets(pts: list[int], dts: list[int | None]) -> list[av.Packet]:
+    out = []
+    for p, d in zip(pts, dts):
+        packet = av.Packet(b"x")
+        packet.pts, packet.dts = p, d
+        out.append(packet)
+    return out
+
+
+@pytest.mark.parametrize("pts,dts,repaired", [
+    ([0], [-219043332147], [0]),  # x265's lone frame
+    ([0, 1], [-160000000000000000, -159999999999999999], [0, 1]),
+    ([0, 2, 1], [5, 6, 7], [-1, 0, 1]),  # reordered: the least delay that keeps dts <= pts
+    ([0, 2, 1], [-1, 0, 1], [-1, 0, 1]),  # valid times are left alone
+])
+def test_decode_times_an_encoder_left_unset_are_repaired(pts: list[int], dts: list[int], repaired: list[int]) -> None:
+    from vidscale.media.sinks import repair_decode_times
+
+    packets = _packets(pts, dts)
+    repair_decode_times(packets)
+    assert [p.dts for p in packets] == repaired
+
+
+def test_x265_segments_of_two_frames_join(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """x265 leaves the decode times of a clip shorter than its B-frame delay unset (garbage)."""
+    src = make_video(tmp_path / "in.mkv", VideoSpec(frames=6, codec="libx265", pix_fmt="yuv420p10le", audio=None,
+                                                    x265_params="keyint=2:min-keyint=2"))
+    out = tmp_path / "out.mp4"
+    assert main([str(src), str(out), "-m", "bicubic", "--segment", "2f"]) == 0, capsys.readouterr().err
+    with av.open(str(out)) as c, av.open(str(src)) as s:
+        assert [f.time for f in c.decode(video=0)] == [f.time for f in s.decode(video=0)]

@@ -42,6 +42,7 @@ class VideoSink:
         whose other streams join when the segments are put together)."""
         video = source if isinstance(source, VideoSource) else None
         self.suffix = suffix
+        self._muxed = 0  # packets written before the encoder's flush
         self._last_slot: int | None = None
         self._warned_slots = False
         # Animations keep their own clock too (GIF: centiseconds), not --fps.
@@ -110,7 +111,9 @@ class VideoSink:
         else:
             out.pts, out.time_base = frame.pts, frame.time_base
         out.color_primaries, out.color_trc = self.color.primaries, self.color.transfer
-        self.container.mux(self.stream.encode(out))
+        packets = self.stream.encode(out)
+        self._muxed += len(packets)
+        self.container.mux(packets)
         self.frames += 1
         self.first_pts = frame.pts if self.first_pts is None else self.first_pts
         self.last_pts = frame.pts
@@ -136,9 +139,8 @@ class VideoSink:
 
     def close(self) -> None:
         packets = self.stream.encode(None)
-        if self.frames == 1:  # x265 gives a lone frame an unset decode time (garbage); it is its pts
-            for packet in packets:
-                packet.dts = packet.pts
+        if not self._muxed:  # every packet is here: a short clip or segment
+            repair_decode_times(packets)
         self.container.mux(packets)
         if self.copier:
             self.copier.finish()
@@ -147,6 +149,31 @@ class VideoSink:
     def abort(self) -> None:
         with contextlib.suppress(Exception):
             self.container.close()
+
+
+def repair_decode_times(packets: list[av.Packet]) -> None:
+    """Give a whole stream's packets valid decode times where the encoder's are not.
+
+    x265 derives its B-frame delay from the first frames' times and leaves it
+    unset (garbage: dts -1.6e17, or above pts) when a clip or segment has fewer
+    frames than that delay. The standard assignment is the presentation times
+    in order, moved back by the least amount that keeps each at or before its
+    packet's own pts.
+    """
+    pts = [p.pts for p in packets]
+    if not packets or None in pts or _valid_decode_times(packets):
+        return
+    ordered = sorted(pts)  # type: ignore[type-var]
+    delay = max(0, *(o - t for o, t in zip(ordered, pts)))  # type: ignore[operator]
+    for packet, dts in zip(packets, ordered):
+        packet.dts = dts - delay  # type: ignore[operator]
+
+
+def _valid_decode_times(packets: list[av.Packet]) -> bool:
+    span = max(p.pts for p in packets) - min(p.pts for p in packets) + 1
+    dts = [p.dts for p in packets]
+    return (None not in dts and all(a < b for a, b in zip(dts, dts[1:]))
+            and all(p.pts - span <= p.dts <= p.pts for p in packets))
 
 
 def _copy_video_stream_info(src: av.VideoStream, dst: av.VideoStream) -> None:
