@@ -310,7 +310,7 @@ def test_a_running_photo_is_cancelled_within_seconds(browser: webdriver.Chrome, 
 
 def test_a_picture_shows_its_progress(browser: webdriver.Chrome, tmp_path: Path) -> None:
     picture = tmp_path / "cat.png"
-    write_image(picture, pattern(3, 96, 128))
+    write_image(picture, pattern(3, 192, 256))  # a second or more of work: several events
     with running(tmp_path / "out") as (url, app):
         open_page(browser, url, "clean")
         browser.find_element(By.CSS_SELECTOR, "input[name=size][value='4']").click()
@@ -321,7 +321,7 @@ def test_a_picture_shows_its_progress(browser: webdriver.Chrome, tmp_path: Path)
         parts = [j["part"] for j in seen]
         assert len(parts) >= 2 and parts == sorted(parts) and all(j["elapsed_s"] > 0 for j in seen)
         what = browser.find_element(By.CSS_SELECTOR, "#queue tr .what").text
-        assert what == "128\u00d796 \u2192 512\u00d7384, Clean source: render, screenshot, lossless master (span)"
+        assert what == "256\u00d7192 \u2192 1024\u00d7768, Clean source: render, screenshot, lossless master (span)"
 
 
 LONG_NAME_UPLOAD = """
