@@ -310,10 +310,9 @@ def test_a_running_photo_is_cancelled_within_seconds(browser: webdriver.Chrome, 
 
 def test_a_picture_shows_its_progress(browser: webdriver.Chrome, tmp_path: Path) -> None:
     picture = tmp_path / "cat.png"
-    write_image(picture, pattern(3, 192, 256))  # a second or more of work: several events
+    write_image(picture, pattern(3, 72, 96))  # Real-ESRGAN: a few seconds on a CPU, several events
     with running(tmp_path / "out") as (url, app):
-        open_page(browser, url, "clean")
-        browser.find_element(By.CSS_SELECTOR, "input[name=size][value='4']").click()
+        open_page(browser, url, "photo")
         browser.execute_script(LISTEN)
         start(browser, picture)
         wait_for(lambda: states(browser) == ["done"], "the result")
@@ -321,7 +320,7 @@ def test_a_picture_shows_its_progress(browser: webdriver.Chrome, tmp_path: Path)
         parts = [j["part"] for j in seen]
         assert len(parts) >= 2 and parts == sorted(parts) and all(j["elapsed_s"] > 0 for j in seen)
         what = browser.find_element(By.CSS_SELECTOR, "#queue tr .what").text
-        assert what == "256\u00d7192 \u2192 1024\u00d7768, Clean source: render, screenshot, lossless master (span)"
+        assert what == "96\u00d772 \u2192 192\u00d7144, Photo or live action (realesrgan-x4plus)"
 
 
 LONG_NAME_UPLOAD = """

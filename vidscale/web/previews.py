@@ -65,7 +65,8 @@ def plays_in_browser(path: Path) -> bool:
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
-            codec, pix_fmt = stream.codec_context.name, stream.codec_context.pix_fmt
+            # the format's name ("av1"), not the decoder's ("libdav1d")
+            codec, pix_fmt = stream.codec_context.codec.canonical_name, stream.codec_context.pix_fmt
     except (av.error.FFmpegError, IndexError):
         return False
     return (codec, pix_fmt) in kinds or (codec, None) in kinds

@@ -363,7 +363,7 @@ function layout(fx, fy) {  // size the pictures (fit or 1:1) and centre the view
   const stack = $("stack"), view = $("view");
   const w = +stack.dataset.w, h = +stack.dataset.h;
   // fit: the whole picture in the view (its width, and 78% of the window's height), enlarged or shrunk
-  const room = ($("compare").clientWidth - 4) || w;
+  const room = ($("compare").clientWidth - 2) || w;  // less the view's border
   const s = native ? 1 / devicePixelRatio : Math.min(room / w, (innerHeight * 0.78 - 4) / h);
   stack.style.width = `${w * s}px`;
   stack.style.height = `${h * s}px`;
@@ -398,7 +398,8 @@ function wireCompare() {
   stack.ondblclick = (e) => { const [fx, fy] = pointAt(e); native = !native; layout(fx, fy); };
   $("divide").oninput = () => divide(+$("divide").value);
   $("zoom").onclick = () => { const c = viewCentre(); native = !native; layout(...c); };
-  addEventListener("resize", () => { if (!native && shown) layout(0.5, 0.5); });
+  // the window, or a scroll bar coming or going, changes the room: fit again
+  new ResizeObserver(() => { if (!native && shown) layout(0.5, 0.5); }).observe($("compare"));
 }
 
 // --- wiring ------------------------------------------------------------------------------
