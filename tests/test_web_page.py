@@ -310,7 +310,7 @@ def test_a_running_photo_is_cancelled_within_seconds(browser: webdriver.Chrome, 
 
 def test_a_picture_shows_its_progress(browser: webdriver.Chrome, tmp_path: Path) -> None:
     picture = tmp_path / "cat.png"
-    write_image(picture, pattern(3, 72, 96))  # Real-ESRGAN: a few seconds on a CPU, several events
+    write_image(picture, pattern(3, 48, 64))  # Real-ESRGAN: seconds on a CPU, several events
     with running(tmp_path / "out") as (url, app):
         open_page(browser, url, "photo")
         browser.execute_script(LISTEN)
@@ -320,7 +320,7 @@ def test_a_picture_shows_its_progress(browser: webdriver.Chrome, tmp_path: Path)
         parts = [j["part"] for j in seen]
         assert len(parts) >= 2 and parts == sorted(parts) and all(j["elapsed_s"] > 0 for j in seen)
         what = browser.find_element(By.CSS_SELECTOR, "#queue tr .what").text
-        assert what == "96\u00d772 \u2192 192\u00d7144, Photo or live action (realesrgan-x4plus)"
+        assert what == "64\u00d748 \u2192 128\u00d796, Photo or live action (realesrgan-x4plus)"
 
 
 LONG_NAME_UPLOAD = """
