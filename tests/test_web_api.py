@@ -106,6 +106,8 @@ def test_uploads_are_checked_like_cli_inputs(server: tuple, tmp_path: Path) -> N
         ("/api/jobs?name=fake.png&choice=fast&scale=2", b"not a png at all", 415, "fake.png"),
         ("/api/jobs?name=a.png&choice=fast&scale=2", png_bytes(tmp_path, 120, 100), 413, "above the limit"),
         ("/api/jobs?name=a.png&choice=fast&scale=9", png_bytes(tmp_path), 400, "between 1 and 8"),
+        ("/api/jobs?name=a.png&choice=fast&width=1920", png_bytes(tmp_path), 400,
+         "a.png: a width of 1920 px is 60x its 32 px; choose between 32 and 256 px for it"),
         ("/api/jobs?name=a.png&choice=nope&scale=2", png_bytes(tmp_path), 400, "unknown model choice"),
         ("/api/jobs?name=a.png&choice=photo&scale=2&denoise=3", png_bytes(tmp_path), 400, "no denoise"),
         ("/api/jobs?name=a.png&choice=fast&scale=2", b"", 415, "empty"),

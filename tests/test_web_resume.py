@@ -267,3 +267,27 @@ def test_a_queued_or_running_row_cannot_be_removed(clip: Path, tmp_path: Path) -
         wait_until(lambda: job.state == "cancelled", "the cancel")
         assert request(url, "DELETE", f"/api/jobs/{job.id}")[0] == 200
         assert first_event(url)["jobs"] == []
+
+
+def test_a_stop_does_not_wait_for_the_picture_in_hand(tmp_path: Path) -> None:
+    """A stop (Ctrl-C) in the middle of a picture's one frame ends it within a layer of the network:
+    the frame is never finished, and the job waits on disk for the next server."""
+    out = tmp_path / "out"
+    parts: list[float] = []
+    with running(out) as (url, app):
+        queue, under_way = app.state.jobs, threading.Event()
+        plain = queue._part
+
+        def watched(job: Job, fraction: float) -> None:
+            plain(job, fraction)
+            parts.append(fraction)
+            if fraction > 0.05:
+                under_way.set()
+
+        queue._part = watched
+        status, reply = request(url, "POST", "/api/jobs?name=a.png&choice=photo&scale=2", png_bytes(tmp_path, 48, 64))
+        assert status == 201 and under_way.wait(WAIT_S)
+        job = queue.get(reply["id"])
+    assert job.state == "interrupted" and job.done == 0
+    assert max(parts) < 0.9  # a stop that waited for the frame would have reported it to the end
+    assert [p.stem for p in (out / FOLDER / "jobs").iterdir()] == [job.id]

@@ -22,7 +22,7 @@ from vidscale.encoding import VIDEO_SUFFIXES
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.media.image import IMAGE_SUFFIXES
 from vidscale.media.limits import DEFAULT_LIMITS, PixelLimits, header_size
-from vidscale.scale import output_size
+from vidscale.scale import MAX_SCALE, output_size
 
 PICTURE_SUFFIXES = (*IMAGE_SUFFIXES, ".gif")
 ACCEPTED_SUFFIXES = (*PICTURE_SUFFIXES, *VIDEO_SUFFIXES)
@@ -102,11 +102,22 @@ def check_frame_size(path: Path, name: str, limits: Limits, scale: float | None,
         _within(limits.pixels.check_input, name, *size)
     height, frame_width = probe_size(path, name)
     _within(limits.pixels.check_input, name, frame_width, height)
-    out_h, out_w = output_size(height, frame_width, scale, width)
+    out_h, out_w = _result_size(name, height, frame_width, scale, width)
     if video:
         out_h, out_w = max(2, out_h - out_h % 2), max(2, out_w - out_w % 2)
     _within(limits.pixels.check_output, out_w, out_h)
     return (frame_width, height), (out_w, out_h)
+
+
+def _result_size(name: str, height: int, width: int, scale: float | None, out_width: int | None) -> tuple[int, int]:
+    """(height, width) of the result; a width the picture cannot reach is said in widths, not factors."""
+    try:
+        return output_size(height, width, scale, out_width)
+    except UsageError:
+        if out_width is None:
+            raise
+        raise UsageError(f"{name}: a width of {out_width} px is {out_width / width:.3g}x its {width} px; "
+                         f"choose between {width} and {int(width * MAX_SCALE)} px for it") from None
 
 
 def _within(check: Callable[..., None], *args: object) -> None:
