@@ -53,16 +53,28 @@ def frame_cost(upscaler: Upscaler, pixels: np.ndarray, size: tuple[int, int], si
     return cost_from_crop(upscaler, pixels.shape, crop, size, network_runs(pixels))
 
 
+def warm_up(upscaler: Upscaler, pixels: np.ndarray, size: tuple[int, int], side: int = SIDE) -> None:
+    """Pay the one-off set-up (the networks' first run, allocation) on a quarter of the timed
+    crop, so the crop measures the steady rate: half the cost of timing it twice."""
+    h, w = pixels.shape[:2]
+    count_work(upscaler, (h, w), size)  # first, as in `cost_from_crop`
+    crop = centre_crop(pixels, side // 2)
+    upscaler.upscale_channels(to_tensor(crop), (_even(crop.shape[0] * size[0] / h),
+                                                _even(crop.shape[1] * size[1] / w)))
+
+
 def cost_from_crop(upscaler: Upscaler, shape: tuple[int, ...], crop: np.ndarray, size: tuple[int, int],
                    runs: int = 1) -> FrameCost:
     """A frame of `shape` from its `crop`'s timing; `runs`: the frame's network runs per pass."""
     (h, w), (ch, cw) = shape[:2], crop.shape[:2]
     crop_size = (_even(ch * size[0] / h), _even(cw * size[1] / w))
+    # counted first: a TensorRT engine is then built for the frame's tiles, which the real
+    # run needs too, and its profile also takes the crop (crop first would build twice)
+    counted = count_work(upscaler, (h, w), size)
     with metering(ch) as timed:
         started = time.perf_counter()
         out = from_tensor(upscaler.upscale_channels(to_tensor(crop), crop_size), crop.dtype)
         total = time.perf_counter() - started
-    counted = count_work(upscaler, (h, w), size)
     share = crop_size[0] * crop_size[1] / (size[0] * size[1])
     seconds = _extrapolate(timed, total, counted, runs, share)
     return FrameCost(seconds, out, share, f"a {cw}x{ch} centre crop timed, extrapolated to {w}x{h} "

@@ -21,7 +21,7 @@ import numpy as np
 
 from vidscale.encoding import plan_encoder
 from vidscale.engine.tiling import aligned_tile
-from vidscale.frame_cost import frame_cost
+from vidscale.frame_cost import frame_cost, warm_up
 from vidscale.media.animated import AnimatedSource
 from vidscale.media.source import Frame, ImageSource, Source, VideoSource
 from vidscale.upscaler import Upscaler
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from vidscale.job import JobSettings
 
 Sizes = Callable[[int, int], tuple[int, int]]  # input (height, width) -> output (height, width)
-SAMPLE_FRAMES = 3  # frames or files; the first is a warm-up (and a video's keyframe), the rest set the rate
+SAMPLE_FRAMES = 3  # frames or files (a video's: a keyframe, then two that set the rate of the rest)
 
 
 def describe(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: "JobSettings",
@@ -160,21 +160,18 @@ class Estimate:
 def estimate(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: "JobSettings",
              sizes: Sizes, count: int | None) -> Estimate:
     """Time a few frames (a large one by a centre crop: `frame_cost`) and encode them in a
-    temporary folder; the first pays one-off set-up (allocation, autotuning), so it is timed
-    again when it is the only one."""
+    temporary folder."""
     frames = _sample_frames(source, SAMPLE_FRAMES, count)
     pictures = [_pixels(frame) for frame in frames]
+    warm_up(upscaler, pictures[0], sizes(*pictures[0].shape[:2]))
     costs = [frame_cost(upscaler, p, sizes(*p.shape[:2])) for p in pictures]
-    if len(costs) == 1:
-        costs.append(frame_cost(upscaler, pictures[0], sizes(*pictures[0].shape[:2])))
-    timed = costs[1:]
     outputs = [replace(frame, pixels=cost.sample) for frame, cost in zip(frames, costs)]
     with tempfile.TemporaryDirectory(prefix="vidscale-dry-run-") as tmp:
         encoded = _encoded_bytes(outputs, source, output, kind, settings, Path(tmp), count)
     share = float(np.mean([cost.share for cost in costs]))  # the encoded samples' share of a frame
     photos = isinstance(source, ImageSource) and (source.root is not None or len(source.paths) == 1)
-    return Estimate(count, float(np.median([c.seconds for c in timed])), encoded / share, len(frames),
-                    "picture" if photos else "frame", timed[-1].basis)
+    return Estimate(count, float(np.median([c.seconds for c in costs])), encoded / share, len(frames),
+                    "picture" if photos else "frame", costs[-1].basis)
 
 
 def _pixels(frame: Frame) -> np.ndarray:
