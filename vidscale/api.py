@@ -27,7 +27,7 @@ def upscale(
     model: str | None = None, denoise: str | None = None, backend: str | None = None,
     device: str | None = None, tile: int | None = None, precision: str | None = None,
     batch: int | None = None, frames: int | None = None, start: str | float | None = None,
-    device_color: bool | None = None,
+    device_color: bool | None = None, skip_repeats: bool = True, repeat_threshold: float | None = None,
     temporal: float | bool | None = None, recursive: bool = False, format: str | None = None,
     fps: float | Fraction | str | None = None, codec: str | None = None, crf: float | None = None,
     encoder_preset: str | None = None, pix_fmt: str | None = None,
@@ -48,7 +48,8 @@ def upscale(
     `quiet` (the default here) hides the progress bar. With `dry_run` nothing is
     written: the plan is logged and the summary's `estimate` holds the time
     and size that a few upscaled sample frames predict. `segment` and `fresh`
-    are `--segment` ("20s", "500f", "0") and `--fresh` for video files.
+    are `--segment` ("20s", "500f", "0") and `--fresh` for video files. `skip_repeats=False` is
+    `--no-skip-repeats`.
 
     Example::
 
@@ -61,7 +62,8 @@ def upscale(
                                    cancel=stop)
         print(summary.line())
     """
-    given = {k: v for k, v in locals().items() if k not in ("source", "output") and v is not False}
+    given = {k: v for k, v in locals().items()
+             if k not in ("source", "output") and (v is not False or k == "skip_repeats")}
     return run_job(str(source), str(output), job_settings(given, str(output)))
 
 

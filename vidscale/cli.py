@@ -110,6 +110,12 @@ def _segment_options(f):  # type: ignore[no-untyped-def]
 @click.option("--temporal", type=options.TEMPORAL, is_flag=False, flag_value=0.7, default=None,
               metavar="[STRENGTH]", help="Anti-flicker pass: blends the motion-compensated previous output "
               "where the low-res frames agree; STRENGTH 0-1 (0.7 when given alone).")
+@click.option("--skip-repeats/--no-skip-repeats", default=True, show_default=True,
+              help="A frame equal to the previous one reuses its upscale (the anti-flicker pass and the "
+              "encoder still see every frame; the output is the same).")
+@click.option("--repeat-threshold", type=options.REPEAT_THRESHOLD, metavar="LEVELS",
+              help="Also reuse the upscale of near-repeats: frames no sample of which differs by more than "
+              "LEVELS (8-bit code values) from the last frame upscaled (default 0: exact repeats only).")
 @click.option("--recursive", "-r", is_flag=True, help="Walk subfolders of a folder input (the output mirrors them).")
 @click.option("--format", type=options.FORMAT,
               help="Image type for folder outputs (default: keep each input's).")
@@ -231,7 +237,7 @@ def bench(source: Path | None, synthetic: str | None, frames: int, scale: float,
             raise VidscaleError(f"{source}: no such file")
         settings = JobSettings(scale=scale, model=model, backend=backend, device=device, precision=precision,
                                batch=batch, encoder=encoder, max_frames=frames, temporal=temporal,
-                               device_color=device_color)
+                               device_color=device_color, skip_repeats=False)  # every frame costs its work
         result = run_bench(source, settings)
     click.echo(result.to_json() if as_json else result.table())
 

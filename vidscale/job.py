@@ -53,6 +53,8 @@ class JobSettings:
     temporal: float | bool | None = None  # strength of the anti-flicker pass; None/False: off
     device_color: bool | None = None  # video YUV<->RGB on the inference device; None: on CUDA only
     max_frames: int | None = None  # video: stop after this many frames
+    skip_repeats: bool = True  # a frame equal to the previous one reuses its upscale (vidscale/repeats.py)
+    repeat_threshold: float = 0.0  # ...or within this many 8-bit levels of it (0: exact repeats only)
     start: Position | None = None  # video: begin at this time or frame (output times then start at 0)
     overwrite: bool = False
     quiet: bool = False
@@ -81,6 +83,7 @@ class Summary:
     unit: str = "frame"  # "picture" for photos: a frame rate means nothing for them
     estimate: "Estimate | None" = None  # a dry run: what the job would cost; nothing was written
     reused: int = 0  # frames of finished segments an earlier, interrupted run left (video)
+    repeats: int = 0  # frames written that repeated the previous one: its upscale was reused
 
     def line(self) -> str:
         if self.estimate is not None:
@@ -92,7 +95,8 @@ class Summary:
         fps = (self.frames - self.reused) / self.seconds if self.seconds > 0 else 0.0
         rate = f" ({fps:.2f} fps)" if self.unit == "frame" else ""
         reused = f" ({self.reused} from the earlier run)" if self.reused else ""
-        return (f"{self.output}: {_count(self.frames, self.unit)}{reused} in {self.seconds:.1f}s{rate}, "
+        repeats = f" ({_count(self.repeats, 'repeat')} of the previous)" if self.repeats else ""
+        return (f"{self.output}: {_count(self.frames, self.unit)}{reused}{repeats} in {self.seconds:.1f}s{rate}, "
                 f"{_human(self.output_bytes)}")
 
 
@@ -255,22 +259,22 @@ def _run(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: 
     if kind == "video" and isinstance(source, VideoSource):
         from vidscale.segments.run import run_segmented
 
-        frames, progress = run_segmented(source, output, upscaler, settings, _frame_estimate(source))
+        frames, progress, repeats = run_segmented(source, output, upscaler, settings, _frame_estimate(source))
         _warn_if_short(source, frames)
         return Summary(frames, progress.elapsed, output, _size_on_disk(output), steady_fps=progress.steady_fps,
-                       reused=frames - progress.done)
+                       reused=frames - progress.done, repeats=repeats)
     remove_stale_temps(output)
     progress = Progress(_frame_estimate(source), settings.quiet, output.name or str(output),
                         settings.on_progress, settings.cancel, _unit(source))
     try:
         with atomic_output(output, settings.overwrite, inputs) as tmp:
             sink, route = _file_sink(source, tmp, output.suffix.lower(), kind, upscaler, sizes, settings)
-            run_pass(source, upscaler, sizes, sink, settings, progress, yuv=route)
+            repeats = run_pass(source, upscaler, sizes, sink, settings, progress, yuv=route)
     finally:
         progress.close()
     _warn_if_short(source, progress.done)
     return Summary(progress.done, progress.elapsed, output, _size_on_disk(output),
-                   steady_fps=progress.steady_fps, unit=_unit(source))
+                   steady_fps=progress.steady_fps, unit=_unit(source), repeats=repeats)
 
 
 def _warn_if_short(source: Source, written: int) -> None:

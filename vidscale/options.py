@@ -34,10 +34,12 @@ QUALITY = click.IntRange(1, 100)
 SIZE = click.IntRange(min=1)
 FORMAT = click.Choice(["png", "jpg", "webp", "avif", "tif", "bmp"])
 WORKERS = click.IntRange(min=1)
+REPEAT_THRESHOLD = click.FloatRange(0, 255)
 # the options whose values are checked, by name
 TYPES: dict[str, click.ParamType] = {"backend": BACKEND, "precision": PRECISION, "tile": TILE, "batch": BATCH,
                                      "frames": FRAMES, "quality": QUALITY, "width": SIZE, "height": SIZE,
-                                     "format": FORMAT, "workers": WORKERS}
+                                     "format": FORMAT, "workers": WORKERS,
+                                     "repeat_threshold": REPEAT_THRESHOLD}
 
 
 def check(flag: str, kind: click.ParamType, value: Any) -> Any:
@@ -52,8 +54,9 @@ def check(flag: str, kind: click.ParamType, value: Any) -> Any:
 _FIELDS = {"frames": "max_frames", "format": "image_format"}
 _ENCODER = {"codec": "codec", "crf": "crf", "encoder_preset": "preset", "pix_fmt": "pix_fmt"}
 _JOB = ("scale", "width", "height", "model", "denoise", "backend", "device", "tile", "precision", "batch",
-        "frames", "device_color", "temporal", "recursive", "format", "quality", "background", "overwrite", "quiet",
-        "on_progress", "cancel", "dry_run", "segment", "fresh", "workers", "ray", "start")
+        "frames", "device_color", "temporal", "skip_repeats", "repeat_threshold", "recursive", "format", "quality",
+        "background", "overwrite", "quiet", "on_progress", "cancel", "dry_run", "segment", "fresh", "workers", "ray",
+        "start")
 NAMES = frozenset({*_JOB, *_ENCODER, "fps", "encoder_opt", "preset", "max_pixels"})
 
 

@@ -17,6 +17,7 @@ from vidscale.errors import UsageError
 from vidscale.media.source import Frame, ImageSource, Source
 from vidscale.pipeline import run_pipeline
 from vidscale.progress import Progress
+from vidscale.repeats import Repeats, Reuse
 from vidscale.scale import output_size
 from vidscale.transfer import Pixels, Transfer, YuvRoute, size_of, transfer_for
 from vidscale.upscaler import Upscaler
@@ -82,8 +83,9 @@ class SizeRule:
 
 def run_pass(source: Source, upscaler: Upscaler, sizes: SizeRule, sink: Sink, settings: "JobSettings",
              progress: Progress, carried: Sequence[av.stream.Stream] = (), yuv: YuvRoute | None = None,
-             items: object = None) -> None:
-    """Upscale every frame of `source` (or of `items`, an iterable of its items) into `sink`.
+             items: object = None) -> int:
+    """Upscale every frame of `source` (or of `items`, an iterable of its items) into `sink`;
+    returns how many of the frames written were repeats (see `repeats.py`).
 
     Frames marked `warmup` go through the network and the temporal filter, so the
     filter starts in the state a run from the clip's start would have, but are not written.
@@ -91,6 +93,12 @@ def run_pass(source: Source, upscaler: Upscaler, sizes: SizeRule, sink: Sink, se
     temporal = temporal_filter(settings, upscaler, source)
     stager = Stager(upscaler.device)
     tap = _tap.get()
+    # Repeats are found here, the one place that sees every frame of a pass in order (the
+    # pipeline only carries frames, the upscaler knows no order, and the anti-flicker pass
+    # must still see each repeat to evolve as it would without skipping); a new pass (a
+    # segment) starts with no previous frame.
+    repeats = repeat_finder(settings, source)
+    reuse, written = Reuse(), [0]
 
     def upscale(frames: list[Frame]) -> _Started:
         if tap is not None:
@@ -99,9 +107,11 @@ def run_pass(source: Source, upscaler: Upscaler, sizes: SizeRule, sink: Sink, se
         batch = [f.pixels for f in frames]
         transfer = transfer_for(frames[0], yuv)
         size = sizes(*size_of(batch[0]))
+        repeat = [repeats is not None and repeats.check(f.pixels, f.color) for f in frames]
+        written[0] += sum(r and not f.warmup for r, f in zip(repeat, frames))
 
         def compute(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
-            out = upscaler.upscale_channels(transfer.to_float(tensors), size)
+            out = reuse.run(transfer.to_float(tensors), repeat, lambda x: upscaler.upscale_channels(x, size))
             if temporal is not None and out.shape[1] == 3:  # batches arrive in frame order
                 out = torch.cat([temporal.apply(lr, out[i:i + 1]) for i, lr in enumerate(batch)])  # type: ignore[arg-type]
             return transfer.from_float(out)
@@ -116,6 +126,7 @@ def run_pass(source: Source, upscaler: Upscaler, sizes: SizeRule, sink: Sink, se
     except BaseException:
         sink.abort()
         raise
+    return written[0]
 
 
 def _tapped(sink: Sink, tap: FrameTap) -> Callable[[Frame], None]:
@@ -151,6 +162,15 @@ def temporal_filter(settings: "JobSettings", upscaler: Upscaler, source: Source)
     if not 0 <= strength <= 1:
         raise UsageError(f"--temporal {strength:g}: strength must be between 0 and 1")
     return TemporalFilter(strength, upscaler.device)
+
+
+def repeat_finder(settings: "JobSettings", source: Source) -> Repeats | None:
+    """Repeats are looked for in clips and sequences; not among photos (a folder, or one picture),
+    where the comparison would only hold a copy of a possibly huge picture."""
+    if not settings.skip_repeats or isinstance(source, ImageSource) and (source.root is not None
+                                                                         or len(source.paths) < 2):
+        return None
+    return Repeats(settings.repeat_threshold)
 
 
 def temporal_on(settings: "JobSettings") -> bool:

@@ -38,6 +38,7 @@ from vidscale import options
 from vidscale.engine.backend import pick_backend
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.media.color import guess_matrix
+from vidscale.repeats import Recent, Repeats
 from vidscale.scale import output_size
 from vidscale.temporal import DEFAULT_STRENGTH, WARMUP, TemporalFilter
 from vidscale.upscaler import Upscaler
@@ -65,6 +66,8 @@ def upscale(
     temporal: bool | float = False,
     batch: int | None = None,
     out_format: Format | None = None,
+    skip_repeats: bool = True,
+    repeat_threshold: float = 0,
 ) -> vs.VideoNode:
     """Upscale `clip` by `scale` with `model` (default: the built-in for the scale).
 
@@ -81,16 +84,22 @@ def upscale(
     (`batch` is ignored). Small gaps in the order VapourSynth asks in are filled
     exactly; after a jump back or far ahead the `WARMUP` frames before rebuild the
     pass's history, close to (not bit-identical with) a run in order.
+
+    `skip_repeats` and `repeat_threshold` are the CLI's: a frame equal to the one
+    before it reuses that frame's upscale (without the temporal pass: when that
+    frame was asked for first), with the same output.
     """
     try:
-        return _upscale(clip, scale, model, backend, device, tile, fp16, temporal, batch, out_format)
+        repeats = options.check("--repeat-threshold", options.REPEAT_THRESHOLD, repeat_threshold) \
+            if skip_repeats else None
+        return _upscale(clip, scale, model, backend, device, tile, fp16, temporal, batch, out_format, repeats)
     except (VidscaleError, ValueError) as exc:
         raise vs.Error(str(exc)) from exc
 
 
 def _upscale(clip: vs.VideoNode, scale: float, model: str | None, backend: str, device: str | None,
              tile: int | None, fp16: bool | None, temporal: bool | float, batch: int | None,
-             out_format: Format | None) -> vs.VideoNode:
+             out_format: Format | None, repeats: float | None = None) -> vs.VideoNode:
     strength = _temporal_strength(temporal)
     _check_constant(clip)
     backend = options.check("--backend", options.BACKEND, backend)
@@ -110,10 +119,10 @@ def _upscale(clip: vs.VideoNode, scale: float, model: str | None, backend: str, 
     rgb = _to_float_rgb(clip, tags)
     if strength is None:
         batch, lanes = _batching(batch, upscaler.device, clip.num_frames)
-        up = _upscaled(rgb, upscaler, size, work_format, batch, lanes)
+        up = _upscaled(rgb, upscaler, size, work_format, batch, lanes, repeats)
     else:
         up = _temporal_upscaled(rgb, TemporalFilter(strength, upscaler.device), upscaler, size,
-                                work_format)
+                                work_format, repeats)
     return _convert(up, target, tags)
 
 
@@ -226,23 +235,29 @@ def _convert(clip: vs.VideoNode, target: vs.VideoFormat, tags: ColorTags) -> vs.
 
 
 def _upscaled(rgb: vs.VideoNode, upscaler: Upscaler, size: tuple[int, int],
-              work_format: vs.VideoFormat, batch: int, lanes: int) -> vs.VideoNode:
-    """`rgb` through the network, dealt out to `lanes` frame callbacks that run at once."""
+              work_format: vs.VideoFormat, batch: int, lanes: int,
+              repeats: float | None = None) -> vs.VideoNode:
+    """`rgb` through the network, dealt out to `lanes` frame callbacks that run at once; with
+    `repeats` (a threshold), repeated frames take the output of the frame before them."""
     dtype = torch.float16 if work_format.bits_per_sample == 16 else torch.float32
     infer = partial(_infer, upscaler, size, dtype, work_format.num_planes == 1)
-    select = partial(_modify_frame, Batcher(infer, batch, GATHER_S))
+    recent = Recent(repeats, keep=2 * lanes + 2) if repeats is not None else None
+    batcher = Batcher(infer, batch, GATHER_S)
     outs = []
     for lane in range(lanes):
         src = rgb if lanes == 1 else vs.core.std.SelectEvery(rgb, lanes, lane, modify_duration=False)
         blank = vs.core.std.BlankClip(src, width=size[1], height=size[0], format=work_format.id,
                                       keep=True)
-        outs.append(vs.core.std.ModifyFrame(blank, [src, blank], select))
+        modify = partial(_modify_frame, batcher, recent, lane, lanes)
+        outs.append(vs.core.std.ModifyFrame(blank, [src, blank], modify))
     return outs[0] if lanes == 1 else vs.core.std.Interleave(outs, modify_duration=False)
 
 
-def _modify_frame(batcher: Batcher, n: int, f: Sequence[vs.VideoFrame]) -> vs.VideoFrame:
-    src, blank = f
-    planes = batcher([np.asarray(src[p]) for p in range(src.format.num_planes)])
+def _modify_frame(batcher: Batcher, recent: Recent | None, lane: int, lanes: int, n: int,
+                  f: Sequence[vs.VideoFrame]) -> vs.VideoFrame:
+    src, blank = f  # frame n of `lane`: frame n * lanes + lane of the clip
+    inputs = [np.asarray(src[p]) for p in range(src.format.num_planes)]
+    planes = batcher(inputs) if recent is None else recent(n * lanes + lane, inputs, batcher)
     out = blank.copy()
     for p in range(out.format.num_planes):
         np.copyto(np.asarray(out[p]), planes[p])
@@ -287,11 +302,20 @@ def _to_numpy(y: torch.Tensor, dtype: torch.dtype, gray: bool) -> np.ndarray:
 
 
 def _temporal_upscaled(rgb: vs.VideoNode, pass_: TemporalFilter, upscaler: Upscaler,
-                       size: tuple[int, int], work_format: vs.VideoFormat) -> vs.VideoNode:
-    """`rgb` through the network and the anti-flicker pass, in frame order whatever VS asks."""
+                       size: tuple[int, int], work_format: vs.VideoFormat,
+                       repeats: float | None = None) -> vs.VideoNode:
+    """`rgb` through the network and the anti-flicker pass, in frame order whatever VS asks;
+    with `repeats` (a threshold), the network skips repeated frames (the pass sees them)."""
     dtype = torch.float16 if work_format.bits_per_sample == 16 else torch.float32
-    step = partial(_temporal_step, upscaler, size, dtype, work_format.num_planes == 1, pass_)
-    runner = SequentialRunner(step, pass_.reset)
+    held = _Held(Repeats(repeats)) if repeats is not None else None
+    step = partial(_temporal_step, upscaler, size, dtype, work_format.num_planes == 1, pass_, held)
+
+    def reset() -> None:
+        pass_.reset()
+        if held is not None:
+            held.reset()
+
+    runner = SequentialRunner(step, reset)
     # clip d hands out frame n - d with frame n, so the callback can fill gaps and warm up
     earlier = [_delayed(rgb, d) for d in range(1, min(WARMUP, rgb.num_frames - 1) + 1)]
     blank = vs.core.std.BlankClip(rgb, width=size[1], height=size[0], format=work_format.id, keep=True)
@@ -319,12 +343,29 @@ def _modify_temporal(runner: SequentialRunner, n: int, f: Sequence[vs.VideoFrame
 
 
 def _temporal_step(upscaler: Upscaler, size: tuple[int, int], dtype: torch.dtype, gray: bool,
-                   pass_: TemporalFilter, planes: list[np.ndarray]) -> np.ndarray:
+                   pass_: TemporalFilter, held: _Held | None, planes: list[np.ndarray]) -> np.ndarray:
     """One frame's float RGB planes -> its CxHxW output, through the network and the pass."""
-    sr = _network(upscaler, size, [planes])
+    if held is not None and held.repeats.check(np.stack(planes)) and held.sr is not None:
+        sr = held.sr  # the pass still runs: on a held picture its history moves on
+    else:
+        sr = _network(upscaler, size, [planes])
+    if held is not None:
+        held.sr = sr
     # the pass reads the low-res frame as integers (its flow estimator wants 8 bits)
     lr = np.rint(np.clip(np.stack(planes, axis=-1), 0, 1) * 65535).astype(np.uint16)
     return _to_numpy(pass_.apply(lr, sr), dtype, gray)[0]
+
+
+@dataclass
+class _Held:
+    """The temporal path's repeats: frames come in order, so the last network output serves."""
+
+    repeats: Repeats
+    sr: torch.Tensor | None = None
+
+    def reset(self) -> None:
+        self.repeats.reset()
+        self.sr = None
 
 
 class SequentialRunner:

@@ -85,12 +85,12 @@ def encode_segment(job: SegmentJob, segment: Segment, upscaler: Upscaler, progre
                              settings.encoder, log.warning, carry=False)
             route = yuv_route(source, sink.plan.pix_fmt, sink.alpha, sink.color, upscaler.device,
                               settings.device_color, temporal_on(settings))
-            run_pass(source, upscaler, sizes, sink, settings, progress, yuv=route, items=items)
+            repeats = run_pass(source, upscaler, sizes, sink, settings, progress, yuv=route, items=items)
         if source.damage:
             log.warning("warning: %s: segment %d: %s", job.source, segment.index, source.damage)
     finally:
         source.close()
     record = Record(segment.index, sink.frames, sink.first_pts, sink.last_pts, target.stat().st_size,
-                    file_digest(target))
+                    file_digest(target), repeats)
     save_record(target.parent, record)  # by the worker: a finished segment survives its driver
     return record

@@ -35,19 +35,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vidscale")
 # Settings that do not change the output: a resumed run may change them (--max-pixels refuses
-# frames; it changes none).
-_RUNTIME_ONLY = frozenset({"overwrite", "quiet", "on_progress", "cancel", "batch", "fresh", "workers", "ray",
+# frames; it changes none; skipping exact repeats changes no frame, --repeat-threshold may).
+_RUNTIME_ONLY = frozenset({"skip_repeats", "overwrite", "quiet", "on_progress", "cancel", "batch", "fresh", "workers", "ray",
                            "recursive", "image_format", "quality", "limits"})
 
 
 def run_segmented(source: VideoSource, output: Path, upscaler: Upscaler, settings: "JobSettings",
-                  estimate: int | None) -> tuple[int, Progress]:
-    """Write `output` from `source`; returns the frames written by this run and its progress."""
+                  estimate: int | None) -> tuple[int, Progress, int]:
+    """Write `output` from `source`; returns the frames written, this run's progress, and how
+    many of the frames were repeats."""
     check_target(output, settings.overwrite, [source.path])
     remove_stale_temps(output)
     with JobState(output) as state:
         try:
-            frames, progress = _run(state, source, output, upscaler, settings, estimate)
+            frames, progress, repeats = _run(state, source, output, upscaler, settings, estimate)
         except VidscaleError as exc:
             _keep_or_drop(state)
             raise _naming_target(exc, state, output) from None
@@ -55,11 +56,11 @@ def run_segmented(source: VideoSource, output: Path, upscaler: Upscaler, setting
             _keep_or_drop(state)
             raise
         state.remove()
-    return frames, progress
+    return frames, progress, repeats
 
 
 def _run(state: JobState, source: VideoSource, output: Path, upscaler: Upscaler, settings: "JobSettings",
-         estimate: int | None) -> tuple[int, Progress]:
+         estimate: int | None) -> tuple[int, Progress, int]:
     length = SegmentLength.parse(settings.segment) if settings.segment else SegmentLength()
     warmup = _temporal_warmup() if temporal_on(settings) else 0
     plan, dropped = state.start(_fingerprint(source.path, output, settings, length, upscaler),
@@ -83,7 +84,7 @@ def _run(state: JobState, source: VideoSource, output: Path, upscaler: Upscaler,
     with atomic_output(output, settings.overwrite, [source.path]) as tmp:
         assemble(source.path, [job.segment_path(i) for i in sorted(done)], tmp, log.warning,
                  _cut(plan, done, source.info, settings))
-    return sum(r.frames for r in done.values()), progress
+    return sum(r.frames for r in done.values()), progress, sum(r.repeats for r in done.values())
 
 
 def _cut(plan: Plan, done: dict[int, Record], info: VideoInfo, settings: "JobSettings") -> Cut | None:

@@ -40,6 +40,7 @@ class Record:
     last_pts: int | None
     bytes: int
     sha256: str
+    repeats: int = 0  # frames that repeated the previous one (their upscale was reused)
 
 
 def segment_file(state_dir: Path, index: int, suffix: str) -> Path:
