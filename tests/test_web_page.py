@@ -389,3 +389,37 @@ def test_results_are_listed_after_a_restart_and_keys_work(browser: webdriver.Chr
         browser.find_element(By.CSS_SELECTOR, "#queue tr button.remove").click()
         wait_for(lambda: states(browser) == ["done"], "the row removed")
         assert leftovers(app, tmp_path / "out") == ["garden-x2.png", "street-x2.png"]
+
+
+def test_zip_of_the_ticked_rows_and_steady_controls(browser: webdriver.Chrome, downloads: Path,
+                                                    tmp_path: Path) -> None:
+    a, b = tmp_path / "left.png", tmp_path / "right.png"
+    transparent = np.zeros((24, 32, 4), np.uint8)
+    transparent[..., 0], transparent[4:20, 4:28, 3] = 255, 255  # red under the clear border: never shown
+    write_image(a, transparent)
+    write_image(b, pattern(1, 24, 32))
+    with running(tmp_path / "out") as (url, app):
+        open_page(browser, url, "fast")
+        start_at = browser.find_element(By.ID, "start").location
+        Select(browser.find_element(By.ID, "choice")).select_by_value("anime")  # its noise removal box shows
+        assert browser.find_element(By.ID, "denoise").is_displayed()
+        assert browser.find_element(By.ID, "start").location == start_at  # Start does not jump
+        Select(browser.find_element(By.ID, "choice")).select_by_value("fast")
+        start(browser, a, b)
+        wait_for(lambda: states(browser) == ["done", "done"], "both results")
+        # transparency over a checkerboard on both sides
+        for side in ("before", "after"):
+            assert "conic-gradient" in browser.execute_script(
+                f"return getComputedStyle(document.getElementById('{side}')).backgroundImage")
+        browser.find_elements(By.CSS_SELECTOR, "#queue input.pick-row")[1].click()
+        assert browser.find_element(By.ID, "zip").text == "Download selected (1, zip)"
+        for old in downloads.glob("vidscale-results*.zip"):
+            old.unlink()
+        browser.find_element(By.ID, "zip").click()
+        archive = downloads / "vidscale-results.zip"
+        wait_for(lambda: archive.is_file() and not list(downloads.glob("*.crdownload")), "the zip download")
+        with zipfile.ZipFile(archive) as zf:
+            assert zf.namelist() == ["right-x2.png"]
+        status = browser.execute_script("return fetch('/favicon.ico').then(r => r.status + ' ' + "
+                                        "r.headers.get('content-type'))")
+        assert status == "200 image/svg+xml"
