@@ -442,3 +442,15 @@ def test_a_running_video_shows_its_latest_frame_beside_the_source(tmp_path: Path
             go_on.set()
         assert wait_done(app, reply["id"]).state == "done"
         assert get_bytes(url, f"/api/jobs/{reply['id']}/live/after.jpg")[0] == 404
+
+
+def test_the_estimate_times_the_chosen_model_and_keeps_nothing(tmp_path: Path) -> None:
+    with running(tmp_path / "out") as (url, app):
+        status, reply = request(url, "POST", "/api/estimate?name=a.png&choice=fast&scale=2", png_bytes(tmp_path))
+        assert status == 200, reply
+        assert (reply["name"], reply["model"], reply["frames"]) == ("a.png", "span-x2", 1)
+        assert reply["seconds"] == reply["seconds_per_frame"] > 0
+        status, reply = request(url, "POST", "/api/estimate?name=a.png&choice=fast&scale=9", png_bytes(tmp_path))
+        assert status == 400 and "between 1 and 8" in reply["error"]
+        assert nothing_kept(app, tmp_path / "out")
+        assert list(app.state.store.tmp.iterdir()) == []  # type: ignore[attr-defined]

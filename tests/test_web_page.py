@@ -423,3 +423,16 @@ def test_zip_of_the_ticked_rows_and_steady_controls(browser: webdriver.Chrome, d
         status = browser.execute_script("return fetch('/favicon.ico').then(r => r.status + ' ' + "
                                         "r.headers.get('content-type'))")
         assert status == "200 image/svg+xml"
+
+
+def test_the_time_is_estimated_before_starting(browser: webdriver.Chrome, tmp_path: Path) -> None:
+    picture = tmp_path / "big-batch-1.png"
+    write_image(picture, pattern(2, 48, 64))
+    with running(tmp_path / "out") as (url, app):
+        open_page(browser, url, "fast")
+        browser.find_element(By.ID, "files").send_keys(str(picture))
+        browser.find_element(By.ID, "estimate").click()
+        guess = browser.find_element(By.CSS_SELECTOR, "#picked li .guess")
+        wait_for(lambda: guess.text.startswith("about "), "the estimate")
+        assert guess.text.endswith(" with Fast: a quick look")
+        assert states(browser) == [] and leftovers(app, tmp_path / "out") == []  # nothing ran, nothing kept

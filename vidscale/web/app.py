@@ -3,6 +3,7 @@
     GET  /                          the page (static/index.html, app.js, style.css)
     GET  /api/config                model choices, sizes, limits, accepted types, the results folder
     POST /api/jobs?name=&choice=&scale=|width=&denoise=   body: the file; queues one job
+    POST /api/estimate?name=&choice=&scale=|width=&denoise=   body: the file; the dry run's time estimate
     POST /api/jobs/{id}/cancel
     DELETE /api/jobs/{id}?file=1    an ended job's row off the page (file=1: its result off the disk)
     GET  /api/events                job states and progress (text/event-stream)
@@ -35,6 +36,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from vidscale.errors import UsageError, VidscaleError
+from vidscale.job import run_job
 from vidscale.media.atomic import make_folder
 from vidscale.segments.plan import SegmentLength
 from vidscale.web import choices, uploads
@@ -64,6 +66,7 @@ def create_app(out_dir: Path, limits: Limits = Limits(), extra_hosts: Iterable[s
     store = JobStore(out_dir)
     store.open()
     events = Broadcaster()
+    estimating = asyncio.Lock()
     jobs = JobQueue(out_dir, store, events.publish, release_after_s)
     _list_results(store, jobs, limits)
     _queue_unfinished(store, jobs, limits)
@@ -91,7 +94,8 @@ def create_app(out_dir: Path, limits: Limits = Limits(), extra_hosts: Iterable[s
         return JSONResponse({"choices": choices.describe(), "scales": list(SCALES), "limits": limits.public(),
                              "accepted": list(uploads.ACCEPTED_SUFFIXES), "out_dir": str(out_dir.resolve())})
 
-    async def submit(request: Request) -> Response:
+    async def asked_job(request: Request, upload: Path | None = None) -> Job | Response:
+        """The job a request asks for, its upload received and checked; else the refusal."""
         q = request.query_params
         name = q.get("name", "")
         try:
@@ -102,6 +106,8 @@ def create_app(out_dir: Path, limits: Limits = Limits(), extra_hosts: Iterable[s
             job = _job(asked, store, limits)
         except VidscaleError as exc:
             return _error(400, exc)
+        if upload is not None:
+            job.upload = upload.with_name(f"{upload.name}-{asked.id}{suffix}")
         declared = request.headers.get("content-length", "")
         try:
             await uploads.receive(request.stream(), job.upload, limits,
@@ -112,6 +118,34 @@ def create_app(out_dir: Path, limits: Limits = Limits(), extra_hosts: Iterable[s
             job.upload.unlink(missing_ok=True)
             status = 413 if isinstance(exc, TooLarge) else 400 if isinstance(exc, UsageError) else 415
             return _error(status, exc)
+        return job
+
+    async def estimate(request: Request) -> Response:
+        """The dry run's estimate of the time a job would take (`vidscale --dry-run`): its upload is
+        timed on a few frames (a big picture by a centre crop) and dropped. One at a time."""
+        job = await asked_job(request, store.tmp / "estimate")
+        if not isinstance(job, Job):
+            return job
+        try:
+            async with estimating:
+                summary = await asyncio.to_thread(run_job, str(job.upload), str(job.upload.with_stem("out")),
+                                                  replace(job.settings, dry_run=True))
+        except VidscaleError as exc:
+            return _error(400, exc)
+        finally:
+            job.upload.unlink(missing_ok=True)
+        guess = summary.estimate
+        assert guess is not None
+        return JSONResponse({"name": job.name, "choice": job.request.choice, "model": job.settings.model,
+                             "frames": guess.frames, "seconds_per_frame": guess.seconds_per_frame,
+                             "seconds": guess.seconds_per_frame * guess.frames if guess.frames else None,
+                             "busy": any(j.state == "running" for j in jobs.all())})
+
+    async def submit(request: Request) -> Response:
+        job = await asked_job(request)
+        if not isinstance(job, Job):
+            return job
+        asked, name = job.request, request.query_params.get("name", "")
         try:
             await asyncio.to_thread(jobs.submit, job)
         except OSError as exc:  # the record could not be written (a full disk...)
@@ -191,6 +225,7 @@ def create_app(out_dir: Path, limits: Limits = Limits(), extra_hosts: Iterable[s
         Route("/favicon.ico", favicon),
         Route("/api/config", config),
         Route("/api/jobs", submit, methods=["POST"]),
+        Route("/api/estimate", estimate, methods=["POST"]),
         Route("/api/jobs/{id}/cancel", cancel, methods=["POST"]),
         Route("/api/jobs/{id}", remove, methods=["DELETE"]),
         Route("/api/events", stream),

@@ -50,9 +50,30 @@ function pick(files) {
   $("picked").replaceChildren(...picked.map((f) => {
     const li = document.createElement("li");
     li.textContent = `${f.name} (${(f.size / 1024).toFixed(0)} KiB)`;
+    li.append(Object.assign(document.createElement("span"), { className: "guess" }));
     return li;
   }));
-  $("start").disabled = picked.length === 0;
+  $("start").disabled = $("estimate").disabled = picked.length === 0;
+}
+
+async function estimate() {  // the dry run's time for each file picked, with the model chosen now
+  $("estimate").disabled = true;
+  const files = picked, items = [...$("picked").children];
+  for (const [i, file] of files.entries()) {
+    const guess = items[i].querySelector(".guess");
+    guess.textContent = "timing\u2026";
+    try {
+      const response = await fetch(`/api/estimate?${jobQuery(file)}`, {
+        method: "POST", body: file, headers: { "content-type": "application/octet-stream" } });
+      const reply = await response.json();
+      guess.textContent = !response.ok ? reply.error
+        : `about ${formatSeconds(reply.seconds ?? reply.seconds_per_frame)}${reply.seconds == null ? " a frame" : ""} ` +
+          `with ${choiceNames.get(reply.choice)}${reply.busy ? " (measured while another job ran)" : ""}`;
+    } catch (err) {
+      guess.textContent = `no estimate (${err.message})`;
+    }
+  }
+  $("estimate").disabled = picked.length === 0;
 }
 
 function jobQuery(file) {
@@ -420,6 +441,7 @@ addEventListener("DOMContentLoaded", async () => {
   wireCompare();
   wirePlayer();
   $("start").onclick = start;
+  $("estimate").onclick = estimate;
   $("zip").onclick = downloadZip;
   divide(50);
   await loadConfig();
