@@ -83,6 +83,8 @@ def test_cross_origin_and_foreign_host_are_refused(server: tuple, tmp_path: Path
         assert status == 403, headers
         assert "refused" in reply["error"] or "not this server" in reply["error"]
     assert request(url, "GET", "/api/config", headers={"Host": "attacker.example"})[0] == 403
+    for method, path in (("DELETE", "/api/jobs/0123456789ab?file=1"), ("POST", "/api/estimate?name=a.png")):
+        assert request(url, method, path, b"", {"Host": host, "Origin": "http://evil.example"})[0] == 403
     assert nothing_kept(app, out)
     status, reply = request(url, "POST", query, body, {"Host": host, "Origin": f"http://{host}"})
     assert status == 201 and reply["state"] in ("queued", "running", "done")
@@ -454,3 +456,17 @@ def test_the_estimate_times_the_chosen_model_and_keeps_nothing(tmp_path: Path) -
         assert status == 400 and "between 1 and 8" in reply["error"]
         assert nothing_kept(app, tmp_path / "out")
         assert list(app.state.store.tmp.iterdir()) == []  # type: ignore[attr-defined]
+
+
+def test_a_cancel_stops_the_preview_video_too(tmp_path: Path) -> None:
+    """Making a long video's previews takes a while after the upscaling: a cancel stops it as well."""
+    from vidscale.errors import Cancelled
+    from vidscale.web.previews import write_proxy
+
+    clip = make_video(tmp_path / "clip.mp4", VideoSpec(width=64, height=48, frames=4, audio=None))
+    stop = threading.Event()
+    write_proxy(clip, tmp_path / "whole.mp4", (64, 48), stop)
+    stop.set()
+    with pytest.raises(Cancelled):
+        write_proxy(clip, tmp_path / "cut.mp4", (64, 48), stop)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4", "whole.mp4"]

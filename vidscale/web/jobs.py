@@ -281,7 +281,7 @@ class JobQueue:
                                         self.preview(job, "after.png"))
         if job.video:
             job.proxy = make_video_previews(job.upload, output, self.preview(job, "before.mp4"),
-                                            self.preview(job, "after.mp4"))
+                                            self.preview(job, "after.mp4"), job.cancel)
 
     def _target(self, job: Job) -> Path:
         """The result's path: the one recorded when the job first started, else a free name,

@@ -8,13 +8,14 @@ so the two line up pixel for pixel. Both are PNG, which every browser shows
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import av
 import av.error
 import numpy as np
 
-from vidscale.errors import VidscaleError
+from vidscale.errors import Cancelled, VidscaleError
 from vidscale.media.image import is_image_path, read_picture, to_rgb, write_image
 from vidscale.resample import resize
 from vidscale.upscaler import from_tensor, to_tensor
@@ -78,9 +79,10 @@ def proxy_size(width: int, height: int) -> tuple[int, int]:
     return max(2, int(width * shrink) // 2 * 2), max(2, int(height * shrink) // 2 * 2)
 
 
-def write_proxy(source: Path, target: Path, size: tuple[int, int]) -> None:
+def write_proxy(source: Path, target: Path, size: tuple[int, int], cancel: threading.Event | None = None) -> None:
     """`source`'s frames resized (bicubic) to `size` as H.264 8-bit MP4, each at its own time, no
-    sound: the result's stand-in when a browser cannot play it, or the bicubic "before"."""
+    sound: the result's stand-in when a browser cannot play it, or the bicubic "before". A set
+    `cancel` stops it (`Cancelled`) between frames."""
     width, height = size
     try:
         with av.open(str(source)) as src, av.open(str(target), "w", options={"movflags": "+faststart"}) as out:
@@ -90,6 +92,8 @@ def write_proxy(source: Path, target: Path, size: tuple[int, int]) -> None:
             stream.time_base = video.time_base
             stream.codec_context.options = {"preset": "veryfast", "crf": "22"}
             for n, frame in enumerate(src.decode(video)):
+                if cancel is not None and cancel.is_set():
+                    raise Cancelled("cancelled")
                 small = frame.reformat(width, height, "yuv420p", interpolation="BICUBIC")
                 small.pts = frame.pts if frame.pts is not None else n
                 small.time_base = video.time_base
@@ -103,14 +107,15 @@ def write_proxy(source: Path, target: Path, size: tuple[int, int]) -> None:
         raise
 
 
-def make_video_previews(source: Path, result: Path, before: Path, after: Path) -> bool:
+def make_video_previews(source: Path, result: Path, before: Path, after: Path,
+                        cancel: threading.Event | None = None) -> bool:
     """The bicubic "before" video at the result's size (or the preview's, if smaller) and, when a
     browser cannot play the result, an "after" stand-in of the same size. True if one was made."""
     with av.open(str(result)) as container:
         context = container.streams.video[0].codec_context
         size = proxy_size(context.width, context.height)
-    write_proxy(source, before, size)
+    write_proxy(source, before, size, cancel)
     if plays_in_browser(result):
         return False
-    write_proxy(result, after, size)
+    write_proxy(result, after, size, cancel)
     return True
