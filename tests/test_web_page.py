@@ -177,7 +177,19 @@ def test_video_progress_arrives_as_events(browser: webdriver.Chrome, tmp_path: P
         assert leftovers(app, tmp_path / "out") == ["clip-x2.mp4"]  # only the result
 
 
-def test_cancelled_jobs_leave_nothing(browser: webdriver.Chrome, tmp_path: Path) -> None:
+LIVE_LOADED = """
+const pictures = [document.getElementById('live-before'), document.getElementById('live-after')];
+return !document.getElementById('live').hidden && pictures.every(i => i.complete && i.naturalWidth)
+    && pictures.map(i => [i.naturalWidth, i.naturalHeight]);
+"""
+
+
+def test_cancelled_jobs_leave_nothing(browser: webdriver.Chrome, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import vidscale.web.jobs
+    from vidscale.web.live import LiveLook
+
+    monkeypatch.setattr(vidscale.web.jobs, "LiveLook", lambda: LiveLook(interval_s=0.2))
     long_clip = make_video(tmp_path / "long.mp4", VideoSpec(width=64, height=48, frames=400, audio=None))
     second = make_video(tmp_path / "next.mp4", VideoSpec(width=64, height=48, frames=4, audio=None))
     with running(tmp_path / "out") as (url, app):
@@ -189,6 +201,8 @@ def test_cancelled_jobs_leave_nothing(browser: webdriver.Chrome, tmp_path: Path)
         assert states(browser) == ["running", "queued"]
         wait_for(lambda: any(p.name.startswith(".long-x2.mp4") for p in (tmp_path / "out").iterdir()),
                  "the partial output")  # written as it goes, under a temporary name
+        # the live look: the latest upscaled frame beside its source
+        assert wait_for(lambda: browser.execute_script(LIVE_LOADED), "the live look") == [[64, 48], [128, 96]]
         cancel_row(browser, 1)  # the queued one
         wait_for(lambda: states(browser) == ["running", "cancelled"], "the queued job cancelled")
         cancel_row(browser, 0)
