@@ -53,21 +53,20 @@ def frame_cost(upscaler: Upscaler, pixels: np.ndarray, size: tuple[int, int], si
     return cost_from_crop(upscaler, pixels.shape, crop, size, network_runs(pixels))
 
 
-def warm_up(upscaler: Upscaler, pixels: np.ndarray, size: tuple[int, int], side: int = SIDE) -> None:
-    """Pay the one-off set-up (the networks' first run, allocation) on a quarter of the timed
-    crop, so the crop measures the steady rate: half the cost of timing it twice."""
-    h, w = pixels.shape[:2]
-    count_work(upscaler, (h, w), size)  # first, as in `cost_from_crop`
-    crop = centre_crop(pixels, side // 2)
-    upscaler.upscale_channels(to_tensor(crop), (_even(crop.shape[0] * size[0] / h),
-                                                _even(crop.shape[1] * size[1] / w)))
+def warm_up(upscaler: Upscaler, shape: tuple[int, ...], crop: np.ndarray, size: tuple[int, int]) -> None:
+    """Pay the one-off set-up (the networks' first run, allocation) on a quarter of `crop`, a
+    crop of a frame of `shape` going to `size`, so that timing `crop` then measures the steady
+    rate: half the cost of timing it twice."""
+    count_work(upscaler, shape[:2], size)  # first, as in `cost_from_crop`
+    quarter = centre_crop(crop, max(crop.shape[:2]) // 2)
+    upscaler.upscale_channels(to_tensor(quarter), _scaled(quarter.shape, shape, size))
 
 
 def cost_from_crop(upscaler: Upscaler, shape: tuple[int, ...], crop: np.ndarray, size: tuple[int, int],
                    runs: int = 1) -> FrameCost:
     """A frame of `shape` from its `crop`'s timing; `runs`: the frame's network runs per pass."""
     (h, w), (ch, cw) = shape[:2], crop.shape[:2]
-    crop_size = (_even(ch * size[0] / h), _even(cw * size[1] / w))
+    crop_size = _scaled(crop.shape, shape, size)
     # counted first: a TensorRT engine is then built for the frame's tiles, which the real
     # run needs too, and its profile also takes the crop (crop first would build twice)
     counted = count_work(upscaler, (h, w), size)
@@ -126,6 +125,11 @@ def _tiles(counted: Meter) -> str:
         return ", untiled"
     th, tw = first.tile
     return f" in {first.tiles} tiles of {tw}x{th}"
+
+
+def _scaled(crop: tuple[int, ...], frame: tuple[int, ...], size: tuple[int, int]) -> tuple[int, int]:
+    """A crop's output size, at the frame's scale (even, for video's 4:2:0 chroma)."""
+    return _even(crop[0] * size[0] / frame[0]), _even(crop[1] * size[1] / frame[1])
 
 
 def _even(value: float) -> int:

@@ -2,14 +2,15 @@
 
 Every CPU job that could be long pays for the estimate, so it must be cheap next to
 the job: a centre crop of synthetic pixels (a network's speed on a CPU does not
-depend on content; denormals are flushed) is timed through the job's networks and
-the frame's tiles are counted (frame_cost.py). The crop's side is chosen so that it
-holds at most 1% of the job's pixels, and at most the dry run's 256: a larger crop
-is closer to the per-pixel cost of the real run's tiles (a small one pays each
-layer's fixed cost on few pixels). A job under 100 of the smallest crops (64x64)
-is not sampled at all: the default model needs about 40 s for it on a quiet 2-core
-CPU (97 us a pixel, benchmarks/results/2026-12-02-cpu-runtimes-640-quiet.md), so it
-is not long. Nothing is timed on a GPU, where no shipped model is that slow.
+depend on content; denormals are flushed) is timed through the job's networks, after
+a warm-up on a quarter of it, and the frame's tiles are counted (frame_cost.py). The
+crop's side is chosen so that it holds at most 1% of the job's pixels (1.25% with its
+warm-up), and at most the dry run's 256: a larger crop is closer to the per-pixel
+cost of the real run's tiles (a small one pays each layer's fixed cost on few
+pixels). A job under 100 of the smallest crops (64x64) is not sampled at all: the
+default model needs about 40 s for it on a quiet 2-core CPU (97 us a pixel,
+benchmarks/results/2026-12-02-cpu-runtimes-640-quiet.md), so it is not long.
+Nothing is timed on a GPU, where no shipped model is that slow.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import math
 
 import numpy as np
 
-from vidscale.frame_cost import SIDE, cost_from_crop
+from vidscale.frame_cost import SIDE, cost_from_crop, warm_up
 from vidscale.plan import duration
 from vidscale.upscaler import Upscaler
 
@@ -63,5 +64,6 @@ def sample_side(shape: tuple[int, int], frames: int) -> int | None:
 def frame_seconds(upscaler: Upscaler, shape: tuple[int, int], size: tuple[int, int], side: int) -> float:
     """One frame's upscale, from a `side` x `side` crop of noise (tests replace this to fix the rate)."""
     crop = np.random.default_rng(0).integers(0, 256, (min(side, shape[0]), min(side, shape[1]), 3), np.uint8)
+    warm_up(upscaler, shape, crop, size)  # else the first run's set-up counts once per frame
     return cost_from_crop(upscaler, (*shape, 3), crop, size).seconds
 

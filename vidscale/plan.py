@@ -21,7 +21,7 @@ import numpy as np
 
 from vidscale.encoding import plan_encoder
 from vidscale.engine.tiling import aligned_tile
-from vidscale.frame_cost import frame_cost, warm_up
+from vidscale.frame_cost import SIDE, centre_crop, frame_cost, warm_up
 from vidscale.media.animated import AnimatedSource
 from vidscale.media.source import Frame, ImageSource, Source, VideoSource
 from vidscale.upscaler import Upscaler
@@ -163,7 +163,8 @@ def estimate(source: Source, output: Path, kind: str, upscaler: Upscaler, settin
     temporary folder."""
     frames = _sample_frames(source, SAMPLE_FRAMES, count)
     pictures = [_pixels(frame) for frame in frames]
-    warm_up(upscaler, pictures[0], sizes(*pictures[0].shape[:2]))
+    first = pictures[0]
+    warm_up(upscaler, first.shape, centre_crop(first, SIDE), sizes(*first.shape[:2]))
     costs = [frame_cost(upscaler, p, sizes(*p.shape[:2])) for p in pictures]
     outputs = [replace(frame, pixels=cost.sample) for frame, cost in zip(frames, costs)]
     with tempfile.TemporaryDirectory(prefix="vidscale-dry-run-") as tmp:
