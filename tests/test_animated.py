@@ -27,7 +27,7 @@ from vidscale.media.animated import (
     is_animated,
     probe_animation,
 )
-from vidscale.media.source import Frame
+from vidscale.media.frames import Frame
 
 Image = pytest.importorskip("PIL.Image")
 

@@ -10,7 +10,8 @@ import pytest
 
 import vidscale
 from vidscale.cli import main
-from vidscale.encoding import EncoderSettings, fit_container, plan_encoder
+from vidscale.core.settings import EncoderSettings
+from vidscale.encoding import fit_container, plan_encoder
 from vidscale.errors import UsageError
 from vidscale.media import containers
 from vidscale.options import job_settings

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from tests.conftest import SAMPLES, need_shared
-from vidscale.encoding import EncoderSettings
-from vidscale.job import JobSettings, run_job
+from vidscale.core.settings import EncoderSettings, JobSettings
+from vidscale.job import run_job
 from vidscale.media import sinks, yuv
 
 

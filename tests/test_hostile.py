@@ -3,7 +3,6 @@ malformed numbers in models, tiny inputs, damaged streams and Ctrl-C at start-up
 
 from __future__ import annotations
 
-import os
 import re
 import resource
 import signal
@@ -20,11 +19,11 @@ import pytest
 from tests.conftest import ROOT, SAMPLES, read_only
 from tests.media import VideoSpec, make_video
 from vidscale.cli import main
-from vidscale.errors import ModelError, UsageError, VidscaleError
+from vidscale.core.limits import PixelLimits, parse_max_pixels
+from vidscale.errors import ModelError, VidscaleError
 from vidscale.media.atomic import atomic_output
 from vidscale.media.image import read_picture, write_image
-from vidscale.media.limits import PixelLimits, parse_max_pixels
-from vidscale.media.source import open_source
+from vidscale.media.opener import open_source
 from vidscale.models.ncnn import read_ncnn
 
 BUNNY = SAMPLES / "bunny.png"

@@ -18,7 +18,7 @@ from vidscale.engine.backend import make_engine
 from vidscale.errors import UsageError
 from vidscale.job import purpose_of
 from vidscale.media.image import read_image, write_image
-from vidscale.media.source import open_source
+from vidscale.media.opener import open_source
 from vidscale.models import zoo
 from vidscale.upscaler import Upscaler
 

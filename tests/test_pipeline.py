@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
-from vidscale.media.source import Frame
+from vidscale.media.frames import Frame
 from vidscale.pipeline import run_pipeline
 from vidscale.progress import steady_rate
 

@@ -11,7 +11,7 @@ import torch
 
 from tests.media import pattern
 from vidscale import JobSettings, run_job
-from vidscale.encoding import EncoderSettings
+from vidscale.core.settings import EncoderSettings
 from vidscale.options import job_settings
 from vidscale.repeats import Recent, Repeats, Reuse
 from vidscale.upscaler import Upscaler
@@ -287,7 +287,7 @@ def test_recent_reuses_only_the_frame_just_before() -> None:
 
 def test_photos_are_not_compared(tmp_path: Path) -> None:
     from vidscale.media.image import write_image
-    from vidscale.media.source import open_source
+    from vidscale.media.opener import open_source
     from vidscale.passes import repeat_finder
 
     folder = tmp_path / "photos"

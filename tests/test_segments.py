@@ -275,7 +275,7 @@ def test_stale_temporary_of_the_target_is_removed(clip: Path, tmp_path: Path, cl
 
 
 def _lossless():  # type: ignore[no-untyped-def]
-    from vidscale.encoding import EncoderSettings
+    from vidscale.core.settings import EncoderSettings
 
     return EncoderSettings(crf=0)
 
@@ -358,7 +358,7 @@ def test_fingerprint_survives_its_json_round_trip(clip: Path, tmp_path: Path) ->
     """Every setting compares equal after the state file is read back (tuples, Fractions...)."""
     import json
 
-    from vidscale.encoding import EncoderSettings
+    from vidscale.core.settings import EncoderSettings
     from vidscale.segments.run import _fingerprint
     from vidscale.upscaler import Upscaler
 
@@ -401,7 +401,7 @@ def test_each_container_joins_and_resumes(short_clip: Path, tmp_path: Path, suff
     """AV1 and VP9 segments are stored as MP4 (QuickTime refuses them), H.264 joins into AVI in
     Annex B: an interrupted run resumed gives the same file as an uninterrupted one, and one
     segment gives the same frames and times."""
-    from vidscale.encoding import EncoderSettings
+    from vidscale.core.settings import EncoderSettings
 
     flags = ["-m", "bicubic", "--scale", "2", *(["--codec", codec] if codec else [])]
     whole, one, resumed = tmp_path / f"whole{suffix}", tmp_path / f"one{suffix}", tmp_path / f"resumed{suffix}"

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from vidscale.engine.staging import Stager
-from vidscale.media.source import Frame
+from vidscale.media.frames import Frame
 from vidscale.media.yuv import pack_words, widen_words
 from vidscale.pipeline import run_pipeline
 from vidscale.transfer import RgbTransfer

@@ -14,11 +14,11 @@ from tests.test_animated import decoded as animation_frames
 from tests.test_animated import make as make_animation
 from tests.test_segments import FAST, KEYINT, _lossless, decoded, interrupt_after, make_clip
 from vidscale import JobSettings, run_job, upscale
+from vidscale.core.position import Position, parse_start
 from vidscale.errors import UsageError
 from vidscale.media.image import read_image, write_image
 from vidscale.media.source import VideoSource
 from vidscale.media.window import Cut
-from vidscale.options import Position, parse_start
 from vidscale.segments.plan import SegmentLength, plan_segments
 from vidscale.segments.state import state_dir_for
 

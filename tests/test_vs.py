@@ -15,9 +15,10 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.media import VideoSpec, make_video, pattern
-from vidscale.media.color import RgbConverter
-from vidscale.media.source import Frame, VideoSource
 from vidscale.api import upscale_image
+from vidscale.media.color import RgbConverter
+from vidscale.media.frames import Frame
+from vidscale.media.source import VideoSource
 
 vs = pytest.importorskip("vapoursynth")
 import vidscale.vs as vsx  # noqa: E402  (needs vapoursynth)

@@ -18,15 +18,15 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
+from tests.media import VideoSpec, make_video, pattern  # noqa: E402
 from vidscale.cli import main  # noqa: E402
+from vidscale.core.limits import PixelLimits  # noqa: E402
 from vidscale.errors import UsageError  # noqa: E402
 from vidscale.media.image import write_image  # noqa: E402
 from vidscale.web import choices  # noqa: E402
 from vidscale.web.jobs import free_name  # noqa: E402
 from vidscale.web.serve import bind_warning, running  # noqa: E402
-from vidscale.media.limits import PixelLimits  # noqa: E402
 from vidscale.web.uploads import Limits, display_name  # noqa: E402
-from tests.media import VideoSpec, make_video, pattern  # noqa: E402
 
 
 @pytest.fixture

@@ -22,17 +22,17 @@ import pytest
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
 
+from tests.conftest import ROOT  # noqa: E402
+from tests.media import VideoSpec, make_video  # noqa: E402
+from tests.test_segments import KEYINT, make_clip  # noqa: E402
+from tests.test_web_api import kept, png_bytes, request  # noqa: E402
+from vidscale.core.limits import PixelLimits  # noqa: E402
 from vidscale.errors import UsageError  # noqa: E402
-from vidscale.media.limits import PixelLimits  # noqa: E402
 from vidscale.segments.state import state_dir_for  # noqa: E402
 from vidscale.web.jobs import Job  # noqa: E402
 from vidscale.web.serve import running  # noqa: E402
 from vidscale.web.store import FOLDER  # noqa: E402
 from vidscale.web.uploads import Limits  # noqa: E402
-from tests.conftest import ROOT  # noqa: E402
-from tests.media import VideoSpec, make_video  # noqa: E402
-from tests.test_segments import KEYINT, make_clip  # noqa: E402
-from tests.test_web_api import kept, png_bytes, request  # noqa: E402
 
 SUBMIT = "/api/jobs?name=clip.mp4&choice=fast&scale=2"
 FRAMES = 3 * KEYINT

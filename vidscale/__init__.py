@@ -14,18 +14,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from vidscale import lazy_imports
+from vidscale.core.version import __version__
 from vidscale.errors import Cancelled, ModelError, UsageError, VidscaleError
 
 lazy_imports.install()  # spandrel without torchvision's import (see lazy_imports.py)
 
-__version__ = "0.1.0"
 
 # public name -> module that defines it
 _LAZY = {
     "upscale": "vidscale.api",
     "upscale_image": "vidscale.api",
     "Upscaler": "vidscale.upscaler",
-    "JobSettings": "vidscale.job",
+    "JobSettings": "vidscale.core.settings",
     "Summary": "vidscale.job",
     "run_job": "vidscale.job",
     "EncoderSettings": "vidscale.encoding",
@@ -33,8 +33,8 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from vidscale.api import upscale, upscale_image
-    from vidscale.encoding import EncoderSettings
-    from vidscale.job import JobSettings, Summary, run_job
+    from vidscale.core.settings import EncoderSettings, JobSettings
+    from vidscale.job import Summary, run_job
     from vidscale.upscaler import Upscaler
 
 

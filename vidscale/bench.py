@@ -22,13 +22,15 @@ import av
 import numpy as np
 import torch
 
+from vidscale.core.settings import JobSettings
 from vidscale.encoding import EncoderPlan, has_alpha, plan_encoder
 from vidscale.engine.staging import Stager
 from vidscale.errors import UsageError
-from vidscale.job import JobSettings, run_job
+from vidscale.job import run_job
 from vidscale.media import yuv
 from vidscale.media.color import ColorInfo, RgbConverter
-from vidscale.media.source import Frame, VideoSource
+from vidscale.media.frames import Frame
+from vidscale.media.source import VideoSource
 from vidscale.media.yuv import YuvImage
 from vidscale.scale import output_size
 from vidscale.transfer import Pixels, Transfer, size_of, transfer_for, yuv_route
@@ -111,8 +113,9 @@ def run_bench(source: Path, settings: JobSettings) -> BenchResult:
     result = BenchResult(source.name, 0, (video.info.height, video.info.width), (0, 0), str(up.device),
                          up.label(settings.scale or 2), settings.batch)
     plan = plan_encoder(".mp4", video.info.deep, video.info.pix_fmt, settings.encoder)
-    route = yuv_route(video, plan.pix_fmt, has_alpha(plan.pix_fmt), video.info.color, up.device,
+    route = yuv_route(video.info, plan.pix_fmt, has_alpha(plan.pix_fmt), video.info.color, up.device,
                       settings.device_color, settings.temporal is not None)
+    video.yuv_planes = route is not None  # frames in formats the device cannot convert still come as RGB
     result.color = "device" if route else "host"
     decoded: list[Frame] = []
     result.stages["decode"] = _timed(lambda: _decode(video, decoded), up.device)

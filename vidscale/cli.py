@@ -21,7 +21,8 @@ from pathlib import Path
 
 import click
 
-from vidscale import __version__, options
+from vidscale import options
+from vidscale.core.version import __version__
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.signals import Terminated, stop_on_sigterm
 
@@ -218,8 +219,7 @@ def bench(source: Path | None, synthetic: str | None, frames: int, scale: float,
     import tempfile
 
     from vidscale.bench import run_bench, synthetic_clip
-    from vidscale.encoding import EncoderSettings
-    from vidscale.job import JobSettings
+    from vidscale.core.settings import EncoderSettings, JobSettings
     from vidscale.scale import check_scale
 
     check_scale(scale)
@@ -274,7 +274,7 @@ def serve(host: str, port: int, open_browser: bool, out_dir: Path, allow_remote:
         from vidscale.web.uploads import Limits
     except ImportError as exc:
         raise UsageError(f"vidscale serve needs the web extra: pip install 'vidscale[web]' ({exc})") from None
-    from vidscale.media.limits import DEFAULT_LIMITS, parse_max_pixels
+    from vidscale.core.limits import DEFAULT_LIMITS, parse_max_pixels
 
     _setup_logging(quiet=False, verbose=False)
     limits = Limits(pixels=parse_max_pixels(max_pixels) if max_pixels else DEFAULT_LIMITS)
@@ -357,7 +357,12 @@ def _import_weights(path: Path, name: str, folder: Path) -> Path:
     from safetensors.torch import save_file
 
     from vidscale.media.atomic import atomic_output, making_folder
-    from vidscale.models.loading import FILE_SCALE_KEY, descriptor_from_state_dict, file_scale, read_state_dict
+    from vidscale.models.loading import (
+        FILE_SCALE_KEY,
+        descriptor_from_state_dict,
+        file_scale,
+        read_state_dict,
+    )
 
     state = read_state_dict(path)
     desc = descriptor_from_state_dict(state, str(path))

@@ -6,13 +6,14 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import av
 import av.codec.context
 import av.logging
 
+from vidscale.core.settings import EncoderSettings
 from vidscale.errors import UsageError
 from vidscale.media import containers
 
@@ -39,21 +40,6 @@ _VP9_SPEED = {"row-mt": "1", "cpu-used": "4"}  # libvpx's default speed is painf
 _ALPHA_UNSAFE = {"libx265"}
 _H264 = EncoderDefaults("libx264", 18, "medium")
 _H265 = EncoderDefaults("libx265", 20, "medium")
-
-
-@dataclass
-class EncoderSettings:
-    """What the user asked for; None means 'the default for this output'."""
-
-    codec: str | None = None
-    crf: float | None = None
-    preset: str | None = None
-    pix_fmt: str | None = None
-    options: dict[str, str] = field(default_factory=dict)
-    fps: Fraction = Fraction(24)  # for image sequences turned into video
-    # What a preset set (codec, crf, preset, pix_fmt, "opt:KEY"): a preference that gives way
-    # where the output's container cannot hold the preset's codec (see `fit_container`).
-    preferred: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -3,26 +3,25 @@
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vidscale.encoding import EncoderSettings, fit_container, plan_encoder
+from vidscale.core.position import Position, parse_time_or_frames
+from vidscale.core.settings import JobSettings
+from vidscale.encoding import fit_container, plan_encoder
 from vidscale.errors import UsageError, VidscaleError
-from vidscale.media.animated import AnimatedSink, AnimatedSource, wants_animation
 from vidscale.media import hdr
+from vidscale.media.animated import AnimatedSink, AnimatedSource, wants_animation
 from vidscale.media.atomic import atomic_output, making_folder, remove_stale_temps, require_parent
 from vidscale.media.containers import clock_for
 from vidscale.media.image import read_picture
-from vidscale.media.limits import DEFAULT_LIMITS, PixelLimits
+from vidscale.media.opener import open_source
 from vidscale.media.sinks import FolderSink, ImageFileSink, PatternSink, VideoSink, output_kind
-from vidscale.media.source import ImageSource, Source, VideoSource, open_source
+from vidscale.media.source import ImageSource, Source, VideoSource
 from vidscale.media.window import past_end
-from vidscale.options import Position, parse_time_or_frames
-from vidscale.passes import SizeRule, Sink, run_pass, temporal_on
+from vidscale.passes import Sink, SizeRule, run_pass, temporal_on
 from vidscale.progress import Progress
 from vidscale.scale import MAX_SCALE
 from vidscale.transfer import yuv_route
@@ -32,42 +31,6 @@ if TYPE_CHECKING:
     from vidscale.plan import Estimate
 
 log = logging.getLogger("vidscale")
-
-
-@dataclass
-class JobSettings:
-    scale: float | None = None
-    width: int | None = None
-    height: int | None = None
-    model: str | None = None  # a name, a file, or a chain "a+b"; None: the default for the input
-    denoise: str | None = None  # level of a model family that has them (Real-CUGAN)
-    device: str | None = None
-    backend: str | None = None  # auto, tensorrt, cuda, cpu or torch
-    tile: int | None = None
-    precision: str | None = None  # auto, fp16, bf16 or fp32
-    batch: int = 1
-    recursive: bool = False
-    image_format: str | None = None  # e.g. ".png" for folder outputs
-    quality: int | None = None
-    background: tuple[int, int, int] = (255, 255, 255)  # 8-bit RGB under transparency an output cannot keep
-    temporal: float | bool | None = None  # strength of the anti-flicker pass; None/False: off
-    device_color: bool | None = None  # video YUV<->RGB on the inference device; None: on CUDA only
-    max_frames: int | None = None  # video: stop after this many frames
-    skip_repeats: bool = True  # a frame equal to the previous one reuses its upscale (vidscale/repeats.py)
-    repeat_threshold: float = 0.0  # ...or within this many 8-bit levels of it (0: exact repeats only)
-    start: Position | None = None  # video: begin at this time or frame (output times then start at 0)
-    overwrite: bool = False
-    quiet: bool = False
-    encoder: EncoderSettings = field(default_factory=EncoderSettings)
-    limits: PixelLimits = DEFAULT_LIMITS  # most pixels per input and per output frame
-    on_progress: Callable[[int, int | None], None] | None = None  # called after each frame written
-    cancel: threading.Event | None = None  # set it to stop the job (raises `Cancelled`, leaves nothing)
-    dry_run: bool = False  # state the plan and estimate time and size from a sample; write nothing
-    # video files run as segments that survive an interruption (see vidscale/segments/)
-    segment: str | None = None  # segment length: "20s", "500f", "0" (one segment); None: the default
-    fresh: bool = False  # discard an unfinished earlier run's segments
-    workers: int | None = None  # segments in this many local processes (None: one per GPU, else one)
-    ray: str | None = None  # run the segments on Ray: "" starts a local instance, else its address
 
 
 @dataclass
@@ -297,8 +260,12 @@ def _file_sink(source: Source, tmp: Path, suffix: str, kind: str, upscaler: Upsc
     a picture), with its colour route."""
     if kind == "video":
         sink = VideoSink(tmp, suffix, sizes(*_first_size(source)), source, settings.encoder, log.warning)
-        return sink, yuv_route(source, sink.plan.pix_fmt, sink.alpha, sink.color, upscaler.device,
-                               settings.device_color, temporal_on(settings))
+        video = source if isinstance(source, VideoSource) else None
+        route = yuv_route(video.info if video else None, sink.plan.pix_fmt, sink.alpha, sink.color, upscaler.device,
+                          settings.device_color, temporal_on(settings))
+        if video:
+            video.yuv_planes = route is not None  # frames in formats the device cannot convert still come as RGB
+        return sink, route
     if wants_animation(source, suffix):
         return AnimatedSink(tmp, suffix, sizes(*_first_size(source)), settings.quality, log.warning,
                             plays=getattr(source, "plays", 0)), None

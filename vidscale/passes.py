@@ -11,10 +11,12 @@ from typing import TYPE_CHECKING, Protocol
 import av
 import torch
 
+from vidscale.core.settings import JobSettings
 from vidscale.engine.staging import Pending, Stager
 from vidscale.engine.tiling import between_tiles
 from vidscale.errors import UsageError
-from vidscale.media.source import Frame, ImageSource, Source
+from vidscale.media.frames import Frame
+from vidscale.media.source import ImageSource, Source
 from vidscale.pipeline import run_pipeline
 from vidscale.progress import Progress
 from vidscale.repeats import Repeats, Reuse
@@ -23,7 +25,6 @@ from vidscale.transfer import Pixels, Transfer, YuvRoute, size_of, transfer_for
 from vidscale.upscaler import Upscaler
 
 if TYPE_CHECKING:
-    from vidscale.job import JobSettings
     from vidscale.temporal import TemporalFilter
 
 log = logging.getLogger("vidscale")
@@ -69,7 +70,7 @@ def tapping(tap: FrameTap) -> Iterator[None]:
 class SizeRule:
     """Output size for an input size; even sizes for video (4:2:0 chroma needs them)."""
 
-    def __init__(self, settings: "JobSettings", even: bool):
+    def __init__(self, settings: JobSettings, even: bool):
         self.settings, self.even = settings, even
 
     def __call__(self, height: int, width: int) -> tuple[int, int]:
@@ -81,7 +82,7 @@ class SizeRule:
         return h, w
 
 
-def run_pass(source: Source, upscaler: Upscaler, sizes: SizeRule, sink: Sink, settings: "JobSettings",
+def run_pass(source: Source, upscaler: Upscaler, sizes: SizeRule, sink: Sink, settings: JobSettings,
              progress: Progress, carried: Sequence[av.stream.Stream] = (), yuv: YuvRoute | None = None,
              items: object = None) -> int:
     """Upscale every frame of `source` (or of `items`, an iterable of its items) into `sink`;
@@ -146,7 +147,7 @@ class _Started:
         return self.transfer.split(self.pending.result())
 
 
-def temporal_filter(settings: "JobSettings", upscaler: Upscaler, source: Source) -> "TemporalFilter | None":
+def temporal_filter(settings: JobSettings, upscaler: Upscaler, source: Source) -> "TemporalFilter | None":
     """The anti-flicker pass, when asked for (`True` means the default strength).
 
     Off for a folder of photos: unrelated pictures have no motion to follow.
@@ -164,7 +165,7 @@ def temporal_filter(settings: "JobSettings", upscaler: Upscaler, source: Source)
     return TemporalFilter(strength, upscaler.device)
 
 
-def repeat_finder(settings: "JobSettings", source: Source) -> Repeats | None:
+def repeat_finder(settings: JobSettings, source: Source) -> Repeats | None:
     """Repeats are looked for in clips and sequences; not among photos (a folder, or one picture),
     where the comparison would only hold a copy of a possibly huge picture."""
     if not settings.skip_repeats or isinstance(source, ImageSource) and (source.root is not None
@@ -173,5 +174,5 @@ def repeat_finder(settings: "JobSettings", source: Source) -> Repeats | None:
     return Repeats(settings.repeat_threshold)
 
 
-def temporal_on(settings: "JobSettings") -> bool:
+def temporal_on(settings: JobSettings) -> bool:
     return settings.temporal is not None and settings.temporal is not False

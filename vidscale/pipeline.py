@@ -20,7 +20,7 @@ from typing import Protocol
 import av
 import numpy as np
 
-from vidscale.media.source import Frame
+from vidscale.media.frames import Frame
 
 _END = object()
 _POLL_S = 0.1

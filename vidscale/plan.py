@@ -14,26 +14,24 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import av
 import numpy as np
 
+from vidscale.core.settings import JobSettings
 from vidscale.encoding import plan_encoder
 from vidscale.engine.tiling import aligned_tile
 from vidscale.frame_cost import SIDE, centre_crop, frame_cost, warm_up
 from vidscale.media.animated import AnimatedSource
-from vidscale.media.source import Frame, ImageSource, Source, VideoSource
+from vidscale.media.frames import Frame
+from vidscale.media.source import ImageSource, Source, VideoSource
 from vidscale.upscaler import Upscaler
-
-if TYPE_CHECKING:
-    from vidscale.job import JobSettings
 
 Sizes = Callable[[int, int], tuple[int, int]]  # input (height, width) -> output (height, width)
 SAMPLE_FRAMES = 3  # frames or files (a video's: a keyframe, then two that set the rate of the rest)
 
 
-def describe(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: "JobSettings",
+def describe(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: JobSettings,
              sizes: Sizes, first: tuple[int, int], count: int | None) -> str:
     """The plan, one aspect per line."""
     out_h, out_w = sizes(*first)
@@ -60,7 +58,7 @@ def _input(source: Source, first: tuple[int, int], count: int | None) -> str:
     return f"{source.paths[0]}: picture {first[1]}x{first[0]}"
 
 
-def _start(source: Source, settings: "JobSettings") -> list[tuple[str, str]]:
+def _start(source: Source, settings: JobSettings) -> list[tuple[str, str]]:
     """The plan's row for --start, when given: where the job begins and what follows it."""
     start = settings.start
     if start is None:
@@ -91,7 +89,7 @@ def _models(upscaler: Upscaler, factor: float, size: tuple[int, int]) -> str:
     return text
 
 
-def _engine(upscaler: Upscaler, factor: float, settings: "JobSettings", first: tuple[int, int]) -> str:
+def _engine(upscaler: Upscaler, factor: float, settings: JobSettings, first: tuple[int, int]) -> str:
     passes = upscaler.plan(factor)
     engine = upscaler.engine(passes[0]) if passes else None
     runtime = getattr(engine, "runtime", None)  # an ONNX file's: OpenVINO or onnxruntime
@@ -115,7 +113,7 @@ def _engine(upscaler: Upscaler, factor: float, settings: "JobSettings", first: t
                    f", tile {tile} px (from free memory)")
 
 
-def _temporal(settings: "JobSettings", source: Source) -> str:
+def _temporal(settings: JobSettings, source: Source) -> str:
     if settings.temporal is None or settings.temporal is False:
         return "off"
     if isinstance(source, ImageSource) and source.root is not None:
@@ -123,7 +121,7 @@ def _temporal(settings: "JobSettings", source: Source) -> str:
     return f"anti-flicker pass, strength {0.7 if settings.temporal is True else float(settings.temporal):g}"
 
 
-def _encoder(source: Source, output: Path, kind: str, settings: "JobSettings") -> str:
+def _encoder(source: Source, output: Path, kind: str, settings: JobSettings) -> str:
     if kind == "video":
         video = source if isinstance(source, VideoSource) else None
         plan = plan_encoder(output.suffix, bool(video and video.info.deep),
@@ -157,7 +155,7 @@ class Estimate:
                 f"{_human(self.bytes_per_frame * self.frames)} ({each}, {sample})")
 
 
-def estimate(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: "JobSettings",
+def estimate(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: JobSettings,
              sizes: Sizes, count: int | None) -> Estimate:
     """Time a few frames (a large one by a centre crop: `frame_cost`) and encode them in a
     temporary folder."""
@@ -194,7 +192,7 @@ def _sample_frames(source: Source, n: int, count: int | None) -> list[Frame]:
     return frames
 
 
-def _encoded_bytes(frames: list[Frame], source: Source, output: Path, kind: str, settings: "JobSettings",
+def _encoded_bytes(frames: list[Frame], source: Source, output: Path, kind: str, settings: JobSettings,
                    tmp: Path, count: int | None) -> float:
     """Bytes per output frame. Video: the keyframe counts once per job (a long clip has a
     keyframe every few seconds, and the sample is too short to say how often); the others

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from vidscale.media.color import ColorInfo
-from vidscale.media.source import Frame, VideoSource
+from vidscale.media.frames import Frame, VideoInfo
 from vidscale.media.yuv import (
     YuvImage,
     bits_of,
@@ -126,18 +126,17 @@ class YuvRoute:
     color: ColorInfo  # the output's matrix and range
 
 
-def yuv_route(source: object, pix_fmt: str, alpha: bool, color: ColorInfo, device: torch.device,
+def yuv_route(video: VideoInfo | None, pix_fmt: str, alpha: bool, color: ColorInfo, device: torch.device,
               device_color: bool | None, temporal: bool) -> YuvRoute | None:
-    """Whether colour conversion runs on the device (then `source` decodes to planes): by
-    default (`device_color` None) on CUDA, for formats it knows, and not with the temporal
-    pass (its motion search reads RGB frames on the host). `pix_fmt`, `alpha`, `color`:
-    the encoder's."""
+    """Whether colour conversion runs on the device (then the source, a video described by
+    `video`, is to decode to planes): by default (`device_color` None) on CUDA, for formats
+    it knows, and not with the temporal pass (its motion search reads RGB frames on the
+    host). `pix_fmt`, `alpha`, `color`: the encoder's."""
     wanted = device_color if device_color is not None else device.type == "cuda"
-    if not wanted or not isinstance(source, VideoSource) or source.info.alpha or alpha:
+    if not wanted or video is None or video.alpha or alpha:
         return None
     if temporal or not supports(pix_fmt):
         return None
-    source.yuv_planes = True  # frames in formats the device cannot convert still come as RGB
     return YuvRoute(pix_fmt, color)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from vidscale import __version__
+from vidscale.core.version import __version__
 from vidscale.errors import VidscaleError
 from vidscale.media.atomic import atomic_output, making_folder
 

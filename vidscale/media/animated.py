@@ -28,13 +28,15 @@ import av
 import cv2
 import numpy as np
 
+from vidscale.core.limits import DEFAULT_LIMITS, PixelLimits
+from vidscale.core.position import Position
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.media.color import for_rgb_source
+from vidscale.media.frames import Frame, VideoInfo
 from vidscale.media.image import DEFAULT_WEBP_QUALITY
-from vidscale.media.limits import DEFAULT_LIMITS, PixelLimits, header_size
-from vidscale.media.source import Frame, VideoInfo, VideoSource
+from vidscale.media.limits import header_size
+from vidscale.media.source import VideoSource
 from vidscale.media.window import StartGate
-from vidscale.options import Position
 
 Warn = Callable[[str], None]
 

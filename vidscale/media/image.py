@@ -21,8 +21,9 @@ import av
 import av.error
 import numpy as np
 
+from vidscale.core.limits import DEFAULT_LIMITS, PixelLimits
 from vidscale.errors import UsageError, VidscaleError
-from vidscale.media.limits import DEFAULT_LIMITS, PixelLimits, header_size
+from vidscale.media.limits import header_size
 from vidscale.media.photo_meta import PhotoMeta, read_meta, upright, without_orientation, write_meta
 
 IMAGE_SUFFIXES: tuple[str, ...] = (

@@ -16,18 +16,20 @@ from pathlib import Path
 import av
 import numpy as np
 
-from vidscale.encoding import VIDEO_SUFFIXES, EncoderSettings, has_alpha, plan_encoder
+from vidscale.core.settings import EncoderSettings
+from vidscale.encoding import VIDEO_SUFFIXES, has_alpha, plan_encoder
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.media import hdr, yuv
 from vidscale.media.animated import ANIMATED_ONLY_SUFFIXES, AnimatedSource
 from vidscale.media.atomic import TMP_MARK, atomic_output, make_folder
 from vidscale.media.color import RgbConverter, for_rgb_source
 from vidscale.media.containers import clock_for, muxer_of, muxer_options
+from vidscale.media.frames import Failure, Frame
 from vidscale.media.image import IMAGE_SUFFIXES, WHITE, keeps_alpha, to_rgb, write_image
 from vidscale.media.names import ffmpeg_url
 from vidscale.media.photo_meta import carries_meta
 from vidscale.media.sequence import format_pattern, is_numbered
-from vidscale.media.source import Failure, Frame, Source, VideoSource
+from vidscale.media.source import Source, VideoSource
 from vidscale.media.streams import StreamCopier
 
 Warn = Callable[[str], None]

@@ -7,57 +7,21 @@ the packets of the other streams the sink carries, in file order.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 
+from vidscale.core.limits import DEFAULT_LIMITS, PixelLimits
+from vidscale.core.position import Position
 from vidscale.errors import VidscaleError
 from vidscale.media import yuv
-from vidscale.media.color import ColorInfo, RgbConverter, bit_depth, color_of
-from vidscale.media.image import is_image_path, read_picture
-from vidscale.media.limits import DEFAULT_LIMITS, PixelLimits
+from vidscale.media.color import RgbConverter, bit_depth, color_of
+from vidscale.media.frames import Failure, Frame, VideoInfo
+from vidscale.media.image import read_picture
 from vidscale.media.names import ffmpeg_url
-from vidscale.media.photo_meta import PhotoMeta
-from vidscale.media.sequence import folder_images, is_pattern, pattern_images
 from vidscale.media.window import StartGate, scan, start_index
-from vidscale.options import Position
-
-
-@dataclass
-class Frame:
-    pixels: np.ndarray | yuv.YuvImage  # HxWxC gray, RGB or RGBA (uint8 or uint16), or video's YUV planes
-    index: int
-    pts: int | None
-    time_base: Fraction | None
-    name: Path | None = None  # path relative to the input folder, for folder outputs
-    color: ColorInfo | None = None  # the source's colour description (video only)
-    meta: PhotoMeta | None = None  # EXIF/ICC/XMP of a photo, carried to its output
-    source_suffix: str = ""
-    warmup: bool = False  # upscaled to prime the temporal filter before a segment, not written
-
-
-@dataclass
-class Failure:
-    """An input that could not be read, reported by sinks that go on without it."""
-
-    name: Path
-    message: str
-
-
-@dataclass
-class VideoInfo:
-    width: int
-    height: int
-    time_base: Fraction
-    rate: Fraction | None
-    frames: int  # 0 when the container does not say
-    deep: bool  # more than 8 bits per component
-    pix_fmt: str
-    color: ColorInfo
-    alpha: bool = False  # frames are RGBA (straight alpha)
 
 
 def _fail(path: Path, what: str, exc: BaseException) -> VidscaleError:
@@ -274,26 +238,3 @@ class ImageSource:
 
 
 Source = VideoSource | ImageSource
-
-
-def open_source(spec: str, recursive: bool = False, fps: Fraction = Fraction(24),
-                limits: PixelLimits = DEFAULT_LIMITS) -> Source:
-    """A source from a path, folder, printf pattern or glob; frames past `limits` are refused."""
-    path = Path(spec)
-    if not path.exists() and is_pattern(spec):
-        return ImageSource(pattern_images(spec), None, fps, limits)
-    if path.is_dir():
-        return ImageSource(folder_images(path, recursive), path, fps, limits)
-    if not path.exists():
-        raise VidscaleError(f"{path}: no such file")
-    if not path.is_file():
-        raise VidscaleError(f"{path}: not a regular file")
-    if path.stat().st_size == 0:
-        raise VidscaleError(f"{path}: file is empty")
-    from vidscale.media.animated import AnimatedSource, is_animated  # here: animated.py imports this module
-
-    if is_animated(path):
-        return AnimatedSource(path, limits)
-    if is_image_path(path):
-        return ImageSource([path], None, fps, limits)
-    return VideoSource(path, limits)

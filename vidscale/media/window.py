@@ -17,8 +17,8 @@ from pathlib import Path
 
 import av
 
+from vidscale.core.position import Position
 from vidscale.errors import UsageError
-from vidscale.options import Position
 
 # Containers whose packets carry no usable pts, or whose seeking is not exact.
 UNSEEKABLE_FORMATS = frozenset({"h264", "hevc", "mpeg", "mpegts", "avi", "yuv4mpegpipe", "rawvideo"})

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from vidscale.encoding import EncoderSettings, has_alpha, plan_encoder
+from vidscale.core.settings import EncoderSettings, JobSettings
+from vidscale.encoding import has_alpha, plan_encoder
 from vidscale.media.atomic import atomic_output
 from vidscale.media.containers import clock_for, muxer_of, segment_store
 from vidscale.media.sinks import VideoSink
@@ -18,9 +18,6 @@ from vidscale.segments.plan import Plan, Segment
 from vidscale.segments.state import Record, file_digest, save_record, segment_file, state_dir_for
 from vidscale.transfer import yuv_route
 from vidscale.upscaler import Upscaler
-
-if TYPE_CHECKING:
-    from vidscale.job import JobSettings
 
 log = logging.getLogger("vidscale")
 
@@ -41,7 +38,7 @@ class SegmentJob:
         return segment_file(state_dir_for(self.output), index, self.suffix)
 
     @classmethod
-    def of(cls, source: VideoSource, output: Path, settings: "JobSettings", plan: Plan) -> "SegmentJob":
+    def of(cls, source: VideoSource, output: Path, settings: JobSettings, plan: Plan) -> "SegmentJob":
         # callbacks and events stay with the caller: they neither pickle nor change the output
         return cls(source.path, output, replace(settings, on_progress=None, cancel=None), plan,
                    segment_suffix(source, output.suffix.lower(), settings.encoder))
@@ -60,7 +57,7 @@ def segment_suffix(source: VideoSource, suffix: str, encoder: EncoderSettings) -
     return store or suffix
 
 
-def make_upscaler(settings: "JobSettings", device: str | None = None) -> Upscaler:
+def make_upscaler(settings: JobSettings, device: str | None = None) -> Upscaler:
     """A worker's own upscaler for the job (on `device` when given)."""
     return Upscaler(settings.model, device or settings.device, tile=settings.tile, precision=settings.precision,
                     backend=settings.backend, denoise=settings.denoise, purpose="video")
@@ -83,8 +80,9 @@ def encode_segment(job: SegmentJob, segment: Segment, upscaler: Upscaler, progre
         with atomic_output(target, overwrite=True) as tmp:
             sink = VideoSink(tmp, job.output.suffix.lower(), sizes(source.info.height, source.info.width), source,
                              settings.encoder, log.warning, carry=False)
-            route = yuv_route(source, sink.plan.pix_fmt, sink.alpha, sink.color, upscaler.device,
+            route = yuv_route(source.info, sink.plan.pix_fmt, sink.alpha, sink.color, upscaler.device,
                               settings.device_color, temporal_on(settings))
+            source.yuv_planes = route is not None
             repeats = run_pass(source, upscaler, sizes, sink, settings, progress, yuv=route, items=items)
         if source.damage:
             log.warning("warning: %s: segment %d: %s", job.source, segment.index, source.damage)

@@ -83,9 +83,7 @@ def _actors(ray, job: SegmentJob, segments: int, workers: int | None) -> list:  
 
 def _runtime_env() -> dict:
     """Workers import this same vidscale (a source checkout need not be installed)."""
-    import vidscale
-
-    root = os.path.dirname(os.path.dirname(vidscale.__file__))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
     return {"env_vars": {"PYTHONPATH": path}}
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import av
 
+from vidscale.core.position import Position, parse_time_or_frames
 from vidscale.errors import VidscaleError
 from vidscale.media.names import ffmpeg_url
 from vidscale.media.window import scan, start_index
-from vidscale.options import Position, parse_time_or_frames
 
 DEFAULT_SECONDS = 20.0  # see benchmarks/results/*-segments-cpu.md
 

@@ -14,13 +14,15 @@ from collections.abc import Iterator
 from dataclasses import fields
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from vidscale.core.settings import JobSettings
+from vidscale.core.version import __version__
 from vidscale.encoding import plan_encoder
 from vidscale.errors import VidscaleError
 from vidscale.media import hdr
 from vidscale.media.atomic import atomic_output, check_target, remove_stale_temps
-from vidscale.media.source import VideoInfo, VideoSource
+from vidscale.media.frames import VideoInfo
+from vidscale.media.source import VideoSource
 from vidscale.media.window import Cut
 from vidscale.passes import temporal_on
 from vidscale.progress import Progress
@@ -30,9 +32,6 @@ from vidscale.segments.plan import Plan, Segment, SegmentLength, plan_segments
 from vidscale.segments.state import JobState, Record
 from vidscale.upscaler import Upscaler
 
-if TYPE_CHECKING:
-    from vidscale.job import JobSettings
-
 log = logging.getLogger("vidscale")
 # Settings that do not change the output: a resumed run may change them (--max-pixels refuses
 # frames; it changes none; skipping exact repeats changes no frame, --repeat-threshold may).
@@ -40,7 +39,7 @@ _RUNTIME_ONLY = frozenset({"skip_repeats", "overwrite", "quiet", "on_progress", 
                            "recursive", "image_format", "quality", "limits"})
 
 
-def run_segmented(source: VideoSource, output: Path, upscaler: Upscaler, settings: "JobSettings",
+def run_segmented(source: VideoSource, output: Path, upscaler: Upscaler, settings: JobSettings,
                   estimate: int | None) -> tuple[int, Progress, int]:
     """Write `output` from `source`; returns the frames written, this run's progress, and how
     many of the frames were repeats."""
@@ -59,7 +58,7 @@ def run_segmented(source: VideoSource, output: Path, upscaler: Upscaler, setting
     return frames, progress, repeats
 
 
-def _run(state: JobState, source: VideoSource, output: Path, upscaler: Upscaler, settings: "JobSettings",
+def _run(state: JobState, source: VideoSource, output: Path, upscaler: Upscaler, settings: JobSettings,
          estimate: int | None) -> tuple[int, Progress, int]:
     length = SegmentLength.parse(settings.segment) if settings.segment else SegmentLength()
     warmup = _temporal_warmup() if temporal_on(settings) else 0
@@ -87,7 +86,7 @@ def _run(state: JobState, source: VideoSource, output: Path, upscaler: Upscaler,
     return sum(r.frames for r in done.values()), progress, sum(r.repeats for r in done.values())
 
 
-def _cut(plan: Plan, done: dict[int, Record], info: VideoInfo, settings: "JobSettings") -> Cut | None:
+def _cut(plan: Plan, done: dict[int, Record], info: VideoInfo, settings: JobSettings) -> Cut | None:
     """What of the other streams goes with the video: from the first frame written (with
     --start) to the end of the plan (where --frames ends it)."""
     first, last = done[min(done)], done[max(done)]
@@ -150,7 +149,7 @@ def _remaining(plan: Plan, todo: list[Segment], estimate: int | None) -> int | N
     return sum(s.frames for s in todo)
 
 
-def _execute(job: SegmentJob, todo: list[Segment], upscaler: Upscaler, settings: "JobSettings",
+def _execute(job: SegmentJob, todo: list[Segment], upscaler: Upscaler, settings: JobSettings,
              progress: Progress) -> Iterator[Record]:
     if settings.ray is not None:
         from vidscale.segments.on_ray import run_on_ray
@@ -175,12 +174,10 @@ def _default_workers(upscaler: Upscaler) -> int:
     return 1
 
 
-def _fingerprint(source: Path, output: Path, settings: "JobSettings", length: SegmentLength,
+def _fingerprint(source: Path, output: Path, settings: JobSettings, length: SegmentLength,
                  upscaler: Upscaler) -> dict:
     """What the output depends on: the source file and every setting that changes a frame
     (the backend and device as resolved, so "auto" and what it picks are the same)."""
-    from vidscale import __version__
-
     stat = source.stat()
     values = {f.name: _plain(getattr(settings, f.name)) for f in fields(settings) if f.name not in _RUNTIME_ONLY}
     values.update(backend=upscaler.backend, device=str(upscaler.device),

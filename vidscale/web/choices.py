@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from vidscale.encoding import EncoderSettings
+from vidscale.core.settings import EncoderSettings, JobSettings
 from vidscale.errors import UsageError
-from vidscale.job import JobSettings
 from vidscale.models import zoo
 from vidscale.presets import find_preset
 

@@ -31,10 +31,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from vidscale.core.settings import JobSettings
 from vidscale.engine.cpu_memory import release_freed_memory
 from vidscale.engine.watch import reporting
 from vidscale.errors import Cancelled, VidscaleError
-from vidscale.job import JobSettings, run_job
+from vidscale.job import run_job
 from vidscale.passes import tapping
 from vidscale.segments.state import state_dir_for
 from vidscale.web.live import LiveLook

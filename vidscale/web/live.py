@@ -15,8 +15,8 @@ import numpy as np
 from PIL import Image
 
 from vidscale.media import yuv
+from vidscale.media.frames import Frame
 from vidscale.media.image import to_rgb
-from vidscale.media.source import Frame
 
 INTERVAL_S = 2.0
 JPEG_QUALITY = 85

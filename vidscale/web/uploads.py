@@ -18,10 +18,11 @@ from pathlib import Path
 import av
 import av.error
 
+from vidscale.core.limits import DEFAULT_LIMITS, PixelLimits
 from vidscale.encoding import VIDEO_SUFFIXES
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.media.image import IMAGE_SUFFIXES
-from vidscale.media.limits import DEFAULT_LIMITS, PixelLimits, header_size
+from vidscale.media.limits import header_size
 from vidscale.scale import MAX_SCALE, output_size
 
 PICTURE_SUFFIXES = (*IMAGE_SUFFIXES, ".gif")

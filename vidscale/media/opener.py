@@ -1,0 +1,34 @@
+"""Opening what a job reads: the one module that knows every reader (video, animation, pictures)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+from vidscale.core.limits import DEFAULT_LIMITS, PixelLimits
+from vidscale.errors import VidscaleError
+from vidscale.media.animated import AnimatedSource, is_animated
+from vidscale.media.image import is_image_path
+from vidscale.media.sequence import folder_images, is_pattern, pattern_images
+from vidscale.media.source import ImageSource, Source, VideoSource
+
+
+def open_source(spec: str, recursive: bool = False, fps: Fraction = Fraction(24),
+                limits: PixelLimits = DEFAULT_LIMITS) -> Source:
+    """A source from a path, folder, printf pattern or glob; frames past `limits` are refused."""
+    path = Path(spec)
+    if not path.exists() and is_pattern(spec):
+        return ImageSource(pattern_images(spec), None, fps, limits)
+    if path.is_dir():
+        return ImageSource(folder_images(path, recursive), path, fps, limits)
+    if not path.exists():
+        raise VidscaleError(f"{path}: no such file")
+    if not path.is_file():
+        raise VidscaleError(f"{path}: not a regular file")
+    if path.stat().st_size == 0:
+        raise VidscaleError(f"{path}: file is empty")
+    if is_animated(path):
+        return AnimatedSource(path, limits)
+    if is_image_path(path):
+        return ImageSource([path], None, fps, limits)
+    return VideoSource(path, limits)
