@@ -423,3 +423,21 @@ def test_each_container_joins_and_resumes(short_clip: Path, tmp_path: Path, suff
         source_times = [Fraction(round(t * 24), 24) for t in source_times]
     assert times == source_times
     assert not list(tmp_path.glob(".*"))
+
+
+def test_a_job_from_before_a_setting_existed_resumes(clip: Path, straight: Path, tmp_path: Path, cli) -> None:
+    """Settings added since (with their defaults) do not discard an older run's segments: its
+    saved fingerprint lacks them, as one written by the release before them does."""
+    import json
+
+    out = tmp_path / "out.mkv"
+    interrupt_after(clip, out, 30, encoder=_lossless())
+    job = state_dir_for(out) / "job.json"
+    saved = json.loads(job.read_text())
+    del saved["fingerprint"]["repeat_threshold"]
+    del saved["fingerprint"]["encoder"]["preferred"]
+    job.write_text(json.dumps(saved))
+    result = cli(str(clip), str(out), *FAST, "--segment", f"{KEYINT}f", "-v")
+    assert result.returncode == 0, result.stderr
+    assert "resuming: 2 of 5 segments (24 frames) already done" in result.stderr
+    same_output(out, straight)

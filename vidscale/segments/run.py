@@ -65,7 +65,7 @@ def _run(state: JobState, source: VideoSource, output: Path, upscaler: Upscaler,
     plan, dropped = state.start(_fingerprint(source.path, output, settings, length, upscaler),
                                 lambda: plan_segments(source.path, length, settings.max_frames, warmup,
                                                       settings.start),
-                                settings.fresh)
+                                settings.fresh, _setting_defaults())
     if dropped:
         log.info("%s: an unfinished earlier run was discarded (%s): starting afresh", output, dropped)
     job = SegmentJob.of(source, output, settings, plan)
@@ -185,6 +185,12 @@ def _fingerprint(source: Path, output: Path, settings: JobSettings, length: Segm
     return {"source": [str(source.resolve()), stat.st_size, stat.st_mtime_ns, _edges(source)],
             "output": output.suffix.lower(), "segment": length.text(), "version": __version__,
             "model_files": _model_files(settings.model), **values}
+
+
+def _setting_defaults() -> dict:
+    """Every fingerprinted setting at its default, as the fingerprint writes it."""
+    defaults = JobSettings()
+    return {f.name: _plain(getattr(defaults, f.name)) for f in fields(defaults) if f.name not in _RUNTIME_ONLY}
 
 
 def _edges(path: Path, size: int = 1 << 20) -> str:

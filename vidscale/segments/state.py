@@ -95,16 +95,19 @@ class JobState:
             os.close(self._lock)
             self._lock = None
 
-    def start(self, fingerprint: dict, plan_of: Callable[[], Plan], fresh: bool) -> tuple[Plan, str | None]:
+    def start(self, fingerprint: dict, plan_of: Callable[[], Plan], fresh: bool,
+              defaults: dict | None = None) -> tuple[Plan, str | None]:
         """The job's plan: the saved one when the fingerprint matches, else a new one (the old
-        segments deleted). Also says why an earlier state was dropped, if it was."""
+        segments deleted). Also says why an earlier state was dropped, if it was. A setting
+        missing from the saved fingerprint counts as its value in `defaults`: a run from an
+        older vidscale, which did not have it, resumes when it is left at its default."""
         saved = _read_json(self.dir / "job.json")
         reason = None
-        if saved is not None and saved.get("format") == _FORMAT and saved.get("fingerprint") == fingerprint \
-                and not fresh:
+        old = with_defaults(saved.get("fingerprint", {}), defaults or {}) if saved is not None else None
+        if saved is not None and saved.get("format") == _FORMAT and old == fingerprint and not fresh:
             return Plan.from_json(saved["plan"]), None
         if saved is not None:
-            reason = "--fresh" if fresh else _what_changed(saved.get("fingerprint", {}), fingerprint)
+            reason = "--fresh" if fresh else _what_changed(old or {}, fingerprint)
         try:
             self.clear_segments()
         except OSError as e:
@@ -172,6 +175,18 @@ def _write_json(path: Path, data: dict) -> None:
         with suppress(OSError):
             tmp.unlink(missing_ok=True)
         raise write_error(path, e) from None
+
+
+def with_defaults(saved: object, defaults: dict) -> dict:
+    """`saved` with each key it lacks taken from `defaults`, one level of nesting deep (the
+    encoder's settings)."""
+    if not isinstance(saved, dict):
+        return {}
+    filled = {**defaults, **saved}
+    for key, value in defaults.items():
+        if isinstance(value, dict) and isinstance(filled.get(key), dict):
+            filled[key] = {**value, **filled[key]}
+    return filled
 
 
 def _what_changed(old: dict, new: dict) -> str:
