@@ -14,6 +14,7 @@ from vidscale import JobSettings, run_job
 from vidscale.core.settings import EncoderSettings
 from vidscale.options import job_settings
 from vidscale.repeats import Recent, Repeats, Reuse
+from vidscale.repeats import block_means as vidscale_block_means
 from vidscale.upscaler import Upscaler
 
 # drawings held for one to three frames, as anime holds them: 24 frames, 12 of them repeats
@@ -173,6 +174,22 @@ def test_comparison_is_with_the_last_frame_upscaled() -> None:
     deep = Repeats(threshold=1)  # 16-bit samples: a level is 257
     assert [deep.check(np.full((2, 2), 1000, np.uint16)), deep.check(np.full((2, 2), 1257, np.uint16)),
             deep.check(np.full((2, 2), 1515, np.uint16))] == [False, True, False]
+
+
+def test_the_threshold_bounds_block_means_not_single_samples() -> None:
+    """Coding noise (a few samples far off) is a near-repeat; a small change in one place is not."""
+    rng = np.random.default_rng(3)
+    base = rng.integers(60, 200, (64, 80, 3)).astype(np.uint8)
+    noisy = base.copy()
+    spots = rng.integers(0, 64, 12), rng.integers(0, 80, 12)
+    noisy[spots] = np.clip(noisy[spots].astype(int) + 40, 0, 255)  # 12 samples 40 levels off
+    moved = base.copy()
+    moved[40:48, 70:78] = 255 - moved[40:48, 70:78]  # an 8x8 patch changes (a blink), in an edge block
+    for picture, expected in ((noisy, True), (moved, False)):
+        finder = Repeats(threshold=4)
+        assert [finder.check(base), finder.check(picture)] == [False, expected]
+    means = vidscale_block_means(np.ones((20, 36)))
+    assert means.shape == (2, 3) and np.allclose(means, 1)
 
 
 def test_reuse_hands_repeats_the_last_new_output() -> None:

@@ -115,8 +115,9 @@ def _segment_options(f):  # type: ignore[no-untyped-def]
               help="A frame equal to the previous one reuses its upscale (the anti-flicker pass and the "
               "encoder still see every frame; the output is the same).")
 @click.option("--repeat-threshold", type=options.REPEAT_THRESHOLD, metavar="LEVELS",
-              help="Also reuse the upscale of near-repeats: frames no sample of which differs by more than "
-              "LEVELS (8-bit code values) from the last frame upscaled (default 0: exact repeats only).")
+              help="Also reuse the upscale of near-repeats: frames no 16x16 block of which differs from the "
+              "last frame upscaled by more than LEVELS 8-bit code values on average (default 0: exact "
+              "repeats only).")
 @click.option("--recursive", "-r", is_flag=True, help="Walk subfolders of a folder input (the output mirrors them).")
 @click.option("--format", type=options.FORMAT,
               help="Image type for folder outputs (default: keep each input's).")
