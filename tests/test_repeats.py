@@ -210,8 +210,8 @@ def test_reuse_hands_repeats_the_last_new_output() -> None:
 # ---------------------------------------------------------------- the VapourSynth filter
 
 
-def held_vs_clip():  # type: ignore[no-untyped-def]
-    """An RGB24 VapourSynth clip of the HELD drawings."""
+def held_vs_clip(nudge: set[int] = frozenset()):  # type: ignore[no-untyped-def]
+    """An RGB24 VapourSynth clip of the HELD drawings; frames in `nudge` one sample a level up."""
     vs = pytest.importorskip("vapoursynth")
     width, height = SIZE
     blank = vs.core.std.BlankClip(width=width, height=height, format=vs.RGB24, length=len(HELD))
@@ -219,6 +219,8 @@ def held_vs_clip():  # type: ignore[no-untyped-def]
     def draw(n: int, f):  # type: ignore[no-untyped-def]
         out = f.copy()
         picture = drawing(HELD[n], height, width, still=True)
+        if n in nudge:
+            picture[0, 0, 1] += 1 if picture[0, 0, 1] < 255 else -1
         for p in range(3):
             np.copyto(np.asarray(out[p]), picture[..., p])
         return out
@@ -279,6 +281,22 @@ def test_the_vapoursynth_filter_skips_repeats_with_the_same_output(vs_network_fr
         vs.core.num_threads = 4
         assert all(np.array_equal(a, b) for a, b in zip(plain, run(True, None), strict=True))
         assert all(np.array_equal(a, b) for a, b in zip(plain, run(True, in_order[::-1]), strict=True))
+
+
+@pytest.mark.parametrize("temporal", [False, 0.7], ids=["plain", "temporal"])
+def test_the_vapoursynth_filter_takes_near_repeats_with_a_threshold(vs_network_frames: list[int],
+                                                                   temporal: float | bool) -> None:
+    import vapoursynth as vs
+
+    import vidscale.vs as vsx
+
+    clip = held_vs_clip(nudge={1, 4, 7})  # the last frame of three holds
+    for threshold, upscaled in ((0, len(HELD) - REPEATS + 3), (2, len(HELD) - REPEATS)):
+        vs_network_frames.clear()
+        out = vsx.upscale(clip, model="bicubic", backend="cpu", temporal=temporal, repeat_threshold=threshold,
+                          out_format=vs.RGBS)
+        vs_frames(out, list(range(len(HELD))))
+        assert sum(vs_network_frames) == upscaled
 
 
 def test_the_vapoursynth_filter_checks_the_threshold() -> None:

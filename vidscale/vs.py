@@ -345,7 +345,7 @@ def _modify_temporal(runner: SequentialRunner, n: int, f: Sequence[vs.VideoFrame
 def _temporal_step(upscaler: Upscaler, size: tuple[int, int], dtype: torch.dtype, gray: bool,
                    pass_: TemporalFilter, held: _Held | None, planes: list[np.ndarray]) -> np.ndarray:
     """One frame's float RGB planes -> its CxHxW output, through the network and the pass."""
-    if held is not None and held.repeats.check(np.stack(planes)) and held.sr is not None:
+    if held is not None and held.repeats.check(np.stack(planes, axis=-1)) and held.sr is not None:
         sr = held.sr  # the pass still runs: on a held picture its history moves on
     else:
         sr = _network(upscaler, size, [planes])
