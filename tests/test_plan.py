@@ -25,7 +25,7 @@ def test_verbose_states_the_plan_before_the_work(tmp_path: Path, capsys: pytest.
     plan = err[err.index("plan:"):]
     assert "bicubic resize to 640x360" in plan and "backend cpu, device cpu" in plan
     assert "libx264 yuv420p crf=30 preset=veryfast" in plan
-    assert plan.index("encoder:") < plan.index(f"{out}: 2 frames in")  # before the summary of the work
+    assert plan.index("encoder:") < plan.index(f"{out}: 2 frames")  # before the summary of the work
 
 
 def test_verbose_names_chain_passes_precision_and_tile(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
