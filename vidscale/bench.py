@@ -108,13 +108,12 @@ def run_bench(source: Path, settings: JobSettings) -> BenchResult:
     """Time each stage on the same frames, then the whole job with `settings`."""
     video = VideoSource(source)
     video.limit = settings.max_frames
-    up = Upscaler(settings.model, settings.device, tile=settings.tile, precision=settings.precision,
-                  backend=settings.backend, denoise=settings.denoise, purpose="video")
+    up = Upscaler.for_job(settings, "video")
     result = BenchResult(source.name, 0, (video.info.height, video.info.width), (0, 0), str(up.device),
                          up.label(settings.scale or 2), settings.batch)
     plan = plan_encoder(".mp4", video.info.deep, video.info.pix_fmt, settings.encoder)
     route = yuv_route(video.info, plan.pix_fmt, has_alpha(plan.pix_fmt), video.info.color, up.device,
-                      settings.device_color, settings.temporal is not None)
+                      settings.device_color, settings.temporal_strength() is not None)
     video.yuv_planes = route is not None  # frames in formats the device cannot convert still come as RGB
     result.color = "device" if route else "host"
     decoded: list[Frame] = []
@@ -133,8 +132,9 @@ def run_bench(source: Path, settings: JobSettings) -> BenchResult:
     outputs: list[torch.Tensor] = []
     up.upscale(uploaded[0], size)  # warm-up: model load, cuDNN autotuning, CUDA graph capture
     result.stages["infer"] = _timed(lambda: _infer(up, uploaded, size, outputs), up.device)
-    if settings.temporal is not None:
-        result.stages["temporal"] = _timed(lambda: _temporal(settings.temporal, up, decoded, outputs),  # type: ignore[arg-type]
+    strength = settings.temporal_strength()
+    if strength is not None:
+        result.stages["temporal"] = _timed(lambda: _temporal(strength, up, decoded, outputs),
                                            up.device)
     converted: list[Pixels] = []
     _download(outputs[:1], transfer, [])  # warm-up

@@ -22,6 +22,7 @@ from pathlib import Path
 import click
 
 from vidscale import options
+from vidscale.core.settings import DEFAULT_TEMPORAL
 from vidscale.core.version import __version__
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.signals import Terminated, stop_on_sigterm
@@ -107,10 +108,9 @@ def _segment_options(f):  # type: ignore[no-untyped-def]
               "subtitles and chapters follow. Sequences skip that many files; with --frames N, N frames from there.")
 @click.option("--device-color/--host-color", default=None,
               help="Video YUV<->RGB on the inference device, or in swscale on the CPU (default: device on CUDA).")
-# flag_value is temporal.DEFAULT_STRENGTH (tested), written out so that --help needs no torch import
-@click.option("--temporal", type=options.TEMPORAL, is_flag=False, flag_value=0.7, default=None,
+@click.option("--temporal", type=options.TEMPORAL, is_flag=False, flag_value=DEFAULT_TEMPORAL, default=None,
               metavar="[STRENGTH]", help="Anti-flicker pass: blends the motion-compensated previous output "
-              "where the low-res frames agree; STRENGTH 0-1 (0.7 when given alone).")
+              f"where the low-res frames agree; STRENGTH 0-1 ({DEFAULT_TEMPORAL:g} when given alone).")
 @click.option("--skip-repeats/--no-skip-repeats", default=True, show_default=True,
               help="A frame equal to the previous one reuses its upscale (the anti-flicker pass and the "
               "encoder still see every frame; the output is the same).")
@@ -210,7 +210,7 @@ def compare(source: Path, output: Path, scale: float, model: str | None, models:
               help="YUV<->RGB on the inference device or in swscale on the host (default: device on CUDA).")
 @click.option("--codec", help="Video encoder for the encode stage and the pipeline.")
 @click.option("--encoder-preset", "preset", help="Encoder speed preset.")
-@click.option("--temporal", type=click.FloatRange(0, 1), is_flag=False, flag_value=0.7, default=None,
+@click.option("--temporal", type=click.FloatRange(0, 1), is_flag=False, flag_value=DEFAULT_TEMPORAL, default=None,
               metavar="[STRENGTH]", help="Also time the anti-flicker pass (and run the pipeline with it).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def bench(source: Path | None, synthetic: str | None, frames: int, scale: float, model: str | None,

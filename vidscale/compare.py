@@ -28,6 +28,7 @@ import torch
 from vidscale.encoding import VIDEO_SUFFIXES
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.media.atomic import atomic_output
+from vidscale.media.containers import main_video
 from vidscale.media.image import is_image_path, read_picture, to_rgb, write_image
 from vidscale.media.names import ffmpeg_url
 from vidscale.models import zoo
@@ -336,9 +337,9 @@ def _video_frames(source: Path, at: float, duration: float) -> Iterator[tuple[fl
     except (av.error.FFmpegError, OSError) as exc:
         raise VidscaleError(f"{source}: not a readable media file ({exc})") from None
     with container:
-        if not container.streams.video:
+        stream = main_video(container)
+        if stream is None:
             raise VidscaleError(f"{source}: no video stream")
-        stream = container.streams.video[0]
         if at > 0 and stream.time_base:
             container.seek(int(at / stream.time_base), stream=stream, backward=True)
         for frame in container.decode(stream):

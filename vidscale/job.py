@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from vidscale.core.position import Position, parse_time_or_frames
 from vidscale.core.settings import JobSettings
+from vidscale.core.units import human_bytes
 from vidscale.encoding import fit_container, plan_encoder
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.media import hdr
@@ -21,7 +22,7 @@ from vidscale.media.opener import open_source
 from vidscale.media.sinks import FolderSink, ImageFileSink, PatternSink, VideoSink, output_kind
 from vidscale.media.source import ImageSource, Source, VideoSource
 from vidscale.media.window import past_end
-from vidscale.passes import Sink, SizeRule, run_pass, temporal_on
+from vidscale.passes import Sink, SizeRule, run_pass
 from vidscale.progress import Progress
 from vidscale.scale import MAX_SCALE
 from vidscale.transfer import yuv_route
@@ -51,7 +52,7 @@ class Summary:
     def line(self) -> str:
         if self.estimate is not None:
             return self.estimate.line(self.output)
-        size = f"{self.seconds:.1f}s, {_human(self.output_bytes)}"
+        size = f"{self.seconds:.1f}s, {human_bytes(self.output_bytes)}"
         if self.skipped or self.failed:
             return (f"{self.output}: {_count(self.inputs, self.unit)}: {self.frames} done, {self.skipped} skipped "
                     f"(already there), {self.failed} failed; {size}")
@@ -60,7 +61,7 @@ class Summary:
         reused = f" ({self.reused} from the earlier run)" if self.reused else ""
         repeats = f" ({_count(self.repeats, 'repeat')} of the previous)" if self.repeats else ""
         return (f"{self.output}: {_count(self.frames, self.unit)}{reused}{repeats} in {self.seconds:.1f}s{rate}, "
-                f"{_human(self.output_bytes)}")
+                f"{human_bytes(self.output_bytes)}")
 
 
 def _count(n: int, unit: str) -> str:
@@ -82,8 +83,7 @@ def run_job(source_spec: str, output_spec: str, settings: JobSettings) -> Summar
         source.close()
         raise
     try:
-        upscaler = Upscaler(settings.model, settings.device, tile=settings.tile, precision=settings.precision,
-                            backend=settings.backend, denoise=settings.denoise, purpose=purpose_of(source))
+        upscaler = Upscaler.for_job(settings, purpose_of(source))
         settings = with_native_scale(settings, upscaler)
         if settings.dry_run or log.isEnabledFor(logging.DEBUG):  # --verbose states the plan first
             estimate = _state_plan(source, Path(output_spec), kind, upscaler, settings)
@@ -262,7 +262,7 @@ def _file_sink(source: Source, tmp: Path, suffix: str, kind: str, upscaler: Upsc
         sink = VideoSink(tmp, suffix, sizes(*_first_size(source)), source, settings.encoder, log.warning)
         video = source if isinstance(source, VideoSource) else None
         route = yuv_route(video.info if video else None, sink.plan.pix_fmt, sink.alpha, sink.color, upscaler.device,
-                          settings.device_color, temporal_on(settings))
+                          settings.device_color, settings.temporal_strength() is not None)
         if video:
             video.yuv_planes = route is not None  # frames in formats the device cannot convert still come as RGB
         return sink, route
@@ -353,12 +353,3 @@ def _size_on_disk(path: Path) -> int:
         return path.stat().st_size
     folder = path.parent if not path.is_dir() else path
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
-
-
-def _human(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return f"{n} B"
-

@@ -19,8 +19,8 @@ import math
 
 import numpy as np
 
+from vidscale.core.units import duration
 from vidscale.frame_cost import SIDE, cost_from_crop, warm_up
-from vidscale.plan import duration
 from vidscale.upscaler import Upscaler
 
 LONG = 300.0  # seconds: "more than a few minutes"

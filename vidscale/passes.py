@@ -152,14 +152,14 @@ def temporal_filter(settings: JobSettings, upscaler: Upscaler, source: Source) -
 
     Off for a folder of photos: unrelated pictures have no motion to follow.
     """
-    if not temporal_on(settings):
+    strength = settings.temporal_strength()
+    if strength is None:
         return None
     if isinstance(source, ImageSource) and source.root is not None:
         log.info("--temporal: off for a folder of photos (use a pattern or glob for frames)")
         return None
-    from vidscale.temporal import DEFAULT_STRENGTH, TemporalFilter
+    from vidscale.temporal import TemporalFilter
 
-    strength = DEFAULT_STRENGTH if settings.temporal is True else float(settings.temporal)  # type: ignore[arg-type]
     if not 0 <= strength <= 1:
         raise UsageError(f"--temporal {strength:g}: strength must be between 0 and 1")
     return TemporalFilter(strength, upscaler.device)
@@ -173,6 +173,3 @@ def repeat_finder(settings: JobSettings, source: Source) -> Repeats | None:
         return None
     return Repeats(settings.repeat_threshold)
 
-
-def temporal_on(settings: JobSettings) -> bool:
-    return settings.temporal is not None and settings.temporal is not False

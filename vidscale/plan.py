@@ -19,6 +19,7 @@ import av
 import numpy as np
 
 from vidscale.core.settings import JobSettings
+from vidscale.core.units import duration, human_bytes
 from vidscale.encoding import plan_encoder
 from vidscale.engine.tiling import aligned_tile
 from vidscale.frame_cost import SIDE, centre_crop, frame_cost, warm_up
@@ -114,11 +115,12 @@ def _engine(upscaler: Upscaler, factor: float, settings: JobSettings, first: tup
 
 
 def _temporal(settings: JobSettings, source: Source) -> str:
-    if settings.temporal is None or settings.temporal is False:
+    strength = settings.temporal_strength()
+    if strength is None:
         return "off"
     if isinstance(source, ImageSource) and source.root is not None:
         return "off (a folder of photos)"
-    return f"anti-flicker pass, strength {0.7 if settings.temporal is True else float(settings.temporal):g}"
+    return f"anti-flicker pass, strength {strength:g}"
 
 
 def _encoder(source: Source, output: Path, kind: str, settings: JobSettings) -> str:
@@ -145,14 +147,14 @@ class Estimate:
 
     def line(self, output: Path) -> str:
         u = self.unit
-        each = f"{self.seconds_per_frame:.2f}s and {_human(self.bytes_per_frame)} per {u}"
+        each = f"{self.seconds_per_frame:.2f}s and {human_bytes(self.bytes_per_frame)} per {u}"
         sample = f"from {self.sample} sample {u}{'s' * (self.sample != 1)}"
         sample += f": {self.basis}" if self.basis else ""
         if not self.frames:
             return f"{output}: dry run, nothing written; {each} ({sample})"
         return (f"{output}: dry run, nothing written; estimate for {self.frames} {u}{'s' * (self.frames != 1)}: "
                 f"about {duration(self.seconds_per_frame * self.frames)} and "
-                f"{_human(self.bytes_per_frame * self.frames)} ({each}, {sample})")
+                f"{human_bytes(self.bytes_per_frame * self.frames)} ({each}, {sample})")
 
 
 def estimate(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: JobSettings,
@@ -220,19 +222,3 @@ def _encoded_bytes(frames: list[Frame], source: Source, output: Path, kind: str,
     if len(packets) < 2 or not count:
         return float(np.mean(packets))
     return (packets[0] + float(np.mean(packets[1:])) * (count - 1)) / count
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.0f} B"
-
-
-def duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f}s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

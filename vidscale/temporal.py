@@ -39,9 +39,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidscale.core.settings import DEFAULT_TEMPORAL as DEFAULT_STRENGTH
 from vidscale.flicker import to_gray
 
-DEFAULT_STRENGTH = 0.7
 # Frames that rebuild the history after a jump (a seek, a segment's start): the pass keeps at
 # most 0.7 (its default strength) of the history per frame, so what is missing weighs at most
 # 0.7^8 ~ 6% in the output.

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vidscale.core.settings import JobSettings
 from vidscale.engine.backend import Engine, backend_device, make_engine, pick_backend
 from vidscale.engine.watch import part
 from vidscale.errors import UsageError
@@ -55,6 +56,12 @@ class Upscaler:
         for info in self.chain or ():
             if info.is_network and info.kind != "family":
                 self._engine(info)  # loads now: bad files fail early
+
+    @classmethod
+    def for_job(cls, settings: JobSettings, purpose: str, device: str | None = None) -> Upscaler:
+        """The upscaler a job's `settings` ask for (on `device` where a worker has its own)."""
+        return cls(settings.model, device or settings.device, tile=settings.tile, precision=settings.precision,
+                   backend=settings.backend, denoise=settings.denoise, purpose=purpose)
 
     @property
     def model(self) -> zoo.ModelInfo | None:

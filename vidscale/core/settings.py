@@ -10,6 +10,8 @@ from fractions import Fraction
 from vidscale.core.limits import DEFAULT_LIMITS, PixelLimits
 from vidscale.core.position import Position
 
+DEFAULT_TEMPORAL = 0.7  # the anti-flicker strength `--temporal` alone (or True) asks for
+
 
 @dataclass
 class EncoderSettings:
@@ -60,3 +62,9 @@ class JobSettings:
     fresh: bool = False  # discard an unfinished earlier run's segments
     workers: int | None = None  # segments in this many local processes (None: one per GPU, else one)
     ray: str | None = None  # run the segments on Ray: "" starts a local instance, else its address
+
+    def temporal_strength(self) -> float | None:
+        """The anti-flicker pass's strength; None when it is off (`temporal` None or False)."""
+        if self.temporal is None or self.temporal is False:
+            return None
+        return DEFAULT_TEMPORAL if self.temporal is True else float(self.temporal)

@@ -33,6 +33,16 @@ TRIAL_SIZE = 256  # above GPU encoders' minimum sizes
 TRIAL_FRAMES = 3
 
 
+def is_cover(stream: av.stream.Stream) -> bool:
+    """A video stream that is cover art (an attached picture), not the clip."""
+    return stream.type == "video" and bool(stream.disposition & av.stream.Disposition.attached_pic)
+
+
+def main_video(container: av.container.Container) -> av.VideoStream | None:
+    """The video a job reads and writes: the first video stream that is not cover art."""
+    return next((s for s in container.streams.video if not is_cover(s)), None)
+
+
 def muxer_of(suffix: str) -> str:
     return MUXERS[suffix.lower()]
 
@@ -48,6 +58,12 @@ def clock_for(suffix: str, time_base: Fraction, rate: Fraction | None) -> Fracti
     if suffix.lower() == ".avi" and rate:
         return Fraction(1) / Fraction(rate)
     return Fraction(time_base)
+
+
+def tag_for_apple(stream: av.stream.Stream, muxer: str) -> None:
+    """HEVC in MP4/QuickTime as `hvc1`, the tag Apple players look for (FFmpeg writes hev1)."""
+    if stream.codec_context.codec.canonical_name == "hevc" and muxer in ("mp4", "mov"):
+        stream.codec_context.codec_tag = "hvc1"
 
 
 def muxer_options(muxer: str, finished: bool = True) -> dict[str, str]:

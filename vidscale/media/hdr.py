@@ -28,6 +28,7 @@ import av
 from av.sidedata.sidedata import Type
 
 from vidscale.media.color import ColorInfo, color_of
+from vidscale.media.containers import main_video
 from vidscale.media.names import ffmpeg_url
 
 TRC_PQ, TRC_HLG, PRIMARIES_BT2020 = 16, 18, 9  # FFmpeg's SMPTE ST 2084, ARIB STD-B67, BT.2020
@@ -91,8 +92,9 @@ def read(path: Path, color: ColorInfo | None = None) -> Hdr | None:
 def _read(path: Path, size: int, mtime_ns: int) -> Hdr | None:
     try:
         with av.open(ffmpeg_url(path)) as container:
-            stream = next(s for s in container.streams.video
-                          if not s.disposition & av.stream.Disposition.attached_pic)
+            stream = main_video(container)
+            if stream is None:
+                return None
             coded = stream.codec_context.coded_side_data
             if not coded and not looks_hdr(color_of(stream.codec_context)):
                 return None  # SDR: no first frame to decode

@@ -23,7 +23,7 @@ from vidscale.media import hdr, yuv
 from vidscale.media.animated import ANIMATED_ONLY_SUFFIXES, AnimatedSource
 from vidscale.media.atomic import TMP_MARK, atomic_output, make_folder
 from vidscale.media.color import RgbConverter, for_rgb_source
-from vidscale.media.containers import clock_for, muxer_of, muxer_options
+from vidscale.media.containers import clock_for, muxer_of, muxer_options, tag_for_apple
 from vidscale.media.frames import Failure, Frame
 from vidscale.media.image import IMAGE_SUFFIXES, WHITE, keeps_alpha, to_rgb, write_image
 from vidscale.media.names import ffmpeg_url
@@ -77,8 +77,7 @@ class VideoSink:
             ctx.bit_rate = self.plan.bit_rate
         ctx.colorspace, ctx.color_range = self.color.matrix, self.color.range
         ctx.color_primaries, ctx.color_trc = self.color.primaries, self.color.transfer
-        if self.plan.codec == "libx265" and self.container.format.name.split(",")[0] in ("mp4", "mov"):
-            ctx.codec_tag = "hvc1"  # what Apple players look for
+        tag_for_apple(stream, self.container.format.name.split(",")[0])
         if video:
             _copy_video_stream_info(video.stream, stream)
         return stream

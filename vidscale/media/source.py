@@ -18,6 +18,7 @@ from vidscale.core.position import Position
 from vidscale.errors import VidscaleError
 from vidscale.media import yuv
 from vidscale.media.color import RgbConverter, bit_depth, color_of
+from vidscale.media.containers import main_video
 from vidscale.media.frames import Failure, Frame, VideoInfo
 from vidscale.media.image import read_picture
 from vidscale.media.names import ffmpeg_url
@@ -85,11 +86,11 @@ class VideoSource:
         return ctx
 
     def _main_video_stream(self) -> av.VideoStream:
-        videos = [s for s in self.container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
-        if not videos:
+        video = main_video(self.container)
+        if video is None:
             self.container.close()
             raise VidscaleError(f"{self.path}: no video stream")
-        return videos[0]
+        return video
 
     def items(self, extra: Sequence[av.stream.Stream] = ()) -> Iterator[Frame | av.Packet]:
         """Decoded frames of the main stream, and packets of `extra` streams, in file order;

@@ -23,6 +23,7 @@ import av.container
 import av.error
 import av.stream
 
+from vidscale.media.containers import is_cover as _is_cover
 from vidscale.media.names import local_path
 from vidscale.media.window import Cut
 
@@ -363,11 +364,6 @@ def _muxer_accepts(fmt: str, add: Callable[[av.container.OutputContainer], objec
     finally:
         probe.close()  # no-op once closed; frees a refused probe
     return True
-
-
-def _is_cover(stream: av.stream.Stream) -> bool:
-    return stream.type == "video" and bool(
-        stream.disposition & av.stream.Disposition.attached_pic)
 
 
 def _read_cover(src: av.container.InputContainer,

@@ -14,8 +14,15 @@ import av
 
 from vidscale.errors import VidscaleError
 from vidscale.media import hdr
+from vidscale.media.containers import (
+    clock_for,
+    main_video,
+    muxer_of,
+    muxer_options,
+    remux_packets,
+    tag_for_apple,
+)
 from vidscale.media.names import ffmpeg_url
-from vidscale.media.containers import clock_for, muxer_of, muxer_options, remux_packets
 from vidscale.media.sinks import Warn, copy_video_stream_tags
 from vidscale.media.streams import StreamCopier
 from vidscale.media.window import Cut
@@ -30,7 +37,8 @@ def assemble(source: Path, segments: list[Path], output: Path, warn: Warn, cut: 
     order, and the source's other streams (within `cut`, and moved with it as the video
     is); returns the number of video packets."""
     with av.open(ffmpeg_url(source)) as src:
-        video_in = next(s for s in src.streams.video if not s.disposition & av.stream.Disposition.attached_pic)
+        video_in = main_video(src)
+        assert video_in is not None  # the segments were made from it
         first = av.open(ffmpeg_url(segments[0]))
         try:
             fmt = muxer_of(output.suffix)
@@ -39,8 +47,7 @@ def assemble(source: Path, segments: list[Path], output: Path, warn: Warn, cut: 
                 # AVI: one slot per frame at the source's rate (the segments' QuickTime clock is finer)
                 video.time_base = clock_for(output.suffix, video.time_base, video_in.average_rate)
                 copy_video_stream_tags(video_in, video)
-                if video.codec_context.name == "hevc" and fmt in ("mp4", "mov"):
-                    video.codec_context.codec_tag = "hvc1"  # what Apple players look for, as VideoSink sets
+                tag_for_apple(video, fmt)
                 if first.streams.video[0].metadata.get("alpha_mode") == "1":
                     # VP9 alpha (Matroska side data): the muxer marks the track from the format
                     video.codec_context.pix_fmt = "yuva420p"

@@ -12,7 +12,7 @@ from vidscale.media.atomic import atomic_output
 from vidscale.media.containers import clock_for, muxer_of, segment_store
 from vidscale.media.sinks import VideoSink
 from vidscale.media.source import VideoSource
-from vidscale.passes import SizeRule, run_pass, temporal_on
+from vidscale.passes import SizeRule, run_pass
 from vidscale.progress import Progress
 from vidscale.segments.plan import Plan, Segment
 from vidscale.segments.state import Record, file_digest, save_record, segment_file, state_dir_for
@@ -59,8 +59,7 @@ def segment_suffix(source: VideoSource, suffix: str, encoder: EncoderSettings) -
 
 def make_upscaler(settings: JobSettings, device: str | None = None) -> Upscaler:
     """A worker's own upscaler for the job (on `device` when given)."""
-    return Upscaler(settings.model, device or settings.device, tile=settings.tile, precision=settings.precision,
-                    backend=settings.backend, denoise=settings.denoise, purpose="video")
+    return Upscaler.for_job(settings, "video", device)
 
 
 def encode_segment(job: SegmentJob, segment: Segment, upscaler: Upscaler, progress: Progress) -> Record:
@@ -74,14 +73,14 @@ def encode_segment(job: SegmentJob, segment: Segment, upscaler: Upscaler, progre
             items = source.items()
         else:
             items = source.window(segment.start, segment.end, segment.first_frame,
-                                  segment.warmup_from if temporal_on(settings) else None)
+                                  segment.warmup_from if settings.temporal_strength() is not None else None)
         sizes = SizeRule(settings, even=True)
         target = job.segment_path(segment.index)
         with atomic_output(target, overwrite=True) as tmp:
             sink = VideoSink(tmp, job.output.suffix.lower(), sizes(source.info.height, source.info.width), source,
                              settings.encoder, log.warning, carry=False)
             route = yuv_route(source.info, sink.plan.pix_fmt, sink.alpha, sink.color, upscaler.device,
-                              settings.device_color, temporal_on(settings))
+                              settings.device_color, settings.temporal_strength() is not None)
             source.yuv_planes = route is not None
             repeats = run_pass(source, upscaler, sizes, sink, settings, progress, yuv=route, items=items)
         if source.damage:

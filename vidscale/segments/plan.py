@@ -21,6 +21,7 @@ import av
 
 from vidscale.core.position import Position, parse_time_or_frames
 from vidscale.errors import VidscaleError
+from vidscale.media.containers import main_video
 from vidscale.media.names import ffmpeg_url
 from vidscale.media.window import scan, start_index
 
@@ -91,8 +92,9 @@ def plan_segments(path: Path, length: SegmentLength, limit: int | None = None, w
     except (av.error.FFmpegError, OSError) as exc:
         raise VidscaleError(f"{path}: not a readable media file ({exc})") from None
     with container:
-        stream = next(s for s in container.streams.video
-                      if not s.disposition & av.stream.Disposition.attached_pic)
+        stream = main_video(container)
+        if stream is None:
+            raise VidscaleError(f"{path}: no video stream")
         per = length.frames_at(stream.average_rate or stream.guessed_rate)
         pts, keys = scan(container, stream) if per or start is not None else ([], set())
         time_base = Fraction(stream.time_base or Fraction(1, 90000))

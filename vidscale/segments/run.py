@@ -24,7 +24,6 @@ from vidscale.media.atomic import atomic_output, check_target, remove_stale_temp
 from vidscale.media.frames import VideoInfo
 from vidscale.media.source import VideoSource
 from vidscale.media.window import Cut
-from vidscale.passes import temporal_on
 from vidscale.progress import Progress
 from vidscale.segments.assemble import assemble
 from vidscale.segments.encode import SegmentJob, encode_segment
@@ -61,7 +60,7 @@ def run_segmented(source: VideoSource, output: Path, upscaler: Upscaler, setting
 def _run(state: JobState, source: VideoSource, output: Path, upscaler: Upscaler, settings: JobSettings,
          estimate: int | None) -> tuple[int, Progress, int]:
     length = SegmentLength.parse(settings.segment) if settings.segment else SegmentLength()
-    warmup = _temporal_warmup() if temporal_on(settings) else 0
+    warmup = _temporal_warmup() if settings.temporal_strength() is not None else 0
     plan, dropped = state.start(_fingerprint(source.path, output, settings, length, upscaler),
                                 lambda: plan_segments(source.path, length, settings.max_frames, warmup,
                                                       settings.start),

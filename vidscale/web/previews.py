@@ -16,6 +16,7 @@ import av.error
 import numpy as np
 
 from vidscale.errors import Cancelled, VidscaleError
+from vidscale.media.containers import main_video
 from vidscale.media.image import is_image_path, read_picture, to_rgb, write_image
 from vidscale.resample import resize
 from vidscale.upscaler import from_tensor, to_tensor
@@ -86,7 +87,9 @@ def write_proxy(source: Path, target: Path, size: tuple[int, int], cancel: threa
     width, height = size
     try:
         with av.open(str(source)) as src, av.open(str(target), "w", options={"movflags": "+faststart"}) as out:
-            video = src.streams.video[0]
+            video = main_video(src)
+            if video is None:
+                raise VidscaleError(f"{source}: no video stream")
             stream = out.add_stream("libx264", rate=video.average_rate or 25)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.time_base = video.time_base

@@ -21,6 +21,7 @@ import av.error
 from vidscale.core.limits import DEFAULT_LIMITS, PixelLimits
 from vidscale.encoding import VIDEO_SUFFIXES
 from vidscale.errors import UsageError, VidscaleError
+from vidscale.media.containers import main_video
 from vidscale.media.image import IMAGE_SUFFIXES
 from vidscale.media.limits import header_size
 from vidscale.scale import MAX_SCALE, output_size
@@ -132,9 +133,9 @@ def probe_size(path: Path, name: str) -> tuple[int, int]:
     """(height, width) of the first video stream, from the container's headers."""
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
+            stream = main_video(container)
+            if stream is None:
                 raise VidscaleError(f"{name}: has no picture or video in it")
-            stream = container.streams.video[0]
             height, width = stream.codec_context.height, stream.codec_context.width
     except av.error.FFmpegError as exc:
         raise VidscaleError(f"{name}: not a readable picture or video ({exc.strerror})") from None
