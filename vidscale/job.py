@@ -25,6 +25,7 @@ from vidscale.media.window import past_end
 from vidscale.passes import Sink, SizeRule, run_pass
 from vidscale.progress import Progress
 from vidscale.scale import MAX_SCALE
+from vidscale.segments.run import run_segmented
 from vidscale.transfer import yuv_route
 from vidscale.upscaler import Upscaler
 
@@ -220,8 +221,6 @@ def _run(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: 
     if kind in ("folder", "pattern"):
         return _run_files(source, output, kind, upscaler, sizes, inputs, settings)
     if kind == "video" and isinstance(source, VideoSource):
-        from vidscale.segments.run import run_segmented
-
         frames, progress, repeats = run_segmented(source, output, upscaler, settings, _frame_estimate(source))
         _warn_if_short(source, frames)
         return Summary(frames, progress.elapsed, output, _size_on_disk(output), steady_fps=progress.steady_fps,
