@@ -1,7 +1,7 @@
 """Every output kind x every preset x every input kind, on tiny inputs with a resizer.
 
-The rule it enforces (docs/video.md, "Encoder and container agree before the first frame"): each combination either writes a valid
-output (it decodes; right size and frame count; audio and subtitles kept where the
+The rule it enforces (docs/video.md, "Encoder and container agree before the first frame"):
+each combination either writes a valid output (it decodes; right size and frame count; audio and subtitles kept where the
 container holds them; depth and HDR tags kept) or is refused before the first frame
 with a one-line UsageError, leaving nothing behind. Never an internal error, and
 never an error after frames were upscaled. A new output kind, preset or input kind
