@@ -60,7 +60,7 @@ def plan_encoder(suffix: str, deep: bool, source_pix_fmt: str | None, settings: 
     default = _default_for(suffix, deep, source_pix_fmt)
     codec = settings.codec or default.codec
     try:
-        formats = [f.name for f in av.Codec(codec, "w").video_formats or []]
+        formats = _formats(codec)
     except (av.error.FFmpegError, ValueError) as exc:
         raise UsageError(f"--codec {codec}: no such video encoder ({exc})") from None
     alpha = has_alpha(source_pix_fmt)
@@ -128,8 +128,13 @@ def holds(muxer: str, codec: str) -> bool:
     return containers.trial(codec, pix_fmt, {}, Fraction(1, 25), muxer) is None
 
 
+def _formats(codec: str) -> list[str]:
+    """The pixel formats `codec` encodes ([] where it does not say)."""
+    return [f.name for f in av.Codec(codec, "w").video_formats or []]
+
+
 def _plain_pix_fmt(codec: str) -> str:
-    formats = [f.name for f in av.Codec(codec, "w").video_formats or []]
+    formats = _formats(codec)
     return "yuv420p" if not formats or "yuv420p" in formats else formats[0]
 
 
@@ -184,8 +189,7 @@ def _fitting_pix_fmt(settings: EncoderSettings, codec: str) -> str | None:
     """The preset's pixel format where the replacement encoder takes it (10-bit stays 10-bit)."""
     if settings.pix_fmt is None or "pix_fmt" not in settings.preferred:
         return settings.pix_fmt
-    formats = [f.name for f in av.Codec(codec, "w").video_formats or []]
-    return settings.pix_fmt if settings.pix_fmt in formats else None
+    return settings.pix_fmt if settings.pix_fmt in _formats(codec) else None
 
 
 def _chosen(settings: EncoderSettings) -> dict[str, str]:
@@ -236,7 +240,7 @@ def _opens(plan: EncoderPlan, options: dict[str, str]) -> bool:
     ctx = av.CodecContext.create(plan.codec, "w")
     ctx.width = ctx.height = _TRIAL_SIZE
     ctx.pix_fmt, ctx.time_base, ctx.framerate = plan.pix_fmt, Fraction(1, 25), Fraction(25)
-    ctx.options = {**_QUIET.get(plan.codec, {}), **options}
+    ctx.options = {**containers.QUIET.get(plan.codec, {}), **options}
     os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole configuration otherwise
     try:
         with _stderr_silenced(), av.logging.Capture():  # the encoder's complaint: our line says it
@@ -263,7 +267,6 @@ def _stderr_silenced() -> Iterator[None]:
 _NUMERIC = {av.codec.context.OptionType.INT, av.codec.context.OptionType.INT64,
             av.codec.context.OptionType.UINT, av.codec.context.OptionType.UINT64,
             av.codec.context.OptionType.DOUBLE, av.codec.context.OptionType.FLOAT}
-_QUIET = {"libx265": {"x265-params": "log-level=none"}}
 
 
 def _accepted(codec: str, option: av.codec.context.CodecOption) -> str:

@@ -29,6 +29,8 @@ SEGMENT_STORES = (".mov", ".mp4")
 # packets an MP4/QuickTime segment stores; their muxers do not convert by themselves.
 _ANNEXB = {"avi": {"h264": "h264_mp4toannexb", "hevc": "hevc_mp4toannexb"}}
 TRIAL_SIZE = 256  # above GPU encoders' minimum sizes
+# Trial encoders say nothing: x265 prints to stderr past FFmpeg's logging (settings given win).
+QUIET = {"libx265": {"x265-params": "log-level=none"}}
 # a few frames: one alone leaves some encoders' (x265's) first decode time unset
 TRIAL_FRAMES = 3
 
@@ -106,7 +108,7 @@ def _encode_one(codec: str, pix_fmt: str, options: dict[str, str], time_base: Fr
         ctx = stream.codec_context
         ctx.width = ctx.height = TRIAL_SIZE
         ctx.pix_fmt, ctx.time_base, stream.time_base = pix_fmt, time_base, time_base
-        ctx.options = {**options, **({"x265-params": "log-level=none"} if codec == "libx265" else {})}
+        ctx.options = {**QUIET.get(codec, {}), **options}
         step = max(1, round(1 / (25 * time_base)))
         for i in range(TRIAL_FRAMES):
             frame = av.VideoFrame(TRIAL_SIZE, TRIAL_SIZE, pix_fmt)
