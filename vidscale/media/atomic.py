@@ -39,8 +39,9 @@ def atomic_output(
     """
     target = Path(target)
     check_target(target, overwrite, inputs)
-    tmp = _reserve(target)
-    try:
+    tmp = temp_path_for(target)
+    try:  # from before the file exists: a Ctrl-C or SIGTERM just after it is made still removes it
+        _reserve(tmp, target)
         yield tmp
     except OSError as e:
         _remove_quietly(tmp)
@@ -150,15 +151,13 @@ def _clip_utf8(text: str, limit: int) -> str:
     return data.decode("utf-8", "ignore")
 
 
-def _reserve(target: Path) -> Path:
+def _reserve(tmp: Path, target: Path) -> None:
     """Create the empty temporary file: a read-only or missing folder fails here, before any work."""
-    tmp = temp_path_for(target)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as e:
         raise write_error(target, e) from None
     os.close(fd)
-    return tmp
 
 
 def remove_stale_temps(target: Path) -> None:
