@@ -111,11 +111,20 @@ def _encode_one(codec: str, pix_fmt: str, options: dict[str, str], time_base: Fr
         ctx.options = {**QUIET.get(codec, {}), **options}
         step = max(1, round(1 / (25 * time_base)))
         for i in range(TRIAL_FRAMES):
-            frame = av.VideoFrame(TRIAL_SIZE, TRIAL_SIZE, pix_fmt)
+            frame = _black(pix_fmt)
             frame.pts, frame.time_base = i * step, time_base
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
     return buffer.getvalue()
+
+
+def _black(pix_fmt: str) -> av.VideoFrame:
+    """A trial frame of zeros: a new frame's memory is whatever was there, and 10-bit x264
+    asserts (aborting the process) on samples above 1023."""
+    frame = av.VideoFrame(TRIAL_SIZE, TRIAL_SIZE, pix_fmt)
+    for plane in frame.planes:
+        plane.update(bytes(plane.buffer_size))
+    return frame
 
 
 def _remux(encoded: bytes, muxer: str) -> None:
