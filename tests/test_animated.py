@@ -18,15 +18,10 @@ import pytest
 
 import vidscale
 from vidscale.errors import UsageError, VidscaleError
-from vidscale.media.animated import (
-    AnimatedFrame,
-    AnimatedSink,
-    AnimatedSource,
-    GifQuantizer,
-    gif_quantize,
-    is_animated,
-    probe_animation,
-)
+from vidscale.media.animated.gif_palette import GifQuantizer, gif_quantize
+from vidscale.media.animated.header import is_animated, probe_animation
+from vidscale.media.animated.sink import AnimatedSink
+from vidscale.media.animated.source import AnimatedFrame, AnimatedSource
 from vidscale.media.frames import Frame
 
 Image = pytest.importorskip("PIL.Image")

@@ -35,7 +35,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("front", ("", "__main__", "cli", "api", "vs", "web", "web.*", "bench", "compare", "evaluate")),
 ]
 # Readers: what the compute layer never imports (it names frames through media.frames).
-READERS = ("media.source", "media.animated", "media.opener")
+READERS = ("media.source", "media.animated.source", "media.opener")
 # Imports up the order that are allowed: optional dependencies loaded on demand. None today.
 ALLOWED_UPWARD: set[tuple[str, str]] = set()
 

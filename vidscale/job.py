@@ -14,11 +14,12 @@ from vidscale.core.units import human_bytes
 from vidscale.encoding import fit_container, plan_encoder
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.media import hdr
-from vidscale.media.animated import AnimatedSink, AnimatedSource, wants_animation
+from vidscale.media.animated.sink import AnimatedSink
+from vidscale.media.animated.source import AnimatedSource
 from vidscale.media.atomic import atomic_output, making_folder, remove_stale_temps, require_parent
 from vidscale.media.containers import clock_for
 from vidscale.media.image import read_picture
-from vidscale.media.opener import open_source
+from vidscale.media.opener import open_source, wants_animation
 from vidscale.media.sinks import FolderSink, ImageFileSink, PatternSink, VideoSink, output_kind
 from vidscale.media.source import ImageSource, Source, VideoSource
 from vidscale.media.window import past_end

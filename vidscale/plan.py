@@ -23,7 +23,7 @@ from vidscale.core.units import duration, human_bytes
 from vidscale.encoding import plan_encoder
 from vidscale.engine.tiling import aligned_tile
 from vidscale.frame_cost import SIDE, centre_crop, frame_cost, warm_up
-from vidscale.media.animated import AnimatedSource
+from vidscale.media.animated.source import AnimatedSource
 from vidscale.media.frames import Frame
 from vidscale.media.source import ImageSource, Source, VideoSource
 from vidscale.upscaler import Upscaler

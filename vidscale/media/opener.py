@@ -7,7 +7,9 @@ from pathlib import Path
 
 from vidscale.core.limits import DEFAULT_LIMITS, PixelLimits
 from vidscale.errors import VidscaleError
-from vidscale.media.animated import AnimatedSource, is_animated
+from vidscale.media.animated.header import is_animated
+from vidscale.media.animated.sink import ANIMATED_ONLY_SUFFIXES, ANIMATED_SUFFIXES
+from vidscale.media.animated.source import AnimatedSource
 from vidscale.media.image import is_image_path
 from vidscale.media.sequence import folder_images, is_pattern, pattern_images
 from vidscale.media.source import ImageSource, Source, VideoSource
@@ -32,3 +34,13 @@ def open_source(spec: str, recursive: bool = False, fps: Fraction = Fraction(24)
     if is_image_path(path):
         return ImageSource([path], None, fps, limits)
     return VideoSource(path, limits)
+
+
+def wants_animation(source: object, suffix: str) -> bool:
+    """Whether an image output is written as an animation: .gif/.apng always
+    (a still is a one-frame clip), .png/.webp when the source is animated, and
+    .webp from a video (a short clip as an animated WebP, as .gif does)."""
+    suffix = suffix.lower()
+    animated_source = isinstance(source, AnimatedSource)
+    return (suffix in ANIMATED_ONLY_SUFFIXES or (animated_source and suffix in ANIMATED_SUFFIXES)
+            or (isinstance(source, VideoSource) and suffix == ".webp"))

@@ -20,7 +20,8 @@ from vidscale.core.settings import EncoderSettings
 from vidscale.encoding import VIDEO_SUFFIXES, has_alpha, plan_encoder
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.media import hdr, yuv
-from vidscale.media.animated import ANIMATED_ONLY_SUFFIXES, AnimatedSource
+from vidscale.media.animated.sink import ANIMATED_ONLY_SUFFIXES
+from vidscale.media.animated.source import AnimatedSource
 from vidscale.media.atomic import TMP_MARK, atomic_output, make_folder
 from vidscale.media.color import RgbConverter, for_rgb_source
 from vidscale.media.containers import clock_for, muxer_of, muxer_options, tag_for_apple
