@@ -364,7 +364,7 @@ def test_fingerprint_survives_its_json_round_trip(clip: Path, tmp_path: Path) ->
 
     settings = JobSettings(scale=2, model="bicubic", encoder=EncoderSettings(crf=0, fps=Fraction(30000, 1001),
                                                                              options={"tune": "film"}))
-    print_ = _fingerprint(clip, tmp_path / "o.mkv", settings, SegmentLength(), Upscaler("bicubic", "cpu"))
+    print_ = _fingerprint(clip, tmp_path / "o.mkv", settings, Upscaler("bicubic", "cpu"))
     assert json.loads(json.dumps(print_)) == print_
 
 
@@ -441,3 +441,63 @@ def test_a_job_from_before_a_setting_existed_resumes(clip: Path, straight: Path,
     assert result.returncode == 0, result.stderr
     assert "resuming: 2 of 5 segments (24 frames) already done" in result.stderr
     same_output(out, straight)
+
+
+def _before_split() -> dict:
+    """Settings away from their defaults, those that change no byte of a video among them."""
+    from vidscale.core.settings import EncoderSettings
+
+    encoder = EncoderSettings(crf=0, preset="veryfast", options={"tune": "film"}, fps=Fraction(30000, 1001))
+    return dict(model="bicubic", scale=2, segment=f"{KEYINT}f", tile=128, precision="fp32", device_color=False,
+                background=(0, 0, 0), batch=2, skip_repeats=False, quality=80, image_format=".png", workers=1,
+                encoder=encoder)
+
+
+# The fingerprint vidscale 2627bb4 (before JobSettings was split by purpose) wrote into job.json
+# for `_before_split()` on `clip`, less "source" and "version" (the clip's path and times, the package's).
+FINGERPRINT_BEFORE_SPLIT = {
+    "backend": "cpu", "background": [0, 0, 0], "denoise": None, "device": "cpu", "device_color": False,
+    "dry_run": False, "encoder": {"codec": None, "crf": 0, "fps": "30000/1001", "options": {"tune": "film"},
+                                  "pix_fmt": None, "preferred": [], "preset": "veryfast"},
+    "height": None, "max_frames": None, "model": "bicubic", "model_files": [], "output": ".mkv",
+    "precision": "fp32", "repeat_threshold": 0.0, "scale": 2, "segment": "12f", "start": None, "temporal": None,
+    "tile": 128, "width": None}
+
+
+def test_a_job_from_before_the_settings_split_resumes(clip: Path, straight: Path, tmp_path: Path) -> None:
+    """The same settings give the same fingerprint as before the split: a state folder whose
+    job.json that release wrote resumes, its finished segments reused."""
+    import json
+
+    out = tmp_path / "out.mkv"
+    interrupt_after(clip, out, 30, **_before_split())
+    job = state_dir_for(out) / "job.json"
+    saved = json.loads(job.read_text())
+    written = saved["fingerprint"]
+    assert {k: v for k, v in written.items() if k not in ("source", "version")} == FINGERPRINT_BEFORE_SPLIT
+    old = {**FINGERPRINT_BEFORE_SPLIT, "source": written["source"], "version": written["version"]}
+    job.write_text(json.dumps({"format": 1, "fingerprint": old, "plan": saved["plan"]}))
+    summary = run_job(str(clip), str(out), JobSettings(quiet=True, **_before_split()))
+    assert (summary.frames, summary.reused) == (60, 24)
+    same_output(out, straight)
+    assert not state_dir_for(out).exists()
+
+
+def test_a_segment_job_pickles_without_the_callbacks(clip: Path, tmp_path: Path) -> None:
+    """What a worker gets holds what to produce and how to run it; the caller's listener and
+    event (which do not pickle) stay with the caller."""
+    import pickle
+
+    from vidscale.media.source import VideoSource
+    from vidscale.segments.encode import SegmentJob
+
+    settings = JobSettings(on_progress=lambda done, total: None, cancel=threading.Event(), **_before_split())
+    source = VideoSource(clip)
+    try:
+        plan = plan_segments(clip, SegmentLength.parse(f"{KEYINT}f"))
+        job = SegmentJob.of(source, tmp_path / "out.mkv", settings, plan)
+    finally:
+        source.close()
+    copy = pickle.loads(pickle.dumps(job))
+    assert copy.settings == JobSettings(settings.product, execution=settings.execution)
+    assert (copy.settings.on_progress, copy.settings.cancel) == (None, None)

@@ -237,7 +237,7 @@ def test_the_fingerprint_holds_the_start_through_its_json_round_trip(clip: Path,
 
     def print_(start: str) -> dict:
         settings = JobSettings(scale=2, model="bicubic", start=parse_start(start))
-        return _fingerprint(clip, tmp_path / "o.mkv", settings, SegmentLength(), Upscaler("bicubic", "cpu"))
+        return _fingerprint(clip, tmp_path / "o.mkv", settings, Upscaler("bicubic", "cpu"))
 
     assert json.loads(json.dumps(print_("1:23.5"))) == print_("83.5s") != print_("83f")
 

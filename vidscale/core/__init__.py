@@ -2,5 +2,6 @@
 nothing else from vidscale, and every other module may import them.
 
 version (the package's), position (--start: a time or a frame), limits (pixels per input and
-output frame), settings (what a job is asked to do: `JobSettings`, `EncoderSettings`).
+output frame), settings (what a job is asked to do: `JobSettings` and its parts by purpose,
+`EncoderSettings`).
 """

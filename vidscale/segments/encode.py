@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from vidscale.core.settings import EncoderSettings, JobSettings
+from vidscale.core.settings import EncoderSettings, Execution, JobSettings, Product
 from vidscale.encoding import has_alpha, plan_encoder
 from vidscale.media.atomic import atomic_output
 from vidscale.media.containers import clock_for, muxer_of, segment_store
@@ -25,22 +25,27 @@ log = logging.getLogger("vidscale")
 @dataclass(frozen=True)
 class SegmentJob:
     """Everything a worker needs to run any segment of a job; picklable, so local worker
-    processes and Ray actors get the same description."""
+    processes and Ray actors get the same description. The settings' callbacks are not part of
+    it: they stay with the caller (and a video reads none of the `Pictures` settings)."""
 
     source: Path
     output: Path
-    settings: JobSettings
+    product: Product
+    execution: Execution
     plan: Plan
 
     suffix: str  # the segment files' container
+
+    @property
+    def settings(self) -> JobSettings:
+        return JobSettings(self.product, execution=self.execution)
 
     def segment_path(self, index: int) -> Path:
         return segment_file(state_dir_for(self.output), index, self.suffix)
 
     @classmethod
     def of(cls, source: VideoSource, output: Path, settings: JobSettings, plan: Plan) -> "SegmentJob":
-        # callbacks and events stay with the caller: they neither pickle nor change the output
-        return cls(source.path, output, replace(settings, on_progress=None, cancel=None), plan,
+        return cls(source.path, output, settings.product, settings.execution, plan,
                    segment_suffix(source, output.suffix.lower(), settings.encoder))
 
 
@@ -64,9 +69,9 @@ def make_upscaler(settings: JobSettings, device: str | None = None) -> Upscaler:
 
 def encode_segment(job: SegmentJob, segment: Segment, upscaler: Upscaler, progress: Progress) -> Record:
     """Write segment `segment` of `job` into its file (complete or not at all) and describe it."""
-    source = VideoSource(job.source, job.settings.limits)
+    settings = job.settings
+    source = VideoSource(job.source, settings.limits)
     try:
-        settings = job.settings
         if len(job.plan.segments) == 1 and segment.first_frame == 0:  # the clip from its first frame
             source.limit = settings.max_frames
             source.start = None if job.plan.scanned else settings.start  # unscanned: decoded up to it

@@ -15,7 +15,7 @@ from dataclasses import fields
 from fractions import Fraction
 from pathlib import Path
 
-from vidscale.core.settings import JobSettings
+from vidscale.core.settings import JobSettings, Product
 from vidscale.core.version import __version__
 from vidscale.encoding import plan_encoder
 from vidscale.errors import VidscaleError
@@ -32,10 +32,6 @@ from vidscale.segments.state import JobState, Record
 from vidscale.upscaler import Upscaler
 
 log = logging.getLogger("vidscale")
-# Settings that do not change the output: a resumed run may change them (--max-pixels refuses
-# frames; it changes none; skipping exact repeats changes no frame, --repeat-threshold may).
-_RUNTIME_ONLY = frozenset({"skip_repeats", "overwrite", "quiet", "on_progress", "cancel", "batch", "fresh", "workers", "ray",
-                           "recursive", "image_format", "quality", "limits"})
 
 
 def run_segmented(source: VideoSource, output: Path, upscaler: Upscaler, settings: JobSettings,
@@ -61,7 +57,7 @@ def _run(state: JobState, source: VideoSource, output: Path, upscaler: Upscaler,
          estimate: int | None) -> tuple[int, Progress, int]:
     length = SegmentLength.parse(settings.segment) if settings.segment else SegmentLength()
     warmup = _temporal_warmup() if settings.temporal_strength() is not None else 0
-    plan, dropped = state.start(_fingerprint(source.path, output, settings, length, upscaler),
+    plan, dropped = state.start(_fingerprint(source.path, output, settings, upscaler),
                                 lambda: plan_segments(source.path, length, settings.max_frames, warmup,
                                                       settings.start),
                                 settings.fresh, _setting_defaults())
@@ -173,23 +169,21 @@ def _default_workers(upscaler: Upscaler) -> int:
     return 1
 
 
-def _fingerprint(source: Path, output: Path, settings: JobSettings, length: SegmentLength,
-                 upscaler: Upscaler) -> dict:
-    """What the output depends on: the source file and every setting that changes a frame
-    (the backend and device as resolved, so "auto" and what it picks are the same)."""
+def _fingerprint(source: Path, output: Path, settings: JobSettings, upscaler: Upscaler) -> dict:
+    """What the output depends on: the source file and what to produce (`settings.product`,
+    whole; the backend and device as resolved, so "auto" and what it picks are the same)."""
     stat = source.stat()
-    values = {f.name: _plain(getattr(settings, f.name)) for f in fields(settings) if f.name not in _RUNTIME_ONLY}
+    values = _plain_fields(settings.product)
     values.update(backend=upscaler.backend, device=str(upscaler.device),
                   precision=None if settings.precision in (None, "auto") else settings.precision)
     return {"source": [str(source.resolve()), stat.st_size, stat.st_mtime_ns, _edges(source)],
-            "output": output.suffix.lower(), "segment": length.text(), "version": __version__,
+            "output": output.suffix.lower(), "version": __version__,
             "model_files": _model_files(settings.model), **values}
 
 
 def _setting_defaults() -> dict:
-    """Every fingerprinted setting at its default, as the fingerprint writes it."""
-    defaults = JobSettings()
-    return {f.name: _plain(getattr(defaults, f.name)) for f in fields(defaults) if f.name not in _RUNTIME_ONLY}
+    """What to produce at its defaults, as the fingerprint writes it."""
+    return _plain_fields(Product())
 
 
 def _edges(path: Path, size: int = 1 << 20) -> str:
@@ -207,10 +201,15 @@ def _model_files(model: str | None) -> list:
     return [[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files]
 
 
+def _plain_fields(value: object) -> dict:
+    """A dataclass's fields, JSON-ready."""
+    return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}  # type: ignore[arg-type]
+
+
 def _plain(value: object) -> object:
     """JSON-ready, for comparing with the saved fingerprint."""
     if hasattr(value, "__dataclass_fields__"):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}  # type: ignore[arg-type]
+        return _plain_fields(value)
     if isinstance(value, Fraction):
         return str(value)
     if isinstance(value, dict):
