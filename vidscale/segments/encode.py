@@ -14,7 +14,7 @@ from vidscale.media.sinks import VideoSink
 from vidscale.media.source import VideoSource
 from vidscale.passes import SizeRule, run_pass
 from vidscale.progress import Progress
-from vidscale.segments.plan import Plan, Segment
+from vidscale.segments.plan import Segment, SegmentPlan
 from vidscale.segments.state import Record, file_digest, save_record, segment_file, state_dir_for
 from vidscale.transfer import yuv_route
 from vidscale.upscaler import Upscaler
@@ -32,7 +32,7 @@ class SegmentJob:
     output: Path
     product: Product
     execution: Execution
-    plan: Plan
+    plan: SegmentPlan
 
     suffix: str  # the segment files' container
 
@@ -44,7 +44,7 @@ class SegmentJob:
         return segment_file(state_dir_for(self.output), index, self.suffix)
 
     @classmethod
-    def of(cls, source: VideoSource, output: Path, settings: JobSettings, plan: Plan) -> "SegmentJob":
+    def of(cls, source: VideoSource, output: Path, settings: JobSettings, plan: SegmentPlan) -> "SegmentJob":
         return cls(source.path, output, settings.product, settings.execution, plan,
                    segment_suffix(source, output.suffix.lower(), settings.encoder))
 

@@ -65,7 +65,9 @@ class Segment:
 
 
 @dataclass(frozen=True)
-class Plan:
+class SegmentPlan:
+    """The segments a clip is cut into; the state folder keeps it (job.json's "plan")."""
+
     segments: tuple[Segment, ...]
     frames: int
     scanned: bool = True  # False: one segment decoded from the clip's start (its pts unknown)
@@ -74,12 +76,12 @@ class Plan:
         return {"frames": self.frames, "segments": [asdict(s) for s in self.segments], "scanned": self.scanned}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Plan":
+    def from_json(cls, data: dict) -> "SegmentPlan":
         return cls(tuple(Segment(**s) for s in data["segments"]), int(data["frames"]), data.get("scanned", True))
 
 
 def plan_segments(path: Path, length: SegmentLength, limit: int | None = None, warmup: int = 0,
-                  start: Position | None = None) -> Plan:
+                  start: Position | None = None) -> SegmentPlan:
     """Cut the clip's main video stream at keyframes into segments of about `length`.
 
     With `start`, the plan covers the clip from the first frame it keeps (the first
@@ -117,10 +119,10 @@ def plan_segments(path: Path, length: SegmentLength, limit: int | None = None, w
         end = pts[last] if last < len(pts) else end_of_plan
         warm = pts[max(0, first - warmup)] if warmup and first else None
         segments.append(Segment(k, pts[first], end, first_kept + first, last - first, warm))
-    return Plan(tuple(segments), len(pts))
+    return SegmentPlan(tuple(segments), len(pts))
 
 
-def _whole(limit: int | None) -> Plan:
+def _whole(limit: int | None) -> SegmentPlan:
     """One segment: the clip as the decoder gives it (no seeking, no pts needed); a start
     is then reached by decoding."""
-    return Plan((Segment(0, 0, None, 0, limit or 0),), limit or 0, scanned=False)
+    return SegmentPlan((Segment(0, 0, None, 0, limit or 0),), limit or 0, scanned=False)

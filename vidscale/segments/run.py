@@ -27,7 +27,7 @@ from vidscale.media.window import Cut
 from vidscale.progress import Progress
 from vidscale.segments.assemble import assemble
 from vidscale.segments.encode import SegmentJob, encode_segment
-from vidscale.segments.plan import Plan, Segment, SegmentLength, plan_segments
+from vidscale.segments.plan import Segment, SegmentLength, SegmentPlan, plan_segments
 from vidscale.segments.state import JobState, Record
 from vidscale.upscaler import Upscaler
 
@@ -81,7 +81,7 @@ def _run(state: JobState, source: VideoSource, output: Path, upscaler: Upscaler,
     return sum(r.frames for r in done.values()), progress, sum(r.repeats for r in done.values())
 
 
-def _cut(plan: Plan, done: dict[int, Record], info: VideoInfo, settings: JobSettings) -> Cut | None:
+def _cut(plan: SegmentPlan, done: dict[int, Record], info: VideoInfo, settings: JobSettings) -> Cut | None:
     """What of the other streams goes with the video: from the first frame written (with
     --start) to the end of the plan (where --frames ends it)."""
     first, last = done[min(done)], done[max(done)]
@@ -138,7 +138,7 @@ def _finished(state: JobState, job: SegmentJob) -> dict[int, Record]:
     return done
 
 
-def _remaining(plan: Plan, todo: list[Segment], estimate: int | None) -> int | None:
+def _remaining(plan: SegmentPlan, todo: list[Segment], estimate: int | None) -> int | None:
     if len(plan.segments) == 1:
         return estimate if todo else 0
     return sum(s.frames for s in todo)

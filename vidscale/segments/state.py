@@ -24,7 +24,7 @@ from pathlib import Path
 
 from vidscale.errors import VidscaleError
 from vidscale.media.atomic import TMP_MARK, try_lock, write_error
-from vidscale.segments.plan import Plan
+from vidscale.segments.plan import SegmentPlan
 
 STATE_SUFFIX = ".vidscale-job"
 _FORMAT = 1  # bump when the folder's layout changes
@@ -95,8 +95,8 @@ class JobState:
             os.close(self._lock)
             self._lock = None
 
-    def start(self, fingerprint: dict, plan_of: Callable[[], Plan], fresh: bool,
-              defaults: dict | None = None) -> tuple[Plan, str | None]:
+    def start(self, fingerprint: dict, plan_of: Callable[[], SegmentPlan], fresh: bool,
+              defaults: dict | None = None) -> tuple[SegmentPlan, str | None]:
         """The job's plan: the saved one when the fingerprint matches, else a new one (the old
         segments deleted). Also says why an earlier state was dropped, if it was. A setting
         missing from the saved fingerprint counts as its value in `defaults`: a run from an
@@ -105,7 +105,7 @@ class JobState:
         reason = None
         old = with_defaults(saved.get("fingerprint", {}), defaults or {}) if saved is not None else None
         if saved is not None and saved.get("format") == _FORMAT and old == fingerprint and not fresh:
-            return Plan.from_json(saved["plan"]), None
+            return SegmentPlan.from_json(saved["plan"]), None
         if saved is not None:
             reason = "--fresh" if fresh else _what_changed(old or {}, fingerprint)
         try:
