@@ -8,6 +8,7 @@ import spandrel
 import torch
 
 from vidscale.cli import main
+from vidscale.engine import cpu_features
 from vidscale.engine.torch_engine import TorchEngine, pick_dtype
 from vidscale.errors import ModelError, UsageError
 from vidscale.models import zoo
@@ -29,10 +30,11 @@ def test_the_cpu_computes_in_fp32(span: spandrel.ImageModelDescriptor) -> None:
     assert TorchEngine(span, CPU).graphs is None  # graphs are a CUDA feature
 
 
-@pytest.mark.parametrize("precision", ["fp16", "bf16"])
-def test_half_precision_on_the_cpu_is_refused_not_ignored(span: spandrel.ImageModelDescriptor,
-                                                          precision: str) -> None:
-    with pytest.raises(UsageError, match="needs a CUDA GPU"):
+@pytest.mark.parametrize("precision,why", [("fp16", "needs a CUDA GPU"), ("bf16", "needs native bf16")])
+def test_half_precision_on_the_cpu_is_refused_not_ignored(span: spandrel.ImageModelDescriptor, precision: str,
+                                                          why: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cpu_features, "cpu_flags", lambda: frozenset({"avx2"}))  # bf16 only where native
+    with pytest.raises(UsageError, match=why):
         pick_dtype(span, CPU, precision)
 
 

@@ -14,8 +14,10 @@ from typing import Protocol
 import spandrel
 import torch
 
+from vidscale.engine.cpu_features import cpu_precision
 from vidscale.engine.device import pick_device
 from vidscale.engine.onnx_engine import OnnxEngine, check_file_backend
+from vidscale.engine.openvino_builtin import builtin_engine, openvino_ready
 from vidscale.engine.torch_engine import TorchEngine
 from vidscale.errors import UsageError
 from vidscale.models import zoo
@@ -80,6 +82,8 @@ def make_engine(model: zoo.ModelInfo | spandrel.ImageModelDescriptor, backend: s
         check_file_backend(backend, precision, model.name)
         return OnnxEngine.for_file(model.path, tile=tile, overlap=overlap)  # type: ignore[arg-type]
     desc = model if isinstance(model, spandrel.ImageModelDescriptor) else _load(model)
+    if backend == "cpu":
+        return _cpu_engine(model, desc, precision, tile, overlap, onnx)
     if backend != "tensorrt":
         return TorchEngine(desc, device, precision=precision, tile=tile, overlap=overlap)
     from vidscale.engine import cache
@@ -91,6 +95,17 @@ def make_engine(model: zoo.ModelInfo | spandrel.ImageModelDescriptor, backend: s
         name, digest = "model", cache.state_dict_sha256(desc.model.state_dict())
     return TensorRTEngine(desc, device, precision=precision, tile=tile, overlap=overlap,
                           model_name=name, model_sha256=digest)
+
+
+def _cpu_engine(model: zoo.ModelInfo | spandrel.ImageModelDescriptor, desc: spandrel.ImageModelDescriptor,
+                precision: str | None, tile: int | None, overlap: int | None, openvino: bool) -> Engine:
+    """A built-in in its measured CPU precision (bf16 where native and kept: on OpenVINO where
+    installed, else PyTorch); anything else in PyTorch, fp32 unless bf16 was asked for."""
+    measured = model.cpu_precision if isinstance(model, zoo.ModelInfo) else "fp32"
+    chosen = cpu_precision(precision, measured)
+    if chosen == "bf16" and openvino and isinstance(model, zoo.ModelInfo) and openvino_ready():
+        return builtin_engine(model, desc, tile, overlap)
+    return TorchEngine(desc, torch.device("cpu"), precision=chosen, tile=tile, overlap=overlap)
 
 
 def _load(info: zoo.ModelInfo) -> spandrel.ImageModelDescriptor:

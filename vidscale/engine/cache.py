@@ -1,4 +1,4 @@
-"""Compiled artifacts (TensorRT plans, timing caches) under the user cache dir.
+"""Compiled artifacts (TensorRT plans, timing caches, ONNX exports for OpenVINO) under the user cache dir.
 
 A plan is valid only for the exact weights, shape profile, precision, GPU
 and library versions it was built with, so all of them go into its key; the
@@ -97,8 +97,17 @@ def timing_key(gpu_name: str, tensorrt_version: str) -> CacheKey:
                     tensorrt=tensorrt_version)
 
 
+def export_key(model_name: str, model_sha256: str, opset: int) -> CacheKey:
+    """The key of a built-in's ONNX export (what OpenVINO compiles on the CPU)."""
+    return make_key("onnx", model_name, model_sha256=model_sha256, opset=opset,
+                    torch=torch.__version__, vidscale=__version__)
+
+
+_FOLDERS = {"onnx": "onnx"}  # TensorRT's plans and timing caches: "tensorrt"
+
+
 def path_for(key: CacheKey) -> Path:
-    return cache_dir() / "tensorrt" / key.filename
+    return cache_dir() / _FOLDERS.get(key.kind, "tensorrt") / key.filename
 
 
 def load(key: CacheKey) -> bytes | None:

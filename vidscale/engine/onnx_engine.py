@@ -2,9 +2,10 @@
 
 `models/onnx_file.py` checks and probes the file and opens the session; the
 engine takes and returns what `TorchEngine` does (NCHW float32 RGB in [0, 1]),
-padding and tiling the same way. Built-in networks stay on PyTorch: OpenVINO was
-at most 1.14x as fast as PyTorch's own best layout for them at a 640x480 frame,
-onnxruntime slower (`benchmarks/cpu_runtimes.py`, results in benchmarks/results/).
+padding and tiling the same way. Built-in networks run here too where the CPU
+computes them in bf16 (`engine/openvino_builtin.py`); in float32 they stay on
+PyTorch: OpenVINO was at most 1.14x as fast as PyTorch's own best layout for them
+at a 640x480 frame, onnxruntime slower (`benchmarks/cpu_runtimes.py`).
 
 Both runtimes are optional extras (`pip install 'vidscale[openvino]'`, about
 260 MB with onnxruntime as the fallback; `vidscale[cpu]`, onnxruntime alone,
@@ -38,9 +39,12 @@ class OnnxEngine:
     """One ONNX graph in a CPU session (OpenVINO's or onnxruntime's), tiled like the other engines."""
 
     def __init__(self, model: OnnxModel, requirements: spandrel.SizeRequirements, bytes_per_px: int,
-                 overlap: int, tile: int | None = None, threads: int | None = None):
+                 overlap: int, tile: int | None = None, threads: int | None = None,
+                 precision: str = "fp32", align: int | None = None):
         keep_freed_memory()  # the conversions around the network reuse one frame's pages for the next
-        self.session = session(model, threads or torch.get_num_threads())
+        self.session = session(model, threads or torch.get_num_threads(), precision=precision)
+        self._bf16 = precision == "bf16" and self.runtime == "openvino"
+        self.align = align  # where tiles start; None: on the size multiple the graph needs
         self.model = model if model.scale else probe(model, self.session)
         self.scale: int = self.model.scale
         self.device = torch.device("cpu")
@@ -66,6 +70,8 @@ class OnnxEngine:
 
     @property
     def precision(self) -> str:
+        if self._bf16:
+            return "bf16"
         return "fp16" if self.model.input_dtype == np.float16 else "fp32"
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -73,7 +79,7 @@ class OnnxEngine:
         tile = self.fixed_tile or self.auto_tile(n, h, w)
         # tiles start on the size multiple the graph needs (a UNet's strides); a window inside
         # an ONNX graph cannot be read, so a windowed graph's tiles are off its grid
-        grid = max(self.requirements.multiple_of, 1)
+        grid = self.align or max(self.requirements.multiple_of, 1)
         return run_tiled(self._infer, x, self.scale, tile, self.overlap, grid)
 
     def auto_tile(self, batch: int, height: int, width: int) -> int:

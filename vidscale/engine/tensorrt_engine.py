@@ -39,7 +39,7 @@ from vidscale.engine.torch_engine import (
     DEFAULT_OVERLAP,
     MIN_TILE,
     OVERLAP_BY_ARCH,
-    _activation_bytes_per_pixel,
+    activation_bytes_per_pixel,
     _memory_budget,
     _pad_to_requirements,
     _padded_size,
@@ -148,7 +148,7 @@ class TensorRTEngine:
         self.fixed_tile = tile
         self.overlap = overlap or OVERLAP_BY_ARCH.get(desc.architecture.id, DEFAULT_OVERLAP)
         self.align = tile_grid(desc)  # tiles start on the network's window grid
-        self._bytes_per_px = _activation_bytes_per_pixel(desc.model, self.scale, torch.float16)
+        self._bytes_per_px = activation_bytes_per_pixel(desc.model, self.scale, torch.float16)
         self._logger = self.trt.Logger(self.trt.Logger.WARNING)
         self._runtime = self.trt.Runtime(self._logger)  # must outlive the engines it loads
         self._profile: ShapeProfile | None = None

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from vidscale.engine import se_sync
+from vidscale.engine.cpu_features import cpu_precision
 from vidscale.engine.cpu_memory import keep_freed_memory
 from vidscale.engine.graphs import GraphCache
 from vidscale.engine.layer_watch import LayerWatch
@@ -92,7 +93,7 @@ class TorchEngine:
         self.requirements = desc.size_requirements
         self.fixed_tile = tile
         self.overlap = overlap or OVERLAP_BY_ARCH.get(desc.architecture.id, DEFAULT_OVERLAP)
-        self._bytes_per_px = _activation_bytes_per_pixel(self.model, self.scale, self.dtype,
+        self._bytes_per_px = activation_bytes_per_pixel(self.model, self.scale, self.dtype,
                                                          desc.architecture.id)
         self._tiles: dict[tuple[int, int, int], int] = {}  # free memory is asked once per shape
         self._uses: Counter[tuple[int, ...]] = Counter()  # network input shapes seen
@@ -181,23 +182,25 @@ def fitting_tile(bytes_per_px: float, device: torch.device, batch: int, height: 
 
 def pick_dtype(desc: spandrel.ImageModelDescriptor, device: torch.device,
                precision: str | None) -> torch.dtype:
-    """The compute type: fp16 on CUDA unless the model cannot take it; fp32 on the CPU.
+    """The compute type: fp16 on CUDA unless the model cannot take it; on the CPU fp32, or bf16
+    where asked for and native (`cpu_features.cpu_precision`; a built-in's `auto` is decided
+    before, in `backend.make_engine`).
 
     An explicit fp16/bf16 the model or device cannot do is an error, not a silent fp32.
     """
     wanted = (precision or "auto").lower()
     if wanted not in PRECISIONS:
         raise UsageError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
-    if wanted == "fp32" or (wanted == "auto" and device.type != "cuda"):
+    if device.type != "cuda":
+        wanted = cpu_precision(wanted)
+    if wanted == "fp32":
         return torch.float32
     if wanted == "auto":
         return torch.float16 if desc.supports_half else torch.float32
-    if device.type != "cuda":
-        raise UsageError(f"--precision {wanted} needs a CUDA GPU (the CPU runs fp32)")
     supported = desc.supports_half if wanted == "fp16" else desc.supports_bfloat16
     if not supported:
         raise ModelError(f"{desc.architecture.name} does not support {wanted}")
-    if wanted == "bf16" and not torch.cuda.is_bf16_supported():
+    if wanted == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise UsageError(f"--precision bf16: {torch.cuda.get_device_name(device)} has no bf16")
     return _HALF[wanted]
 
@@ -224,7 +227,7 @@ def _padded_size(h: int, w: int, req: spandrel.SizeRequirements) -> tuple[int, i
     return th, tw
 
 
-def _activation_bytes_per_pixel(model: torch.nn.Module, scale: int, dtype: torch.dtype,
+def activation_bytes_per_pixel(model: torch.nn.Module, scale: int, dtype: torch.dtype,
                                 arch: str | None = None) -> int:
     """A deliberately generous estimate of peak activation bytes per input pixel:
     measured for the architectures in MEASURED_BYTES_PER_PX, else a few feature

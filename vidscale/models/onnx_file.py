@@ -102,12 +102,13 @@ def openvino_installed() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
-def session(model: OnnxModel, threads: int, runtime: str = "auto") -> Any:
+def session(model: OnnxModel, threads: int, runtime: str = "auto", precision: str = "fp32") -> Any:
     """A CPU session for the graph with onnxruntime's `run(None, feeds)`: OpenVINO's where it is
-    installed and takes the graph (`runtime` "auto"), else onnxruntime's."""
+    installed and takes the graph (`runtime` "auto"), else onnxruntime's. `precision` "bf16" has
+    OpenVINO compute float32 graphs in bf16 (the caller checks the CPU has it)."""
     if runtime in ("auto", "openvino") and openvino_installed():
         try:
-            return OpenVinoSession(model, threads)
+            return OpenVinoSession(model, threads, precision)
         except ModelError as exc:
             if runtime == "openvino" or importlib.util.find_spec("onnxruntime") is None:
                 raise
@@ -120,15 +121,16 @@ class OpenVinoSession:
 
     runtime = "openvino"
 
-    def __init__(self, model: OnnxModel, threads: int):
+    def __init__(self, model: OnnxModel, threads: int, precision: str = "fp32"):
         import openvino as ov
         from openvino import properties
         from openvino.properties import hint, intel_cpu
 
         config = {
             properties.inference_num_threads(): threads,
-            # its default on CPUs with bf16 is bf16, which moved the RRDB's output by 31/255
-            hint.inference_precision(): ov.Type.f32,
+            # Always said: its default on CPUs with bf16 is bf16, which moved the RRDB's output
+            # by 31/255; vidscale takes bf16 only for the built-ins measured to keep the picture.
+            hint.inference_precision(): ov.Type.bf16 if precision == "bf16" else ov.Type.f32,
             hint.enable_cpu_pinning(): False,  # PyTorch's threads share these cores (resizes, chains)
             intel_cpu.denormals_optimization(): True,  # flushed to zero, as TorchEngine does
         }

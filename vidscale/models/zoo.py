@@ -58,6 +58,7 @@ class ModelInfo:
     family: str | None = None  # built-ins that differ only by scale and denoise level
     denoise: str | None = None  # "none", "conservative", "1", "2" or "3" within a family
     use: str | None = None  # "photo", "anime" or "clean": what it is for
+    cpu_precision: str = "fp32"  # what `--precision auto` computes in on a CPU with native bf16
 
     @property
     def is_network(self) -> bool:
@@ -90,6 +91,7 @@ def builtins() -> dict[str, ModelInfo]:
             scale=int(m["scale"]), params=m.get("params"), license=m["license"],
             source=m.get("upstream"), description=m.get("description", ""),
             family=m.get("family"), denoise=m.get("denoise"), use=m.get("use"),
+            cpu_precision=m.get("cpu_precision", "fp32"),
         )
         for m in manifest["models"]
     }
