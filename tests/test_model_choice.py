@@ -72,9 +72,9 @@ def test_default_is_a_real_world_model_for_photos_and_video(purpose: str) -> Non
     main_model = zoo.builtins()[zoo.DEFAULT_MODEL[purpose]]
     assert main_model.use == "photo"  # trained on real-world damage, not clean bicubic
     for factor in (1.5, 2, 3, 4):
-        assert names(up.plan(factor)) == [main_model.name]
+        assert names(up.networks_for(factor)) == [main_model.name]
     # above its own x4, the clean x2 finishes on its already clean output
-    assert names(up.plan(8)) == [main_model.name, zoo.FINISHER]
+    assert names(up.networks_for(8)) == [main_model.name, zoo.FINISHER]
 
 
 def test_default_photo_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -110,23 +110,23 @@ def test_explicit_scale_still_wins_over_the_native_one(tmp_path: Path,
 # --- --denoise ------------------------------------------------------------------
 
 def test_denoise_picks_the_variant_of_a_family() -> None:
-    assert names(Upscaler("realcugan", "cpu").plan(2)) == ["realcugan-x2-conservative"]
-    assert names(Upscaler("realcugan", "cpu", denoise="3").plan(2)) == ["realcugan-x2-denoise3x"]
-    assert names(Upscaler("realcugan", "cpu", denoise="none").plan(3)) == ["realcugan-x3-no-denoise"]
-    assert names(Upscaler("realcugan", "cpu", denoise="1").plan(1.5)) == ["realcugan-x2-denoise1x"]
-    assert names(Upscaler("realcugan", "cpu", denoise="conservative").plan(4)) == \
+    assert names(Upscaler("realcugan", "cpu").networks_for(2)) == ["realcugan-x2-conservative"]
+    assert names(Upscaler("realcugan", "cpu", denoise="3").networks_for(2)) == ["realcugan-x2-denoise3x"]
+    assert names(Upscaler("realcugan", "cpu", denoise="none").networks_for(3)) == ["realcugan-x3-no-denoise"]
+    assert names(Upscaler("realcugan", "cpu", denoise="1").networks_for(1.5)) == ["realcugan-x2-denoise1x"]
+    assert names(Upscaler("realcugan", "cpu", denoise="conservative").networks_for(4)) == \
         ["realcugan-x4-conservative"]
-    assert names(Upscaler("realcugan-pro", "cpu", denoise="3").plan(3)) == ["realcugan-pro-x3-denoise3x"]
+    assert names(Upscaler("realcugan-pro", "cpu", denoise="3").networks_for(3)) == ["realcugan-pro-x3-denoise3x"]
     # a named variant keeps its scale and takes the asked level
-    assert names(Upscaler("realcugan-x2-no-denoise", "cpu", denoise="2").plan(2)) == \
+    assert names(Upscaler("realcugan-x2-no-denoise", "cpu", denoise="2").networks_for(2)) == \
         ["realcugan-x2-denoise2x"]
-    assert names(Upscaler("realcugan-x2-denoise1x", "cpu").plan(4)) == ["realcugan-x2-denoise1x"] * 2
+    assert names(Upscaler("realcugan-x2-denoise1x", "cpu").networks_for(4)) == ["realcugan-x2-denoise1x"] * 2
 
 
 def test_denoise_level_missing_at_a_scale_names_the_ones_there() -> None:
     up = Upscaler("realcugan", "cpu", denoise="2")
     with pytest.raises(UsageError, match="realcugan x3 has the levels") as info:
-        up.plan(3)
+        up.networks_for(3)
     assert "conservative" in str(info.value) and "none" in str(info.value)
 
 
@@ -164,9 +164,9 @@ def test_denoise_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 # --- chains and tuple outputs ---------------------------------------------------
 
 def test_chain_plans_in_order_and_repeats_the_last_upscaler() -> None:
-    assert names(Upscaler("span-x2+span-x4", "cpu").plan(8)) == ["span-x2", "span-x4"]
-    assert names(Upscaler("span-x4+span-x2", "cpu").plan(16 / 2)) == ["span-x4", "span-x2"]
-    assert names(Upscaler("span-x2+span-x2", "cpu").plan(8)) == ["span-x2"] * 3
+    assert names(Upscaler("span-x2+span-x4", "cpu").networks_for(8)) == ["span-x2", "span-x4"]
+    assert names(Upscaler("span-x4+span-x2", "cpu").networks_for(16 / 2)) == ["span-x4", "span-x2"]
+    assert names(Upscaler("span-x2+span-x2", "cpu").networks_for(8)) == ["span-x2"] * 3
     assert Upscaler("span-x2+span-x4", "cpu").native_scale() == 8
 
 
@@ -201,7 +201,7 @@ def test_tuple_output_network_runs() -> None:
 def test_chain_of_a_1x_cleanup_model_and_an_upscaler(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                      fbcnn_file: Path) -> None:
     up = Upscaler(f"{fbcnn_file}+span-x2", "cpu")
-    assert names(up.plan(2)) == ["fbcnn.safetensors", "span-x2"]
+    assert names(up.networks_for(2)) == ["fbcnn.safetensors", "span-x2"]
     assert up.native_scale() == 2
     src = small_photo(tmp_path / "in.png")
     out = tmp_path / "out.png"
@@ -215,8 +215,8 @@ def test_chain_of_a_1x_cleanup_model_and_an_upscaler(tmp_path: Path, capsys: pyt
 
 
 def test_a_family_without_denoise_levels_picks_by_scale_and_refuses_denoise() -> None:
-    assert names(Upscaler("span", "cpu").plan(2)) == ["span-x2"]
-    assert names(Upscaler("span", "cpu").plan(3)) == ["span-x4"]
+    assert names(Upscaler("span", "cpu").networks_for(2)) == ["span-x2"]
+    assert names(Upscaler("span", "cpu").networks_for(3)) == ["span-x4"]
     with pytest.raises(UsageError, match="span has no denoise variants"):
         Upscaler("span", "cpu", denoise="1")
 

@@ -1,4 +1,4 @@
-"""Output sizes and the plan of network passes for a scale."""
+"""Output sizes and the networks that run for a scale."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from vidscale.errors import UsageError
 from vidscale.models import zoo
-from vidscale.scale import output_size, passes_needed
+from vidscale.scale import output_size, runs_needed
 from vidscale.upscaler import Upscaler
 
 
@@ -32,21 +32,21 @@ def test_width_that_implies_an_impossible_scale() -> None:
         output_size(100, 100, scale=2, out_width=200)
 
 
-def test_passes_needed() -> None:
-    assert passes_needed(2, 2) == 1
-    assert passes_needed(1.3, 4) == 1
-    assert passes_needed(4, 2) == 2
-    assert passes_needed(8, 2) == 3
-    assert passes_needed(6, 4) == 2
+def test_runs_needed() -> None:
+    assert runs_needed(2, 2) == 1
+    assert runs_needed(1.3, 4) == 1
+    assert runs_needed(4, 2) == 2
+    assert runs_needed(8, 2) == 3
+    assert runs_needed(6, 4) == 2
 
 
 def names(chain: list[zoo.ModelInfo]) -> list[str]:
     return [m.name for m in chain]
 
 
-def test_named_model_runs_as_many_passes_as_needed() -> None:
+def test_named_model_runs_as_often_as_needed() -> None:
     up = Upscaler("span-x2", "cpu")
-    assert names(up.plan(2)) == ["span-x2"]
-    assert names(up.plan(3)) == ["span-x2", "span-x2"]
-    assert names(up.plan(8)) == ["span-x2"] * 3
-    assert Upscaler("lanczos", "cpu").plan(3) == []  # a resizer needs no network
+    assert names(up.networks_for(2)) == ["span-x2"]
+    assert names(up.networks_for(3)) == ["span-x2", "span-x2"]
+    assert names(up.networks_for(8)) == ["span-x2"] * 3
+    assert Upscaler("lanczos", "cpu").networks_for(3) == []  # a resizer needs no network

@@ -85,7 +85,7 @@ def count_work(upscaler: Upscaler, shape: tuple[int, int], size: tuple[int, int]
     h, w = shape
     x = torch.zeros((), device=upscaler.device).expand(1, 3, h, w)  # takes no memory
     with metering(h, run=False) as meter:
-        for info in upscaler.plan(max(size[0] / h, size[1] / w)):  # as `Upscaler.upscale` runs them
+        for info in upscaler.networks_for(max(size[0] / h, size[1] / w)):  # as `Upscaler.upscale` runs them
             x = upscaler.engine(info)(x)
     return meter
 

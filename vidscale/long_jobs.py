@@ -41,10 +41,10 @@ def notice(upscaler: Upscaler, shape: tuple[int, int], size: tuple[int, int], fr
     total = each * frames
     if total < LONG:
         return None
-    passes = upscaler.plan(max(size[0] / shape[0], size[1] / shape[1]))
-    spans_only = all(m.name.startswith("span") for m in passes)  # already what the fast presets run
+    networks = upscaler.networks_for(max(size[0] / shape[0], size[1] / shape[1]))
+    spans_only = all(m.name.startswith("span") for m in networks)  # already what the fast presets run
     faster = "" if spans_only else "--preset fast, or --preset clean for clean sources (SPAN), or "
-    models = "+".join(m.name for m in passes)
+    models = "+".join(m.name for m in networks)
     per = f", about {duration(each)} a {unit} for {frames} {unit}s" if frames > 1 else ""
     return (f"this job takes about {duration(total)} on the CPU ({models}{per});\n"
             f"faster: {faster}a machine with a CUDA GPU; --dry-run estimates without starting")

@@ -81,7 +81,7 @@ def _start(source: Source, settings: JobSettings) -> list[tuple[str, str]]:
 def _models(upscaler: Upscaler, factor: float, size: tuple[int, int]) -> str:
     if upscaler.resizer:
         return f"{upscaler.resizer} resize to {size[0]}x{size[1]} (no network)"
-    passes = upscaler.plan(factor)
+    passes = upscaler.networks_for(factor)
     reached = float(np.prod([upscaler.engine(m).scale for m in passes]))
     chain = " -> ".join(f"{m.name} (x{upscaler.engine(m).scale})" for m in passes)
     text = f"{chain}: {len(passes)} pass{'es' * (len(passes) != 1)}"
@@ -91,7 +91,7 @@ def _models(upscaler: Upscaler, factor: float, size: tuple[int, int]) -> str:
 
 
 def _engine(upscaler: Upscaler, factor: float, settings: JobSettings, first: tuple[int, int]) -> str:
-    passes = upscaler.plan(factor)
+    passes = upscaler.networks_for(factor)
     engine = upscaler.engine(passes[0]) if passes else None
     runtime = getattr(engine, "runtime", None)  # an ONNX file's: OpenVINO or onnxruntime
     text = f"backend {upscaler.backend}{f' ({runtime})' if runtime else ''}, device {upscaler.device}"

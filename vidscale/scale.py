@@ -1,4 +1,4 @@
-"""Output size and the chain of network passes that reaches it."""
+"""Output size, and how many runs of a network reach it."""
 
 from __future__ import annotations
 
@@ -39,8 +39,8 @@ def check_scale(scale: float) -> None:
         raise UsageError(f"scale {scale:g} is impossible: it must be between 1 and 8")
 
 
-def passes_needed(scale: float, model_scale: int) -> int:
-    """How many passes of a `model_scale` network reach at least `scale`."""
+def runs_needed(scale: float, model_scale: int) -> int:
+    """How many runs of a `model_scale` network, one on the other's output, reach at least `scale`."""
     if model_scale <= 1:
         return 1
     return max(1, math.ceil(math.log(scale, model_scale) - 1e-9))

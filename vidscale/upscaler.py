@@ -1,7 +1,7 @@
-"""The upscaler: a chain of network passes, then an exact-size resize.
+"""The upscaler: a chain of networks (each run as often as needed), then an exact-size resize.
 
-A job asks for an output size; the chain is planned from the factor between
-input and output (`scale.passes_needed`, `zoo.default_chain`), each network
+A job asks for an output size; the networks that run follow from the factor between
+input and output (`scale.runs_needed`, `zoo.default_chain`), each network
 runs in an engine (PyTorch, or TensorRT: `engine.backend`), and an antialiased bicubic step trims any surplus
 (e.g. x3 from an x4 network).
 """
@@ -22,7 +22,7 @@ from vidscale.models import zoo
 from vidscale.models.loading import file_scale
 from vidscale.models.onnx_file import is_onnx
 from vidscale.resample import resize
-from vidscale.scale import passes_needed
+from vidscale.scale import runs_needed
 from vidscale.transfer import RgbTransfer
 
 
@@ -85,7 +85,7 @@ class Upscaler:
             return file_scale(info.path, self._scale(info))
         return self._scale(info)
 
-    def plan(self, factor: float) -> list[zoo.ModelInfo]:
+    def networks_for(self, factor: float) -> list[zoo.ModelInfo]:
         """The networks that run, in order, for an overall `factor`.
 
         A chain runs once in order; if it falls short, its last upscaling model
@@ -95,24 +95,24 @@ class Upscaler:
             return zoo.default_chain(factor, self.purpose)
         if self.resizer:
             return []
-        passes: list[zoo.ModelInfo] = []
+        networks: list[zoo.ModelInfo] = []
         reached = 1.0
         for i, info in enumerate(self.chain):
             last_upscaler = not any(self._scale(m) > 1 for m in self.chain[i + 1:])
-            step = self._passes(info, factor / reached if last_upscaler else 1.0)
-            passes += step
+            step = self._runs_of(info, factor / reached if last_upscaler else 1.0)
+            networks += step
             for p in step:
                 reached *= self._scale(p)
-        return passes
+        return networks
 
     def label(self, factor: float) -> str:
         """What runs for `factor`, for tables and captions: e.g. "span-x2+span-x4" or "lanczos"."""
-        return self.resizer or "+".join(m.name for m in self.plan(factor))
+        return self.resizer or "+".join(m.name for m in self.networks_for(factor))
 
-    def _passes(self, info: zoo.ModelInfo, factor: float) -> list[zoo.ModelInfo]:
+    def _runs_of(self, info: zoo.ModelInfo, factor: float) -> list[zoo.ModelInfo]:
         if info.family:
             return zoo.pick_variant(info, factor, self.denoise)
-        return [info] * passes_needed(factor, self._scale(info))
+        return [info] * runs_needed(factor, self._scale(info))
 
     def _scale(self, info: zoo.ModelInfo) -> int:
         if info.kind == "family":
@@ -124,9 +124,9 @@ class Upscaler:
         """NCHW float RGB in [0, 1] -> the same at exactly `size` (height, width)."""
         given = x = x.to(self.device, torch.float32)
         factor = max(size[0] / x.shape[-2], size[1] / x.shape[-1])
-        passes = self.plan(factor)
-        for i, info in enumerate(passes):
-            with part(i, len(passes)):  # each network its share of a watcher's progress
+        networks = self.networks_for(factor)
+        for i, info in enumerate(networks):
+            with part(i, len(networks)):  # each network its share of a watcher's progress
                 x = self._engine(info)(x)
         x = resize(x, size, self.resizer or "bicubic")
         return x.clamp(0, 1) if x is given else x.clamp_(0, 1)  # the caller's tensor stays as it was

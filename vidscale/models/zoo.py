@@ -17,7 +17,7 @@ from pathlib import Path
 from vidscale.errors import ModelError, UsageError
 from vidscale.models.loading import MODEL_SUFFIXES
 from vidscale.models.onnx_file import ONNX_SUFFIX
-from vidscale.scale import passes_needed
+from vidscale.scale import runs_needed
 
 CLASSIC = {
     "bicubic": "classic bicubic resize (no network), any scale",
@@ -195,7 +195,7 @@ def models_with_denoise() -> str:
 
 
 def pick_variant(info: ModelInfo, factor: float, denoise: str | None) -> list[ModelInfo]:
-    """The passes of `info`'s family for `factor` at a denoise level.
+    """The networks of `info`'s family that run for `factor` at a denoise level.
 
     A family name picks the smallest native scale at or above the factor (the
     largest, repeated, above it); a named variant keeps its scale. The level
@@ -212,10 +212,10 @@ def pick_variant(info: ModelInfo, factor: float, denoise: str | None) -> list[Mo
         scale = next((s for s in scales if s >= factor - 1e-9), scales[-1])
     else:
         scale = info.scale  # type: ignore[assignment]
-    passes = passes_needed(factor, scale)
+    runs = runs_needed(factor, scale)
     at_scale = [m for m in members if m.scale == scale]
     match = [m for m in at_scale if m.denoise == level]
     if not match:
         levels = ", ".join(m.denoise for m in at_scale)  # type: ignore[misc]
         raise UsageError(f"--denoise {level}: {info.family} x{scale} has the levels {levels}")
-    return match[:1] * passes
+    return match[:1] * runs
