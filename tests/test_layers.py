@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                "progress", "signals", "lazy_imports")),
     ("engine", ("engine", "engine.*")),
     ("compute", ("upscaler", "transfer", "temporal", "flicker", "repeats", "frame_cost")),
-    ("run", ("passes", "pipeline", "segments", "segments.*", "plan")),
+    ("run", ("passes", "pipeline", "segments", "segments.*", "dry_run")),
     ("job", ("job", "options", "long_jobs")),
     ("front", ("", "__main__", "cli", "api", "vs", "web", "web.*", "bench", "compare", "evaluate")),
 ]

@@ -31,7 +31,7 @@ from vidscale.transfer import yuv_route
 from vidscale.upscaler import Upscaler
 
 if TYPE_CHECKING:
-    from vidscale.plan import Estimate
+    from vidscale.dry_run import Estimate
 
 log = logging.getLogger("vidscale")
 
@@ -163,12 +163,12 @@ def _check_start(source: VideoSource | AnimatedSource, start: Position) -> None:
 def _state_plan(source: Source, output: Path, kind: str, upscaler: Upscaler,
                 settings: JobSettings) -> "Estimate | None":
     """Log the plan; for a dry run, also the estimates of time and size (and nothing is written)."""
-    from vidscale import plan
+    from vidscale import dry_run
 
     sizes, count = SizeRule(settings, even=kind == "video"), _frame_estimate(source)
-    text = plan.describe(source, output, kind, upscaler, settings, sizes, _first_size(source), count)
+    text = dry_run.describe(source, output, kind, upscaler, settings, sizes, _first_size(source), count)
     log.log(logging.INFO if settings.dry_run else logging.DEBUG, "%s", text)
-    return plan.estimate(source, output, kind, upscaler, settings, sizes, count) if settings.dry_run else None
+    return dry_run.estimate(source, output, kind, upscaler, settings, sizes, count) if settings.dry_run else None
 
 
 def _announce_cost(source: Source, kind: str, upscaler: Upscaler, settings: JobSettings) -> None:
