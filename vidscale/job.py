@@ -70,7 +70,10 @@ def _count(n: int, unit: str) -> str:
     return f"{n} {unit}{'s' * (n != 1)}"
 
 
-def run_job(source_spec: str, output_spec: str, settings: JobSettings) -> Summary:
+def run_job(source_spec: str, output_spec: str, settings: JobSettings,
+            upscaler: Upscaler | None = None) -> Summary:
+    """Upscale `source_spec` into `output_spec`; `upscaler`: one already made for `settings`
+    (`vidscale bench` times its pipeline with the engine its stages ran), else a new one."""
     kind = output_kind(output_spec)
     if settings.scale is not None and (settings.width or settings.height):
         raise UsageError("give either --scale or --width/--height, not both")
@@ -85,7 +88,7 @@ def run_job(source_spec: str, output_spec: str, settings: JobSettings) -> Summar
         source.close()
         raise
     try:
-        upscaler = Upscaler.for_job(settings, purpose_of(source))
+        upscaler = upscaler or Upscaler.for_job(settings, purpose_of(source))
         settings = with_native_scale(settings, upscaler)
         if settings.dry_run or log.isEnabledFor(logging.DEBUG):  # --verbose states the plan first
             estimate = _state_plan(source, Path(output_spec), kind, upscaler, settings)

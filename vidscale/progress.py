@@ -75,10 +75,18 @@ class Progress:
             self._bar = None
 
 
+def steady_window(frames: int, min_frames: int = 8) -> range:
+    """The frames a steady rate counts: those after the one a quarter of the way through, up to
+    the one three quarters of the way (short runs: all but the first). `vidscale bench` times
+    its stages over the same frames."""
+    if frames < min_frames:
+        return range(1, frames)
+    return range(frames // 4 + 1, frames - frames // 4)
+
+
 def steady_rate(times: list[float], min_frames: int = 8) -> float:
-    """Frames per second between the frames a quarter and three quarters of the way through."""
-    if len(times) < 2:
+    """Frames per second over `steady_window`, from the time each frame went out."""
+    window = steady_window(len(times), min_frames)
+    if not window:
         return 0.0
-    first, last = (len(times) // 4, len(times) - 1 - len(times) // 4) if len(times) >= min_frames \
-        else (0, len(times) - 1)
-    return (last - first) / max(times[last] - times[first], 1e-9)
+    return len(window) / max(times[window[-1]] - times[window[0] - 1], 1e-9)
