@@ -99,3 +99,28 @@ def test_bf16_keeps_the_default_models_picture_on_a_real_photo(flags) -> None:  
     # measured on this crop: well under these bounds; a wrong conversion or layout is tens of levels
     assert float(diff.mean()) < 1.0 and float(diff.max()) < 24
     assert float(np.percentile(diff.numpy(), 99)) < 6
+
+
+@needs_openvino
+def test_a_cancel_stops_openvino_while_it_computes(flags) -> None:  # type: ignore[no-untyped-def]
+    """One OpenVINO call of a whole frame takes seconds: a cancel is looked for while it runs."""
+    from vidscale.engine.watch import between_tiles
+
+    flags(ZEN4)
+    engine = backend.make_engine(zoo.builtins()["realesrgan-x4plus"], "cpu", CPU)
+    assert isinstance(engine, OnnxEngine)
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def check() -> None:
+        calls.append(1)
+        raise Stop
+
+    x = torch.rand(1, 3, 96, 96)
+    with between_tiles(check), pytest.raises(Stop):
+        engine(x)
+    assert calls == [1]  # looked for while the call ran, which then ended the frame
+    fresh = Upscaler("realesrgan-x4plus", "cpu", precision="bf16")._engine(zoo.builtins()["realesrgan-x4plus"])
+    assert torch.equal(engine(x), fresh(x))  # the engine works as before after a cancel

@@ -22,6 +22,7 @@ import torch
 
 from vidscale.engine.cpu_memory import keep_freed_memory
 from vidscale.engine.tiling import run_tiled
+from vidscale.engine.watch import current_check
 from vidscale.engine.torch_engine import (
     DEFAULT_OVERLAP,
     _padded_size,
@@ -90,10 +91,17 @@ class OnnxEngine:
         size = self.model.fixed_size or _padded_size(h, w, self.requirements)
         padded = pad_to_size(x, *size).numpy().astype(self.model.input_dtype, copy=False)
         step = self.model.fixed_batch or len(padded)
-        outs = [self.session.run(None, {self.model.input: padded[i:i + step]})[0]
-                for i in range(0, len(padded), step)]
+        outs = [self._run({self.model.input: padded[i:i + step]}) for i in range(0, len(padded), step)]
         y = torch.from_numpy(outs[0] if len(outs) == 1 else np.concatenate(outs))
         return y[..., : h * self.scale, : w * self.scale].to(torch.float32)
+
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """One call of the graph; OpenVINO's can be cancelled while it computes (`watch.between_tiles`)."""
+        check = current_check()
+        if check is not None and self.runtime == "openvino":
+            return self.session.run(None, feeds, check=check)[0]
+        return self.session.run(None, feeds)[0]
 
 
 def check_file_backend(backend: str, precision: str | None, name: str) -> None:

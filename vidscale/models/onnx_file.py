@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ _MAX_BYTES = 2**31 - 1  # protobuf's own limit for one message
 _MULTIPLES = (1, 8, 16, 64)
 _PROBE_SIDE = 33
 _FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+_POLL_MS = 100  # how often a cancel is looked for while OpenVINO computes
 
 
 def is_onnx(path: Path | None) -> bool:
@@ -138,11 +140,28 @@ class OpenVinoSession:
         try:
             graph = core.read_model(model.graph)
             self._compiled = core.compile_model(graph, "CPU", config)
+            self._left: list[Any] = []  # infer requests cancelled while they ran
         except Exception as exc:  # OpenVINO raises RuntimeError and its own types for bad graphs
             raise ModelError(f"{model.path}: OpenVINO cannot run it ({_openvino_reason(exc)})") from None
 
-    def run(self, _outputs: None, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        return [self._compiled(feeds)[0]]  # a copy: the request's own buffer is reused next call
+    def run(self, _outputs: None, feeds: dict[str, np.ndarray],
+            check: Callable[[], None] | None = None) -> list[np.ndarray]:
+        """The output; `check` is called every tenth of a second while OpenVINO computes, and an
+        exception it raises (a cancel) stops the computation there."""
+        for left in self._left:  # a cancelled call runs on: OpenVINO's CPU plugin cannot stop one
+            left.wait()
+        self._left.clear()
+        if check is None:
+            return [self._compiled(feeds)[0]]  # a copy: the request's own buffer is reused next call
+        request = self._compiled.create_infer_request()
+        request.start_async(feeds)
+        while not request.wait_for(_POLL_MS):
+            try:
+                check()
+            except BaseException:
+                self._left.append(request)  # waited for by the next call, not by the one cancelling
+                raise
+        return [request.get_output_tensor(0).data.copy()]
 
 
 def _openvino_reason(exc: BaseException) -> str:
