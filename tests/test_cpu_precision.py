@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.conftest import need_shared
-from vidscale.engine import backend, cache, cpu_features
+from vidscale.engine import backend, cache, cpu_features, openvino_builtin
 from vidscale.engine.cpu_features import cpu_precision
 from vidscale.engine.onnx_engine import OnnxEngine
 from vidscale.engine.onnx_export import DEFAULT_OPSET
@@ -78,7 +78,7 @@ def test_a_bf16_builtin_runs_on_openvino_and_without_it_on_pytorch(flags, monkey
     assert cache.path_for(key).is_file()  # exported once, read from the cache after
     assert isinstance(backend.make_engine(info, "cpu", CPU, precision="fp32"), TorchEngine)
     assert isinstance(backend.make_engine(info, "cpu", CPU, onnx=False), TorchEngine)  # --backend torch
-    monkeypatch.setattr(backend, "openvino_ready", lambda: False)
+    monkeypatch.setattr(openvino_builtin, "openvino_ready", lambda: False)
     torch_bf16 = backend.make_engine(info, "cpu", CPU)
     assert isinstance(torch_bf16, TorchEngine) and torch_bf16.dtype == torch.bfloat16
     flags(SKYLAKE)

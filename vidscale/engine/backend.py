@@ -17,7 +17,7 @@ import torch
 from vidscale.engine.cpu_features import cpu_precision
 from vidscale.engine.device import pick_device
 from vidscale.engine.onnx_engine import OnnxEngine, check_file_backend
-from vidscale.engine.openvino_builtin import builtin_engine, openvino_ready
+from vidscale.engine.openvino_builtin import builtin_engine, runs_on_openvino
 from vidscale.engine.torch_engine import TorchEngine
 from vidscale.errors import UsageError
 from vidscale.models import zoo
@@ -103,7 +103,7 @@ def _cpu_engine(model: zoo.ModelInfo | spandrel.ImageModelDescriptor, desc: span
     installed, else PyTorch); anything else in PyTorch, fp32 unless bf16 was asked for."""
     measured = model.cpu_precision if isinstance(model, zoo.ModelInfo) else "fp32"
     chosen = cpu_precision(precision, measured)
-    if chosen == "bf16" and openvino and isinstance(model, zoo.ModelInfo) and openvino_ready():
+    if chosen == "bf16" and openvino and isinstance(model, zoo.ModelInfo) and runs_on_openvino(desc):
         return builtin_engine(model, desc, tile, overlap)
     return TorchEngine(desc, torch.device("cpu"), precision=chosen, tile=tile, overlap=overlap)
 

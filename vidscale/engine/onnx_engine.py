@@ -45,7 +45,7 @@ class OnnxEngine:
         keep_freed_memory()  # the conversions around the network reuse one frame's pages for the next
         self.session = session(model, threads or torch.get_num_threads(), precision=precision)
         self._bf16 = precision == "bf16" and self.runtime == "openvino"
-        self.align = align  # where tiles start; None: on the size multiple the graph needs
+        self._align = align  # where tiles start; None: on the size multiple the graph needs
         self.model = model if model.scale else probe(model, self.session)
         self.scale: int = self.model.scale
         self.device = torch.device("cpu")
@@ -70,6 +70,12 @@ class OnnxEngine:
         return getattr(self.session, "runtime", "onnxruntime")
 
     @property
+    def align(self) -> int:
+        """Tiles start on this grid: the network's window grid, else the multiple the graph needs
+        (a window inside an ONNX file's graph cannot be read, so its tiles are off that grid)."""
+        return self._align or max(self.requirements.multiple_of, 1)
+
+    @property
     def precision(self) -> str:
         if self._bf16:
             return "bf16"
@@ -78,10 +84,7 @@ class OnnxEngine:
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         n, _, h, w = x.shape
         tile = self.fixed_tile or self.auto_tile(n, h, w)
-        # tiles start on the size multiple the graph needs (a UNet's strides); a window inside
-        # an ONNX graph cannot be read, so a windowed graph's tiles are off its grid
-        grid = self.align or max(self.requirements.multiple_of, 1)
-        return run_tiled(self._infer, x, self.scale, tile, self.overlap, grid)
+        return run_tiled(self._infer, x, self.scale, tile, self.overlap, self.align)
 
     def auto_tile(self, batch: int, height: int, width: int) -> int:
         return self.fixed_tile or fitting_tile(self._bytes_per_px, self.device, batch, height, width)

@@ -30,9 +30,18 @@ from vidscale.models.onnx_file import OnnxModel, openvino_installed, read_onnx
 log = logging.getLogger(__name__)
 
 
+# Networks whose code depends on the input size, so that an export is right at one size only
+# (onnx_export refuses them after tracing): they compute bf16 in PyTorch.
+NO_EXPORT = frozenset({"RealCUGAN"})
+
+
 def openvino_ready() -> bool:
     """OpenVINO and the ONNX exporter are installed (the `openvino` extra)."""
     return openvino_installed() and importlib.util.find_spec("onnx") is not None
+
+
+def runs_on_openvino(desc: spandrel.ImageModelDescriptor) -> bool:
+    return desc.architecture.id not in NO_EXPORT and openvino_ready()
 
 
 def builtin_engine(info: zoo.ModelInfo, desc: spandrel.ImageModelDescriptor, tile: int | None = None,
