@@ -100,7 +100,8 @@ def test_the_pipeline_runs_the_stages_upscaler(monkeypatch: pytest.MonkeyPatch,
         return upscale(self, x, size)
 
     monkeypatch.setattr(Upscaler, "upscale", spy)
-    assert main(["bench", "--synthetic", "64x48", "--frames", "6", "-m", "bicubic", "--json"]) == 0
+    assert main(["bench", "--synthetic", "64x48", "--frames", "6", "-m", "bicubic", "--rounds", "1",
+                 "--json"]) == 0
     capsys.readouterr()
     assert len(callers) == 1 + 6 + 6  # warm-up, the inference stage, the pipeline
     assert len(set(callers)) == 1
@@ -123,3 +124,24 @@ def test_the_inference_stage_frees_each_network_output() -> None:
     outputs = _infer(up, batches, (16, 16), StageClock(torch.device("cpu")))
     assert len(made) == 5 and all(ref() is None for ref in made)  # the warm-up's too
     assert [round(float(y.mean()), 3) for y in outputs] == [0.0, 0.25, 0.5, 0.75]
+
+
+def test_rounds_take_turns_with_the_same_upscaler(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """--rounds 2: inference alone, the pipeline, inference alone, the pipeline; each its fastest."""
+    calls: list[int] = []
+    upscale = Upscaler.upscale
+
+    def spy(self: Upscaler, x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        calls.append(id(self))
+        return upscale(self, x, size)
+
+    monkeypatch.setattr(Upscaler, "upscale", spy)
+    assert main(["bench", "--synthetic", "64x48", "--frames", "6", "-m", "bicubic", "--rounds", "2",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert len(calls) == 2 * (1 + 6 + 6) and len(set(calls)) == 1  # each round: a warm-up call, 6 and 6
+    rounds = report["rounds"]
+    assert len(rounds) == 2 and all(r["infer"] > 0 and r["pipeline"] > 0 for r in rounds)
+    assert report["stages"]["infer"] == max(r["infer"] for r in rounds)
+    assert report["pipeline_fps"] == max(r["pipeline"] for r in rounds)

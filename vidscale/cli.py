@@ -212,10 +212,13 @@ def compare(source: Path, output: Path, scale: float, model: str | None, models:
 @click.option("--encoder-preset", "preset", help="Encoder speed preset.")
 @click.option("--temporal", type=click.FloatRange(0, 1), is_flag=False, flag_value=DEFAULT_TEMPORAL, default=None,
               metavar="[STRENGTH]", help="Also time the anti-flicker pass (and run the pipeline with it).")
+@click.option("--rounds", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="Time inference alone and the pipeline in turn this many times; each counts its fastest "
+                   "(others' work on a shared machine only adds time, and comes and goes between the two).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def bench(source: Path | None, synthetic: str | None, frames: int, scale: float, model: str | None,
           backend: str, device: str, precision: str, batch: int, codec: str | None, preset: str | None,
-          temporal: float | None, device_color: bool | None, as_json: bool) -> None:
+          temporal: float | None, device_color: bool | None, rounds: int, as_json: bool) -> None:
     """Each stage alone (decode, upload, infer, download, encode), then the whole pipeline."""
     import tempfile
 
@@ -239,7 +242,7 @@ def bench(source: Path | None, synthetic: str | None, frames: int, scale: float,
         settings = JobSettings(scale=scale, model=model, backend=backend, device=device, precision=precision,
                                batch=batch, encoder=encoder, max_frames=frames, temporal=temporal,
                                device_color=device_color, skip_repeats=False)  # every frame costs its work
-        result = run_bench(source, settings)
+        result = run_bench(source, settings, rounds)
     click.echo(result.to_json() if as_json else result.table())
 
 
