@@ -164,7 +164,7 @@ def run_bench(source: Path, settings: JobSettings, rounds: int = 1) -> BenchResu
 
     Inference alone and the pipeline take turns `rounds` times and each counts its fastest round:
     others' work on a shared machine only ever adds time, and it comes and goes between the two
-    (span-x2 at 320x180 on two cores ran 8.5 fps alone and 1.3 fps with one busy neighbour).
+    (inference alone, span-x2 at 320x180 on two cores: 8.5 fps at load average 2.0, 1.3 fps at 2.8).
     """
     load = _load_average()
     video = VideoSource(source)
