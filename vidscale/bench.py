@@ -159,7 +159,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_bench(source: Path, settings: JobSettings, rounds: int = 1) -> BenchResult:
+def run_bench(source: Path, settings: JobSettings, rounds: int = 3) -> BenchResult:
     """Time each stage on the same frames, then the whole job with `settings` and the same upscaler.
 
     Inference alone and the pipeline take turns `rounds` times and each counts its fastest round:
