@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from tests.conftest import SAMPLES
-from vidscale.bench import StageClock, _infer
+from vidscale.bench import StageClock, StreamClock, _infer, clock_for
 from vidscale.cli import main
 from vidscale.upscaler import Upscaler
 
@@ -145,3 +145,22 @@ def test_rounds_take_turns_with_the_same_upscaler(monkeypatch: pytest.MonkeyPatc
     assert len(rounds) == 2 and all(r["infer"] > 0 and r["pipeline"] > 0 for r in rounds)
     assert report["stages"]["infer"] == max(r["infer"] for r in rounds)
     assert report["pipeline_fps"] == max(r["pipeline"] for r in rounds)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_inference_on_cuda_is_timed_on_its_stream() -> None:
+    """Batches queue back to back, timed by events: no wait after each (the pipeline keeps several
+    in flight), each frame still given its time."""
+    device = torch.device("cuda")
+    clock = clock_for(device, on_stream=True)
+    assert isinstance(clock, StreamClock)
+    up = Upscaler("bicubic", device)
+    batches = [torch.rand(2, 3, 64, 64, device=device) for _ in range(5)]
+    outputs = _infer(up, batches, (128, 128), clock)
+    assert clock.rate() > 0 and len(clock.frame_times) == 10 and all(t > 0 for t in clock.frame_times)
+    assert [tuple(y.shape) for y in outputs] == [(2, 3, 128, 128)] * 5
+
+
+def test_host_stages_and_the_cpu_use_host_time() -> None:
+    assert type(clock_for(torch.device("cpu"), on_stream=True)) is StageClock
+    assert type(clock_for(torch.device("cuda"), on_stream=False)) is StageClock

@@ -114,6 +114,9 @@ def synthetic_clip(folder: Path, width: int, height: int, frames: int) -> Path:
     return path
 
 
+Mark = float | torch.cuda.Event  # when a stage began a batch: host time, or an event on the stream
+
+
 class StageClock:
     """The time a stage spends on each frame (a batch's time shared among its frames)."""
 
@@ -123,18 +126,53 @@ class StageClock:
         self.device = device
         self.frame_times: list[float] = []
 
-    def start(self) -> float:
+    def start(self) -> Mark:
         _sync(self.device)
         return self.now()
 
-    def stop(self, started: float, frames: int) -> None:
+    def stop(self, started: Mark, frames: int) -> None:
         _sync(self.device)
-        self.frame_times += [(self.now() - started) / frames] * frames
+        self.frame_times += [(self.now() - started) / frames] * frames  # type: ignore[operator]
 
     def rate(self) -> float:
         """Frames per second over the frames the pipeline's steady rate counts."""
         window = steady_window(len(self.frame_times))
         return len(window) / max(sum(self.frame_times[i] for i in window), 1e-9)
+
+
+class StreamClock(StageClock):
+    """For a CUDA stream's work (inference): each batch timed by events on the stream, with no wait
+    between batches, so they queue back to back as in the pipeline (where up to `depth` are in
+    flight); a wait after each would add the next batch's launch time to the stage alone."""
+
+    def __init__(self, device: torch.device):
+        super().__init__(device)
+        self._marks: list[tuple[torch.cuda.Event, torch.cuda.Event, int]] = []
+
+    def start(self) -> Mark:
+        return _event()
+
+    def stop(self, started: Mark, frames: int) -> None:
+        self._marks.append((started, _event(), frames))  # type: ignore[arg-type]
+
+    def rate(self) -> float:
+        if self._marks:
+            _sync(self.device)
+        for begin, end, frames in self._marks:
+            self.frame_times += [begin.elapsed_time(end) / 1000 / frames] * frames
+        self._marks.clear()
+        return super().rate()
+
+
+def _event() -> torch.cuda.Event:
+    event = torch.cuda.Event(enable_timing=True)
+    event.record()
+    return event
+
+
+def clock_for(device: torch.device, on_stream: bool = False) -> StageClock:
+    """A stage's clock: CUDA events for work that stays on the device's stream, else host time."""
+    return StreamClock(device) if on_stream and device.type == "cuda" else StageClock(device)
 
 
 class _Stages:
@@ -144,8 +182,8 @@ class _Stages:
         self.device = device
         self.clocks: dict[str, StageClock] = {}
 
-    def __call__(self, name: str | None = None) -> StageClock:
-        clock = StageClock(self.device)
+    def __call__(self, name: str | None = None, on_stream: bool = False) -> StageClock:
+        clock = clock_for(self.device, on_stream)
         if name is not None:
             self.clocks[name] = clock
         return clock
@@ -189,7 +227,7 @@ def run_bench(source: Path, settings: JobSettings, rounds: int = 3) -> BenchResu
     batches = [decoded[i:i + settings.batch] for i in range(0, len(decoded), settings.batch)]
     _upload(batches[:1], transfer, up.device, stage())  # warm-up: pinned buffers, filter taps
     uploaded = _upload(batches, transfer, up.device, stage("upload"))
-    outputs = _infer(up, uploaded, size, stage("infer"))
+    outputs = _infer(up, uploaded, size, stage("infer", on_stream=True))
     strength = settings.temporal_strength()
     if strength is not None:
         _temporal(strength, up, decoded, outputs, stage("temporal"))
@@ -222,7 +260,7 @@ def _infer_again(up: Upscaler, batches: list[list[Frame]], transfer: Transfer,
                  size: tuple[int, int]) -> float:
     """Inference alone once more, for a later round: its rate (the upload untimed)."""
     uploaded = _upload(batches, transfer, up.device, StageClock(up.device))
-    clock = StageClock(up.device)
+    clock = clock_for(up.device, on_stream=True)
     _infer(up, uploaded, size, clock)
     return clock.rate()
 
