@@ -119,6 +119,11 @@ MODELS = (
 )
 
 MANIFEST_FORMAT = 1
+# Computed in bf16 by `--precision auto` on CPUs with native bf16: HaarPSI within 0.001 of float32 on
+# Set5 + Set14 --degrade web and no banding in flat areas (benchmarks/cpu_precision.py,
+# benchmarks/results/2026-12-08-cpu-precision.md). SPAN stays float32: bf16 exposes its
+# ill-conditioned pixels (benchmarks/results/2026-12-07-bf16-span-cpu.md).
+CPU_BF16 = frozenset({"realesrgan-x4plus", "realesrgan-x4plus-anime", "animevideo-x4"})
 
 
 def source_files(model: Model) -> list[str]:
@@ -284,6 +289,7 @@ def build_model(model: Model, files: dict[str, bytes], out: Path, work: Path) ->
         "description": model.description,
         "use": model.use,
         **family_fields(model),
+        **({"cpu_precision": "bf16"} if model.name in CPU_BF16 else {}),
     }
 
 
