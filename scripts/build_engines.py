@@ -121,9 +121,16 @@ MODELS = (
 MANIFEST_FORMAT = 1
 # Computed in bf16 by `--precision auto` on CPUs with native bf16: HaarPSI within 0.001 of float32 on
 # Set5 + Set14 --degrade web and no banding in flat areas (benchmarks/cpu_precision.py,
-# benchmarks/results/2026-12-08-cpu-precision.md). SPAN stays float32: bf16 exposes its
-# ill-conditioned pixels (benchmarks/results/2026-12-07-bf16-span-cpu.md).
-CPU_BF16 = frozenset({"realesrgan-x4plus", "realesrgan-x4plus-anime", "animevideo-x4"})
+# benchmarks/results/2026-12-08-cpu-precision.md); Real-CUGAN's se set measured on 4 of its 11 files.
+# SPAN stays float32: bf16 exposes its ill-conditioned pixels (2026-12-07-bf16-span-cpu.md); so
+# does Real-CUGAN pro, which drifted most (pro-x3: 1.3/255 mean, MS-SSIM -0.0013).
+CPU_BF16_NAMES = frozenset({"realesrgan-x4plus", "realesrgan-x4plus-anime", "realsr-df2k-jpeg-x4", "animevideo-x4"})
+CPU_BF16_FAMILIES = frozenset({"realcugan"})
+
+
+def cpu_precision_field(model: Model) -> dict[str, str]:
+    bf16 = model.name in CPU_BF16_NAMES or model.family in CPU_BF16_FAMILIES
+    return {"cpu_precision": "bf16"} if bf16 else {}
 
 
 def source_files(model: Model) -> list[str]:
@@ -289,7 +296,7 @@ def build_model(model: Model, files: dict[str, bytes], out: Path, work: Path) ->
         "description": model.description,
         "use": model.use,
         **family_fields(model),
-        **({"cpu_precision": "bf16"} if model.name in CPU_BF16 else {}),
+        **cpu_precision_field(model),
     }
 
 

@@ -124,3 +124,13 @@ def test_a_cancel_stops_openvino_while_it_computes(flags) -> None:  # type: igno
     assert calls == [1]  # looked for while the call ran, which then ended the frame
     fresh = Upscaler("realesrgan-x4plus", "cpu", precision="bf16")._engine(zoo.builtins()["realesrgan-x4plus"])
     assert torch.equal(engine(x), fresh(x))  # the engine works as before after a cancel
+
+
+def test_real_cugan_computes_bf16_in_pytorch_not_from_a_one_size_export(flags) -> None:  # type: ignore[no-untyped-def]
+    info = zoo.builtins()["realcugan-x2-conservative"]
+    assert info.cpu_precision == "bf16"
+    flags(ZEN4)
+    engine = backend.make_engine(info, "cpu", CPU)
+    assert isinstance(engine, TorchEngine) and engine.dtype == torch.bfloat16
+    flags(SKYLAKE)
+    assert backend.make_engine(info, "cpu", CPU).dtype == torch.float32
