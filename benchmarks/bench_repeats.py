@@ -39,8 +39,7 @@ THRESHOLDS = (0, 2, 4, 6)
 
 def count_repeats(clip: Path, frames: int) -> dict[float, int]:
     """Repeats among the first `frames` frames, as the job decodes them, per threshold."""
-    source = VideoSource(clip)
-    source.limit = frames
+    source = VideoSource(clip, limit=frames)
     finders = {t: Repeats(t) for t in THRESHOLDS}
     counts = dict.fromkeys(THRESHOLDS, 0)
     try:

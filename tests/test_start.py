@@ -337,9 +337,8 @@ def test_cut_places_packets_and_chapters() -> None:
 
 
 def test_video_source_seeks_to_the_start(clip: Path) -> None:
-    source = VideoSource(clip)
+    source = VideoSource(clip, start=Position(frame=30), limit=2)
     try:
-        source.start, source.limit = Position(frame=30), 2
         frames = list(source.items())
     finally:
         source.close()

@@ -205,18 +205,17 @@ def run_bench(source: Path, settings: JobSettings, rounds: int = 3) -> BenchResu
     (inference alone, span-x2 at 320x180 on two cores: 8.5 fps at load average 2.0, 1.3 fps at 2.8).
     """
     load = _load_average()
-    video = VideoSource(source)
-    video.limit = settings.max_frames
+    video = VideoSource(source, limit=settings.max_frames)
     up = Upscaler.for_job(settings, "video")
     result = BenchResult(source.name, 0, (video.info.height, video.info.width), (0, 0), str(up.device),
                          up.label(settings.scale or 2), settings.batch)
     plan = plan_encoder(".mp4", video.info.deep, video.info.pix_fmt, settings.encoder)
     route = yuv_route(video.info, plan.pix_fmt, has_alpha(plan.pix_fmt), video.info.color, up.device,
                       settings.device_color, settings.temporal_strength() is not None)
-    video.yuv_planes = route is not None  # frames in formats the device cannot convert still come as RGB
     result.color = "device" if route else "host"
     stage = _Stages(up.device)
-    decoded = _decode(video, stage("decode"))
+    # with a route, frames in formats the device cannot convert still come as RGB
+    decoded = _decode(video, stage("decode"), route is not None)
     video.close()
     if not decoded:
         raise UsageError(f"{source}: no frames to measure")
@@ -272,8 +271,8 @@ def _load_average() -> float:
         return 0.0
 
 
-def _decode(video: VideoSource, clock: StageClock) -> list[Frame]:
-    items = video.items()
+def _decode(video: VideoSource, clock: StageClock, planes: bool) -> list[Frame]:
+    items = video.items(planes=planes)
     out: list[Frame] = []
     while True:
         started = clock.start()

@@ -23,9 +23,9 @@ from vidscale.core.units import duration, human_bytes
 from vidscale.encoding import plan_encoder
 from vidscale.engine.tiling import aligned_tile
 from vidscale.frame_cost import SIDE, centre_crop, frame_cost, warm_up
-from vidscale.media.animated.source import AnimatedSource
 from vidscale.media.frames import Frame
-from vidscale.media.source import ImageSource, Source, VideoSource
+from vidscale.media.protocols import Source
+from vidscale.media.source import VideoSource
 from vidscale.upscaler import Upscaler
 
 Sizes = Callable[[int, int], tuple[int, int]]  # input (height, width) -> output (height, width)
@@ -48,10 +48,10 @@ def describe(source: Source, output: Path, kind: str, upscaler: Upscaler, settin
 
 def _input(source: Source, first: tuple[int, int], count: int | None) -> str:
     frames = f"{count} frames" if count else "frame count unknown"
-    if isinstance(source, (VideoSource, AnimatedSource)):
+    if source.info is not None:  # a clip
         rate = f" at {float(source.info.rate):.3g} fps" if source.info.rate else ""
-        what = "video" if isinstance(source, VideoSource) else "animation"
-        return f"{source.path}: {what} {first[1]}x{first[0]}, {frames}{rate}"
+        what = "video" if source.video else "animation"
+        return f"{source.paths[0]}: {what} {first[1]}x{first[0]}, {frames}{rate}"
     if source.root is not None:
         return f"{source.root}: {len(source.paths)} pictures (first {first[1]}x{first[0]})"
     if len(source.paths) > 1:
@@ -64,14 +64,14 @@ def _start(source: Source, settings: JobSettings) -> list[tuple[str, str]]:
     start = settings.start
     if start is None:
         return []
-    if isinstance(source, ImageSource):
+    if source.info is None:  # a sequence: files skipped
         fps = settings.encoder.fps
         skip = start.frame_at(fps)
         why = "" if start.frame is not None else f" ({float(start.seconds):g}s at {float(fps):g} fps)"  # type: ignore[arg-type]
         return [("start", f"the first {skip} file{'s' * (skip != 1)} of the sequence skipped{why}")]
     at = f"frame {start.frame} (counted from 0)" if start.frame is not None else f"{float(start.seconds):g}s"  # type: ignore[arg-type]
     first = "the first frame at or after it" if start.seconds is not None else "that frame"
-    if isinstance(source, VideoSource):
+    if source.video:
         return [("start", f"at {at}: {first}, decoded from the keyframe before (from the first frame where "
                  "seeking is not exact); output times start at 0, "
                  "audio, subtitles and chapters cut and moved with them")]
@@ -118,16 +118,16 @@ def _temporal(settings: JobSettings, source: Source) -> str:
     strength = settings.temporal_strength()
     if strength is None:
         return "off"
-    if isinstance(source, ImageSource) and source.root is not None:
+    if source.root is not None:
         return "off (a folder of photos)"
     return f"anti-flicker pass, strength {strength:g}"
 
 
 def _encoder(source: Source, output: Path, kind: str, settings: JobSettings) -> str:
     if kind == "video":
-        video = source if isinstance(source, VideoSource) else None
-        plan = plan_encoder(output.suffix, bool(video and video.info.deep),
-                            video.info.pix_fmt if video else None, settings.encoder)
+        video = source.video
+        plan = plan_encoder(output.suffix, bool(video and video.deep), video.pix_fmt if video else None,
+                            settings.encoder)
         options = " ".join(f"{k}={v}" for k, v in plan.options.items())
         return f"{plan.codec} {plan.pix_fmt}" + (f" {options}" if options else "")
     suffix = settings.image_format if kind == "folder" and settings.image_format else output.suffix
@@ -170,9 +170,8 @@ def estimate(source: Source, output: Path, kind: str, upscaler: Upscaler, settin
     with tempfile.TemporaryDirectory(prefix="vidscale-dry-run-") as tmp:
         encoded = _encoded_bytes(outputs, source, output, kind, settings, Path(tmp), count)
     share = float(np.mean([cost.share for cost in costs]))  # the encoded samples' share of a frame
-    photos = isinstance(source, ImageSource) and (source.root is not None or len(source.paths) == 1)
     return Estimate(count, float(np.median([c.seconds for c in costs])), encoded / share, len(frames),
-                    "picture" if photos else "frame", costs[-1].basis)
+                    "picture" if source.photos else "frame", costs[-1].basis)
 
 
 def _pixels(frame: Frame) -> np.ndarray:
@@ -183,6 +182,7 @@ def _pixels(frame: Frame) -> np.ndarray:
 def _sample_frames(source: Source, n: int, count: int | None) -> list[Frame]:
     """`n` frames in a row from the middle of a long video (its opening is often black
     or titles), else from the start."""
+    # only a video's demuxer is asked to seek: pictures and animations are read from their start
     if isinstance(source, VideoSource) and count and count > 4 * n and source.container.duration:
         source.container.seek(source.container.duration // 2)  # to the keyframe before the middle
     frames = []

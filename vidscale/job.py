@@ -8,22 +8,19 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from vidscale.core.position import Position, parse_time_or_frames
 from vidscale.core.settings import JobSettings
 from vidscale.core.units import human_bytes
 from vidscale.encoding import fit_container, plan_encoder
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.media import hdr
 from vidscale.media.animated.sink import AnimatedSink
-from vidscale.media.animated.source import AnimatedSource
 from vidscale.media.atomic import atomic_output, making_folder, remove_stale_temps, require_parent
 from vidscale.media.containers import clock_for
-from vidscale.media.image import read_picture
 from vidscale.media.opener import open_source, wants_animation
 from vidscale.media.sinks import FolderSink, ImageFileSink, PatternSink, VideoSink, output_kind
-from vidscale.media.source import ImageSource, Source, VideoSource
-from vidscale.media.window import past_end
-from vidscale.passes import Sink, SizeRule, run_pass
+from vidscale.media.protocols import Sink, Source
+from vidscale.media.source import ImageSource, VideoSource
+from vidscale.passes import SizeRule, run_pass
 from vidscale.progress import Progress
 from vidscale.scale import MAX_SCALE
 from vidscale.segments.run import run_segmented
@@ -77,9 +74,9 @@ def run_job(source_spec: str, output_spec: str, settings: JobSettings,
     kind = output_kind(output_spec)
     if settings.scale is not None and (settings.width or settings.height):
         raise UsageError("give either --scale or --width/--height, not both")
-    source = open_source(source_spec, settings.recursive, settings.encoder.fps, settings.limits)
+    source = open_source(source_spec, settings.recursive, settings.encoder.fps, settings.limits,
+                         settings.start, settings.max_frames)
     try:
-        _window(source, source_spec, settings)
         if kind == "video":
             settings = _fit_encoder(source, Path(output_spec), settings)
         if kind == "image":
@@ -104,13 +101,12 @@ def _fit_encoder(source: Source, output: Path, settings: JobSettings) -> JobSett
     """Settle the encoder before any model loads or frame decodes: a preset's codec the output's
     container cannot hold gives way to the container's own (said in one line); anything else
     the container or encoder cannot take is refused here (UsageError)."""
-    video = source if isinstance(source, VideoSource) else None
-    deep, pix_fmt = bool(video and video.info.deep), video.info.pix_fmt if video else None
+    video, clock = source.video, source.info
+    deep, pix_fmt = bool(video and video.deep), video.pix_fmt if video else None
     encoder, note = fit_container(settings.encoder, output.suffix, deep, pix_fmt)
     if note:
         log.warning("%s", note)
-    clocked = source if isinstance(source, (VideoSource, AnimatedSource)) else None
-    time_base = (clock_for(output.suffix, clocked.info.time_base, clocked.info.rate or encoder.fps) if clocked
+    time_base = (clock_for(output.suffix, clock.time_base, clock.rate or encoder.fps) if clock
                  else 1 / encoder.fps)
     plan_encoder(output.suffix, deep, pix_fmt, encoder, Fraction(time_base))
     return replace(settings, encoder=encoder)
@@ -120,47 +116,10 @@ def _check_one_picture(source: Source, output: Path) -> None:
     """A still output takes one frame: more is refused before any is decoded."""
     if wants_animation(source, output.suffix):
         return
-    count = _frame_estimate(source)
-    if isinstance(source, VideoSource) and (count is None or count > 1) or (count or 0) > 1:
+    count = source.frame_estimate()
+    if source.video and (count is None or count > 1) or (count or 0) > 1:  # a video's unknown count: many
         raise UsageError(f"{output}: one picture cannot hold {count or 'all the'} frames of the input; "
                          "write a video, a folder, a pattern like out/%04d.png, or give --frames 1")
-
-
-def _window(source: Source, spec: str, settings: JobSettings) -> None:
-    """Apply --start and --frames to the source: a clip's frames, or a sequence's files."""
-    start = settings.start
-    if isinstance(source, (VideoSource, AnimatedSource)):
-        source.limit, source.start = settings.max_frames, start
-        if start is not None:
-            _check_start(source, start)
-        return
-    if start is not None:
-        source.paths = source.paths[_files_before(source, spec, start):]
-    if settings.max_frames:  # numbered frames, globs and folders: the first N files
-        source.paths = source.paths[:settings.max_frames]
-
-
-def _files_before(source: ImageSource, spec: str, start: Position) -> int:
-    """How many files of a sequence --start skips: a count, or a time at the sequence's --fps."""
-    if len(source.paths) == 1 and source.root is None and Path(spec).is_file():
-        raise UsageError(f"--start: {spec} is a single picture; it applies to video, animations and sequences")
-    if start.frame is None and source.root is not None:
-        raise UsageError(f"--start {start.text()}: a folder of pictures has no clock; give a count of files "
-                         "to skip (--start 10f)")
-    skip = start.frame_at(source.fps)
-    if skip >= len(source.paths):
-        raise past_end(start, Path(spec), len(source.paths), unit="file")
-    return skip
-
-
-def _check_start(source: VideoSource | AnimatedSource, start: Position) -> None:
-    """A start that the header already puts past the end is refused before a model loads; the
-    exact check comes when the frames' timestamps are read."""
-    frames, seconds = source.info.frames, _seconds(source)
-    if start.frame is not None and frames and start.frame >= frames:
-        raise past_end(start, source.path, frames)
-    if start.seconds is not None and seconds and start.seconds >= seconds:
-        raise UsageError(f"--start {start.text()}: past the end of {source.path} ({seconds:.3f}s long)")
 
 
 def _state_plan(source: Source, output: Path, kind: str, upscaler: Upscaler,
@@ -168,8 +127,8 @@ def _state_plan(source: Source, output: Path, kind: str, upscaler: Upscaler,
     """Log the plan; for a dry run, also the estimates of time and size (and nothing is written)."""
     from vidscale import dry_run
 
-    sizes, count = SizeRule(settings, even=kind == "video"), _frame_estimate(source)
-    text = dry_run.describe(source, output, kind, upscaler, settings, sizes, _first_size(source), count)
+    sizes, count = SizeRule(settings, even=kind == "video"), source.frame_estimate()
+    text = dry_run.describe(source, output, kind, upscaler, settings, sizes, source.first_size(), count)
     log.log(logging.INFO if settings.dry_run else logging.DEBUG, "%s", text)
     return dry_run.estimate(source, output, kind, upscaler, settings, sizes, count) if settings.dry_run else None
 
@@ -181,27 +140,24 @@ def _announce_cost(source: Source, kind: str, upscaler: Upscaler, settings: JobS
     if settings.quiet or not log.isEnabledFor(logging.INFO) or not long_jobs.applies(upscaler):
         return
     try:
-        first = _first_size(source)
+        first = source.first_size()
     except (VidscaleError, OSError):  # a batch's unreadable first file: reported in its turn
         return
     text = long_jobs.notice(upscaler, first, SizeRule(settings, even=kind == "video")(*first),
-                            _frame_estimate(source), _unit(source))
+                            source.frame_estimate(), _unit(source))
     if text:
         log.info("%s", text)
 
 
 def purpose_of(source: Source) -> str:
-    """Which default fits: "video" for clips and numbered frames, "photo" for the rest."""
-    if isinstance(source, VideoSource):
-        return "video"
-    if isinstance(source, ImageSource) and source.root is None and len(source.paths) > 1:
-        return "video"
-    return "photo"
+    """Which default fits: "video" for clips and numbered frames, "photo" for the rest (photos,
+    animations)."""
+    return "photo" if source.photos or source.kind == "animated" else "video"
 
 
 def _unit(source: Source) -> str:
     """What the summary counts: pictures for photos, frames for video and numbered frames."""
-    return "picture" if isinstance(source, ImageSource) and purpose_of(source) == "photo" else "frame"
+    return "picture" if source.photos else "frame"
 
 
 def with_native_scale(settings: JobSettings, upscaler: Upscaler) -> JobSettings:
@@ -218,19 +174,19 @@ def with_native_scale(settings: JobSettings, upscaler: Upscaler) -> JobSettings:
 
 
 def _run(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: JobSettings) -> Summary:
-    inputs = _input_paths(source)
+    inputs = list(source.paths)
     sizes = SizeRule(settings, even=kind == "video")
-    if kind != "video" and isinstance(source, VideoSource):  # video outputs say it in run_segmented
-        hdr.warn_losses(source.path, source.info.color, None, output.suffix or "picture", log.warning)
+    if kind != "video" and source.video:  # video outputs say it in run_segmented
+        hdr.warn_losses(inputs[0], source.video.color, None, output.suffix or "picture", log.warning)
     if kind in ("folder", "pattern"):
         return _run_files(source, output, kind, upscaler, sizes, inputs, settings)
     if kind == "video" and isinstance(source, VideoSource):
-        frames, progress, repeats = run_segmented(source, output, upscaler, settings, _frame_estimate(source))
+        frames, progress, repeats = run_segmented(source, output, upscaler, settings, source.frame_estimate())
         _warn_if_short(source, frames)
         return Summary(frames, progress.elapsed, output, _size_on_disk(output), steady_fps=progress.steady_fps,
                        reused=frames - progress.done, repeats=repeats)
     remove_stale_temps(output)
-    progress = Progress(_frame_estimate(source), settings.quiet, output.name or str(output),
+    progress = Progress(source.frame_estimate(), settings.quiet, output.name or str(output),
                         settings.on_progress, settings.cancel, _unit(source))
     try:
         with atomic_output(output, settings.overwrite, inputs) as tmp:
@@ -245,15 +201,15 @@ def _run(source: Source, output: Path, kind: str, upscaler: Upscaler, settings: 
 
 def _warn_if_short(source: Source, written: int) -> None:
     """Damage is reported: fewer frames than the input declares, or decode errors on the way."""
-    if not isinstance(source, (VideoSource, AnimatedSource)):
+    if source.info is None:  # pictures: a count of files, each reported as it fails
         return
-    expected = _frame_estimate(source)
+    expected = source.frame_estimate()
     exact = bool(source.info.frames) and source.start is None  # a count from the header, not from duration x rate
     short = expected is not None and written < (expected if exact else expected - max(1, expected // 100))
-    damage = getattr(source, "damage", None)
+    damage = source.damage
     if short or damage:
         of = f" of {'' if exact else 'about '}{expected} expected" if expected else ""
-        log.warning("warning: %s: wrote %d frame%s%s; the input is damaged%s", source.path, written,
+        log.warning("warning: %s: wrote %d frame%s%s; the input is damaged%s", source.paths[0], written,
                     "s" * (written != 1), of, f" ({damage})" if damage else "")
 
 
@@ -262,16 +218,13 @@ def _file_sink(source: Source, tmp: Path, suffix: str, kind: str, upscaler: Upsc
     """The sink for one output file (frames of an animation or stills into video, an animation,
     a picture), with its colour route."""
     if kind == "video":
-        sink = VideoSink(tmp, suffix, sizes(*_first_size(source)), source, settings.encoder, log.warning)
-        video = source if isinstance(source, VideoSource) else None
-        route = yuv_route(video.info if video else None, sink.plan.pix_fmt, sink.alpha, sink.color, upscaler.device,
+        sink = VideoSink(tmp, suffix, sizes(*source.first_size()), source, settings.encoder, log.warning)
+        route = yuv_route(source.video, sink.plan.pix_fmt, sink.alpha, sink.color, upscaler.device,
                           settings.device_color, settings.temporal_strength() is not None)
-        if video:
-            video.yuv_planes = route is not None  # frames in formats the device cannot convert still come as RGB
         return sink, route
     if wants_animation(source, suffix):
-        return AnimatedSink(tmp, suffix, sizes(*_first_size(source)), settings.quality, log.warning,
-                            plays=getattr(source, "plays", 0)), None
+        return AnimatedSink(tmp, suffix, sizes(*source.first_size()), settings.quality, log.warning,
+                            plays=source.plays), None
     return ImageFileSink(tmp, settings.quality, log.warning, settings.background), None
 
 
@@ -292,13 +245,10 @@ def _run_into_folder(source: Source, output: Path, kind: str, upscaler: Upscaler
             else FolderSink(output, settings.image_format, settings.quality, settings.overwrite, inputs,
                             log.warning, settings.background))
     sink.remove_stale_temps()
-    if isinstance(source, ImageSource):
-        source.tolerant = True
-        if not settings.overwrite:  # finished outputs are not decoded again
-            source.skip = {p for i, p in enumerate(source.paths)
-                           if sink.target_for(source.name_of(p), i).exists()}
-            sink.skipped = len(source.skip)
-    estimate = _frame_estimate(source)
+    if isinstance(source, ImageSource):  # a batch of pictures: resumable file by file, surviving bad ones
+        done = None if settings.overwrite else lambda name, i: sink.target_for(name, i).exists()
+        sink.skipped = source.batch(done)  # finished outputs are not decoded again
+    estimate = source.frame_estimate()
     progress = Progress(estimate - sink.skipped if estimate else None, settings.quiet, str(output),
                         settings.on_progress, settings.cancel, _unit(source))
     try:
@@ -309,43 +259,8 @@ def _run_into_folder(source: Source, output: Path, kind: str, upscaler: Upscaler
                    failed=sink.failed, inputs=len(inputs), unit=_unit(source))
 
 
-def _first_size(source: Source) -> tuple[int, int]:
-    if isinstance(source, (VideoSource, AnimatedSource)):
-        return source.info.height, source.info.width
-    return read_picture(source.paths[0], source.limits).pixels.shape[:2]
-
-
-def _input_paths(source: Source) -> list[Path]:
-    return [source.path] if isinstance(source, (VideoSource, AnimatedSource)) else list(source.paths)
-
-
-def _frame_estimate(source: Source) -> int | None:
-    if isinstance(source, ImageSource):
-        return len(source.paths)
-    info, start = source.info, source.start
-    seconds = _seconds(source)
-    total = info.frames or (round(seconds * float(info.rate)) if seconds and info.rate else None)
-    if total and start is not None:  # about: the exact frame is found when the job reads the clip
-        skipped = start.frame if start.frame is not None else round(start.seconds * (info.rate or 0))
-        total = max(1, total - skipped)
-    return min(total, source.limit) if total and source.limit else total or source.limit
-
-
-def _seconds(source: VideoSource | AnimatedSource) -> float:
-    """The clip's length from its header (0: unknown)."""
-    if source.stream.duration:
-        return float(source.stream.duration * source.info.time_base)
-    tag = source.stream.metadata.get("DURATION")  # Matroska's per-track tag (00:00:02.500000000)
-    if tag:
-        try:
-            return float(parse_time_or_frames(tag, "DURATION")[0] or 0)
-        except UsageError:
-            pass
-    return (source.container.duration or 0) / 1_000_000  # else the whole file's (subtitles included)
-
-
 def _check_folder(folder: Path, source: Source) -> None:
-    if isinstance(source, ImageSource) and source.root and folder.resolve() == source.root.resolve():
+    if source.root and folder.resolve() == source.root.resolve():
         raise UsageError(f"{folder}: output folder is the input folder")
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{folder}: exists and is not a folder")

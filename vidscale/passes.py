@@ -16,7 +16,7 @@ from vidscale.engine.staging import Pending, Stager
 from vidscale.engine.tiling import between_tiles
 from vidscale.errors import UsageError
 from vidscale.media.frames import Frame
-from vidscale.media.source import ImageSource, Source
+from vidscale.media.protocols import Sink, Source
 from vidscale.pipeline import run_pipeline
 from vidscale.progress import Progress
 from vidscale.repeats import Repeats, Reuse
@@ -28,21 +28,6 @@ if TYPE_CHECKING:
     from vidscale.temporal import TemporalFilter
 
 log = logging.getLogger("vidscale")
-
-
-class Sink(Protocol):
-    """Where a pass puts its results. Every sink in `media/` has these four."""
-
-    def write(self, frame: Frame) -> None: ...
-
-    def write_packet(self, packet: object) -> None:
-        """A packet of a carried stream, or a `Failure` of an input that did not decode."""
-
-    def close(self) -> None:
-        """The pass is complete: flush and finish the file."""
-
-    def abort(self) -> None:
-        """The pass failed or was interrupted: release the file (the caller deletes it)."""
 
 
 class FrameTap(Protocol):
@@ -86,7 +71,8 @@ def run_pass(source: Source, upscaler: Upscaler, sizes: SizeRule, sink: Sink, se
              progress: Progress, carried: Sequence[av.stream.Stream] = (), yuv: YuvRoute | None = None,
              items: object = None) -> int:
     """Upscale every frame of `source` (or of `items`, an iterable of its items) into `sink`;
-    returns how many of the frames written were repeats (see `repeats.py`).
+    returns how many of the frames written were repeats (see `repeats.py`). With a `yuv`
+    route the source decodes to planes where it can (`items` are asked for them by the caller).
 
     Frames marked `warmup` go through the network and the temporal filter, so the
     filter starts in the state a run from the clip's start would have, but are not written.
@@ -119,9 +105,10 @@ def run_pass(source: Source, upscaler: Upscaler, sizes: SizeRule, sink: Sink, se
 
         return _Started(stager.submit(transfer.planes(batch), compute), transfer)
 
+    read = items if items is not None else source.items(carried, planes=yuv is not None)
     try:
         with between_tiles(progress.check):  # inference runs on this thread: a cancel stops mid-frame
-            run_pipeline(items if items is not None else source.items(carried), upscale,  # type: ignore[arg-type]
+            run_pipeline(read, upscale,  # type: ignore[arg-type]
                          sink.write if tap is None else _tapped(sink, tap), sink.write_packet, sink.close, batch=settings.batch,
                          on_frame=progress.update, depth=stager.depth)
     except BaseException:
@@ -155,7 +142,7 @@ def temporal_filter(settings: JobSettings, upscaler: Upscaler, source: Source) -
     strength = settings.temporal_strength()
     if strength is None:
         return None
-    if isinstance(source, ImageSource) and source.root is not None:
+    if source.root is not None:
         log.info("--temporal: off for a folder of photos (use a pattern or glob for frames)")
         return None
     from vidscale.temporal import TemporalFilter
@@ -168,8 +155,7 @@ def temporal_filter(settings: JobSettings, upscaler: Upscaler, source: Source) -
 def repeat_finder(settings: JobSettings, source: Source) -> Repeats | None:
     """Repeats are looked for in clips and sequences; not among photos (a folder, or one picture),
     where the comparison would only hold a copy of a possibly huge picture."""
-    if not settings.skip_repeats or isinstance(source, ImageSource) and (source.root is not None
-                                                                         or len(source.paths) < 2):
+    if not settings.skip_repeats or source.photos:
         return None
     return Repeats(settings.repeat_threshold)
 

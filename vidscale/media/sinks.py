@@ -21,7 +21,6 @@ from vidscale.encoding import VIDEO_SUFFIXES, has_alpha, plan_encoder
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.media import hdr, yuv
 from vidscale.media.animated.sink import ANIMATED_ONLY_SUFFIXES
-from vidscale.media.animated.source import AnimatedSource
 from vidscale.media.atomic import TMP_MARK, atomic_output, make_folder
 from vidscale.media.color import RgbConverter, for_rgb_source
 from vidscale.media.containers import clock_for, muxer_of, muxer_options, tag_for_apple
@@ -30,7 +29,8 @@ from vidscale.media.image import IMAGE_SUFFIXES, WHITE, keeps_alpha, to_rgb, wri
 from vidscale.media.names import ffmpeg_url
 from vidscale.media.photo_meta import carries_meta
 from vidscale.media.sequence import format_pattern, is_numbered
-from vidscale.media.source import Source, VideoSource
+from vidscale.media.protocols import Source
+from vidscale.media.source import VideoSource
 from vidscale.media.streams import StreamCopier
 
 Warn = Callable[[str], None]
@@ -43,13 +43,14 @@ class VideoSink:
                  settings: EncoderSettings, warn: Warn, carry: bool = True):
         """`carry`: bring the source's other streams along (False for a segment of a job,
         whose other streams join when the segments are put together)."""
+        # a video's stream info, HDR side data and other streams come from its demuxer
         video = source if isinstance(source, VideoSource) else None
         self.suffix = suffix
         self._muxed = 0  # packets written before the encoder's flush
         self._last_slot: int | None = None
         self._warned_slots = False
         # Animations keep their own clock too (GIF: centiseconds), not --fps.
-        self.clock = source.info if isinstance(source, (VideoSource, AnimatedSource)) else None
+        self.clock = source.info
         deep = bool(video and video.info.deep)
         self.plan = plan_encoder(suffix, deep, video.info.pix_fmt if video else None, settings, self.time_base(settings))
         self.alpha = has_alpha(self.plan.pix_fmt)  # RGBA frames keep their alpha

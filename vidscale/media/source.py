@@ -1,12 +1,13 @@
 """Sources: what a job reads. A video file, or a list of images (one image is a one-frame clip).
 
 A source yields `Frame`s (RGB arrays with their timestamps) and, for video,
-the packets of the other streams the sink carries, in file order.
+the packets of the other streams the sink carries, in file order. Both are
+`protocols.Source`s; `opener.open_source` picks the reader for a path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 
@@ -15,14 +16,16 @@ import numpy as np
 
 from vidscale.core.limits import DEFAULT_LIMITS, PixelLimits
 from vidscale.core.position import Position
-from vidscale.errors import VidscaleError
+from vidscale.errors import UsageError, VidscaleError
 from vidscale.media import yuv
 from vidscale.media.color import RgbConverter, bit_depth, color_of
 from vidscale.media.containers import main_video
 from vidscale.media.frames import Failure, Frame, VideoInfo
 from vidscale.media.image import read_picture
 from vidscale.media.names import ffmpeg_url
-from vidscale.media.window import StartGate, scan, start_index
+from vidscale.media.protocols import Source
+from vidscale.media.window import (StartGate, check_start, clip_frames, clip_seconds, files_kept, scan,
+                                   start_index)
 
 
 def _fail(path: Path, what: str, exc: BaseException) -> VidscaleError:
@@ -34,22 +37,28 @@ def _why(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or (lines[0] if lines else type(exc).__name__)
 
 
-class VideoSource:
-    """A media file demuxed and decoded with PyAV; RGBA frames when the stream has alpha."""
+class VideoSource(Source):
+    """A media file demuxed and decoded with PyAV; RGBA frames when the stream has alpha.
+
+    `start` and `limit` are the window (--start, --frames); a start the header puts past the
+    end is refused here."""
 
     kind = "video"
+    root = None
+    photos = False
+    plays = 0
 
-    def __init__(self, path: Path, limits: PixelLimits = DEFAULT_LIMITS):
+    def __init__(self, path: Path, limits: PixelLimits = DEFAULT_LIMITS, start: Position | None = None,
+                 limit: int | None = None):
         self.path = path
         try:
             self.container = av.open(ffmpeg_url(path))
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
             raise _fail(path, "not a readable media file", exc) from None
         self.stream = self._main_video_stream()
-        self.limit: int | None = None  # stop after this many frames
-        self.start: Position | None = None  # begin at this frame or time (--start)
+        self.limit = limit  # stop after this many frames
+        self.start = start  # begin at this frame or time (--start)
         self.damage: str | None = None  # why decoding skipped or stopped early, if it did
-        self.yuv_planes = False  # frames as the decoder's YUV planes (`YuvImage`) where supported
         ctx = self.stream.codec_context
         if ctx is None:
             raise VidscaleError(f"{path}: no decoder for its video stream in this FFmpeg build")
@@ -67,6 +76,30 @@ class VideoSource:
             self.info.alpha, self.info.pix_fmt = True, "yuva420p"
         elif ctx.format is not None and any(c.is_alpha for c in ctx.format.components):
             self.info.alpha = True  # e.g. ProRes 4444, PNG or QuickTime RLE with alpha
+        if start is not None:
+            try:
+                check_start(start, path, self.info.frames, self.seconds())
+            except UsageError:
+                self.close()
+                raise
+
+    @property
+    def video(self) -> VideoInfo:
+        return self.info
+
+    @property
+    def paths(self) -> list[Path]:
+        return [self.path]
+
+    def first_size(self) -> tuple[int, int]:
+        return self.info.height, self.info.width
+
+    def seconds(self) -> float:
+        """The clip's length from its header (0: unknown)."""
+        return clip_seconds(self.container, self.stream, self.info.time_base)
+
+    def frame_estimate(self) -> int | None:
+        return clip_frames(self.info, self.seconds(), self.start, self.limit)
 
     def _alpha_decoder(self) -> av.VideoCodecContext | None:
         """A libvpx decoder for VP8/VP9 with alpha: FFmpeg's native ones ignore the alpha plane,
@@ -92,9 +125,11 @@ class VideoSource:
             raise VidscaleError(f"{self.path}: no video stream")
         return video
 
-    def items(self, extra: Sequence[av.stream.Stream] = ()) -> Iterator[Frame | av.Packet]:
+    def items(self, extra: Sequence[av.stream.Stream] = (),
+              planes: bool = False) -> Iterator[Frame | av.Packet]:
         """Decoded frames of the main stream, and packets of `extra` streams, in file order;
         from `start` on (then without `extra` packets: they are cut apart, see `window.Cut`).
+        `planes`: frames as the decoder's YUV planes (`YuvImage`) where supported.
 
         Damage after the first frame does not stop the job: a packet that does
         not decode is skipped and a container that cannot be read further ends
@@ -102,7 +137,7 @@ class VideoSource:
         """
         found = self._find_start() if self.start is not None else None
         if found is not None and found[0] > 0:
-            yield from self.window(found[1], found[2])
+            yield from self.window(found[1], found[2], planes=planes)
             return
         gate = StartGate(self.start if found is None else None, self.info.rate)  # None: found at frame 0
         converter = RgbConverter()
@@ -116,7 +151,7 @@ class VideoSource:
                 for frame in self._decode(packet, index):
                     if not gate.passes(frame.pts, frame.time_base):
                         continue
-                    yield self._frame(frame, index, converter)
+                    yield self._frame(frame, index, converter, planes)
                     index += 1
                     if index == self.limit:
                         return
@@ -154,10 +189,11 @@ class VideoSource:
             return []
 
     def window(self, start: int, end: int | None, first_index: int = 0,
-               warmup_from: int | None = None) -> Iterator[Frame]:
+               warmup_from: int | None = None, planes: bool = False) -> Iterator[Frame]:
         """The frames with `start <= pts < end` (pts in the stream's time base), `start` being a
         frame's: a segment of the clip, decoded on its own from the keyframe at or before it.
-        With `warmup_from`, the frames from that pts up to `start` come first, marked `warmup`."""
+        With `warmup_from`, the frames from that pts up to `start` come first, marked `warmup`;
+        `planes` as for `items`."""
         begin = start if warmup_from is None else warmup_from
         try:
             self.container.seek(begin, backward=True, stream=self.stream)
@@ -178,20 +214,20 @@ class VideoSource:
                     found = True
                     if end is not None and frame.pts >= end:
                         return  # decoders hand out frames in pts order: the segment is complete
-                    out = self._frame(frame, index if frame.pts >= start else -1, converter)
+                    out = self._frame(frame, index if frame.pts >= start else -1, converter, planes)
                     out.warmup = frame.pts < start
                     index += not out.warmup
                     yield out
         except av.error.FFmpegError as exc:
             raise _fail(self.path, f"cannot decode frame {index}", exc) from None
 
-    def _frame(self, frame: av.VideoFrame, index: int, converter: RgbConverter) -> Frame:
+    def _frame(self, frame: av.VideoFrame, index: int, converter: RgbConverter, planes: bool) -> Frame:
         if (frame.width, frame.height) != (self.info.width, self.info.height):
             raise VidscaleError(f"{self.path}: frame {index} is {frame.width}x{frame.height} where the stream "
                                 f"says {self.info.width}x{self.info.height}; a size change within a stream "
                                 "is refused (cut the video where its size changes)")
         color = color_of(frame)
-        if self.yuv_planes and not self.info.alpha and yuv.supports(frame.format.name):
+        if planes and not self.info.alpha and yuv.supports(frame.format.name):
             pixels: np.ndarray | yuv.YuvImage = yuv.from_frame(frame)
         else:
             pixels = converter.to_rgb(frame, color, self.info.deep, alpha=self.info.alpha)
@@ -201,25 +237,52 @@ class VideoSource:
         self.container.close()
 
 
-class ImageSource:
+class ImageSource(Source):
     """Still images in order; each is a frame, sizes may differ.
 
-    With `tolerant`, an unreadable image becomes a `Failure` item and the
-    rest go on (photo batches); otherwise it stops the job.
+    `start` and `limit` keep part of the sequence (see `window.files_kept`; `name`: the folder
+    or pattern it came from, for messages). Read as a `batch`, an unreadable image becomes a
+    `Failure` item and the rest go on (photo batches); otherwise it stops the job.
     """
 
     kind = "images"
+    info = None
+    video = None
+    plays = 0
+    damage = None
 
-    def __init__(self, paths: list[Path], root: Path | None, fps: Fraction, limits: PixelLimits = DEFAULT_LIMITS):
-        self.paths, self.root, self.fps, self.limits = paths, root, fps, limits
+    def __init__(self, paths: list[Path], root: Path | None, fps: Fraction,
+                 limits: PixelLimits = DEFAULT_LIMITS, start: Position | None = None, limit: int | None = None,
+                 name: Path | None = None):
+        self.root, self.fps, self.limits, self.start, self.limit = root, fps, limits, start, limit
+        self.paths = files_kept(paths, start, limit, fps, root is None, name or root or paths[0])
         self.tolerant = False
         self.skip: set[Path] = set()  # inputs whose outputs already exist
-        self.info = None
+
+    @property
+    def photos(self) -> bool:
+        return self.root is not None or len(self.paths) < 2
 
     def name_of(self, path: Path) -> Path:
         return path.relative_to(self.root) if self.root else Path(path.name)
 
-    def items(self, extra: Sequence[av.stream.Stream] = ()) -> Iterator[Frame | Failure]:
+    def batch(self, finished: Callable[[Path, int], bool] | None) -> int:
+        """Read as a resumable batch: an unreadable picture becomes a `Failure` and the rest go
+        on, and a picture whose output is `finished(name, index)` is not decoded again. Returns
+        how many are skipped."""
+        self.tolerant = True
+        if finished is not None:
+            self.skip = {p for i, p in enumerate(self.paths) if finished(self.name_of(p), i)}
+        return len(self.skip)
+
+    def first_size(self) -> tuple[int, int]:
+        return read_picture(self.paths[0], self.limits).pixels.shape[:2]
+
+    def frame_estimate(self) -> int:
+        return len(self.paths)
+
+    def items(self, extra: Sequence[av.stream.Stream] = (),
+              planes: bool = False) -> Iterator[Frame | Failure]:
         tb = 1 / self.fps
         for index, path in enumerate(self.paths):
             if path in self.skip:
@@ -236,6 +299,3 @@ class ImageSource:
 
     def close(self) -> None:
         pass
-
-
-Source = VideoSource | ImageSource

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import av
 
-from vidscale.core.position import Position
+from vidscale.core.position import Position, parse_time_or_frames
 from vidscale.errors import UsageError
+from vidscale.media.frames import VideoInfo
 
 # Containers whose packets carry no usable pts, or whose seeking is not exact.
 UNSEEKABLE_FORMATS = frozenset({"h264", "hevc", "mpeg", "mpegts", "avi", "yuv4mpegpipe", "rawvideo"})
@@ -70,6 +71,55 @@ def past_end(start: Position, path: Path, frames: int, last: Fraction | None = N
     first), or beyond a sequence's last file."""
     at = f", the last at {float(last):.3f}s" if last is not None and start.seconds is not None else ""
     return UsageError(f"--start {start.text()}: past the end of {path} ({frames} {unit}{'s' * (frames != 1)}{at})")
+
+
+def clip_seconds(container: av.container.InputContainer, stream: av.VideoStream,
+                 time_base: Fraction) -> float:
+    """A clip's length from its header (0: unknown)."""
+    if stream.duration:
+        return float(stream.duration * time_base)
+    tag = stream.metadata.get("DURATION")  # Matroska's per-track tag (00:00:02.500000000)
+    if tag:
+        try:
+            return float(parse_time_or_frames(tag, "DURATION")[0] or 0)
+        except UsageError:
+            pass
+    return (container.duration or 0) / 1_000_000  # else the whole file's (subtitles included)
+
+
+def check_start(start: Position, path: Path, frames: int, seconds: float) -> None:
+    """A start that the header (`frames`, `seconds`: 0 when it does not say) already puts past
+    the clip's end is refused at open, before a model loads; the exact check comes when the
+    frames' timestamps are read."""
+    if start.frame is not None and frames and start.frame >= frames:
+        raise past_end(start, path, frames)
+    if start.seconds is not None and seconds and start.seconds >= seconds:
+        raise UsageError(f"--start {start.text()}: past the end of {path} ({seconds:.3f}s long)")
+
+
+def clip_frames(info: VideoInfo, seconds: float, start: Position | None, limit: int | None) -> int | None:
+    """About how many frames a clip's window holds, from its header; None when it does not say."""
+    total = info.frames or (round(seconds * float(info.rate)) if seconds and info.rate else None)
+    if total and start is not None:  # about: the exact frame is found when the job reads the clip
+        skipped = start.frame if start.frame is not None else round(start.seconds * (info.rate or 0))
+        total = max(1, total - skipped)
+    return min(total, limit) if total and limit else total or limit
+
+
+def files_kept(paths: list[Path], start: Position | None, limit: int | None, fps: Fraction, clocked: bool,
+               name: Path) -> list[Path]:
+    """The files of a sequence (`name`: its folder or pattern) that --start and --frames keep:
+    a start skips a count of files, or a time at `fps` where the sequence is `clocked` (not a
+    folder of pictures); --frames keeps the first N after it."""
+    if start is not None:
+        if start.frame is None and not clocked:
+            raise UsageError(f"--start {start.text()}: a folder of pictures has no clock; give a count of "
+                             "files to skip (--start 10f)")
+        skip = start.frame_at(fps)
+        if skip >= len(paths):
+            raise past_end(start, name, len(paths), unit="file")
+        paths = paths[skip:]
+    return paths[:limit] if limit else paths
 
 
 class StartGate:

@@ -70,15 +70,11 @@ def make_upscaler(settings: JobSettings, device: str | None = None) -> Upscaler:
 def encode_segment(job: SegmentJob, segment: Segment, upscaler: Upscaler, progress: Progress) -> Record:
     """Write segment `segment` of `job` into its file (complete or not at all) and describe it."""
     settings = job.settings
-    source = VideoSource(job.source, settings.limits)
+    whole = len(job.plan.segments) == 1 and segment.first_frame == 0  # the clip from its first frame
+    start = None if job.plan.scanned else settings.start  # unscanned: decoded up to it
+    window = (start, settings.max_frames) if whole else (None, None)
+    source = VideoSource(job.source, settings.limits, *window)
     try:
-        if len(job.plan.segments) == 1 and segment.first_frame == 0:  # the clip from its first frame
-            source.limit = settings.max_frames
-            source.start = None if job.plan.scanned else settings.start  # unscanned: decoded up to it
-            items = source.items()
-        else:
-            items = source.window(segment.start, segment.end, segment.first_frame,
-                                  segment.warmup_from if settings.temporal_strength() is not None else None)
         sizes = SizeRule(settings, even=True)
         target = job.segment_path(segment.index)
         with atomic_output(target, overwrite=True) as tmp:
@@ -86,7 +82,10 @@ def encode_segment(job: SegmentJob, segment: Segment, upscaler: Upscaler, progre
                              settings.encoder, log.warning, carry=False)
             route = yuv_route(source.info, sink.plan.pix_fmt, sink.alpha, sink.color, upscaler.device,
                               settings.device_color, settings.temporal_strength() is not None)
-            source.yuv_planes = route is not None
+            planes = route is not None  # formats the device cannot convert still come as RGB
+            items = source.items(planes=planes) if whole else source.window(
+                segment.start, segment.end, segment.first_frame,
+                segment.warmup_from if settings.temporal_strength() is not None else None, planes)
             repeats = run_pass(source, upscaler, sizes, sink, settings, progress, yuv=route, items=items)
         if source.damage:
             log.warning("warning: %s: segment %d: %s", job.source, segment.index, source.damage)

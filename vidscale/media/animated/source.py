@@ -19,13 +19,14 @@ import numpy as np
 
 from vidscale.core.limits import DEFAULT_LIMITS, PixelLimits
 from vidscale.core.position import Position
-from vidscale.errors import VidscaleError
+from vidscale.errors import UsageError, VidscaleError
 from vidscale.media.animated.formats import NDARRAY_FORMATS, reason
 from vidscale.media.animated.header import probe_animation
 from vidscale.media.color import for_rgb_source
 from vidscale.media.frames import Frame, VideoInfo
 from vidscale.media.limits import header_size
-from vidscale.media.window import StartGate
+from vidscale.media.protocols import Source
+from vidscale.media.window import StartGate, check_start, clip_frames, clip_seconds
 
 
 @dataclass
@@ -35,20 +36,26 @@ class AnimatedFrame(Frame):
     duration: int | None = None
 
 
-class AnimatedSource:
+class AnimatedSource(Source):
     """The frames of an animated GIF/WebP/APNG with their times.
 
     Every frame has the same layout, as batches and the sink need: RGBA when
     any frame has a pixel that is not fully opaque (found by one extra decode
-    pass), else gray or RGB; uint16 for 16-bit APNG.
+    pass), else gray or RGB; uint16 for 16-bit APNG. `start` and `limit` are
+    the window, as for `VideoSource`.
     """
 
     kind = "animated"
+    video = None  # the encoder matches no stream of an animation
+    root = None
+    photos = False
+    damage = None  # damage stops the job: decoding does not go past it
 
-    def __init__(self, path: Path, limits: PixelLimits = DEFAULT_LIMITS):
+    def __init__(self, path: Path, limits: PixelLimits = DEFAULT_LIMITS, start: Position | None = None,
+                 limit: int | None = None):
         self.path = path
-        self.limit: int | None = None  # stop after this many frames, as VideoSource
-        self.start: Position | None = None  # begin at this frame or time; times then start at 0
+        self.limit = limit  # stop after this many frames, as VideoSource
+        self.start = start  # begin at this frame or time; times then start at 0
         size = header_size(path)  # a GIF's logical screen: FFmpeg allocates it for every frame
         if size is not None:
             limits.check_input(path, *size)
@@ -79,6 +86,26 @@ class AnimatedSource:
             frames=self.animation.frames if self.animation else self.stream.frames or 0,
             deep=deep, pix_fmt=fmt.name if fmt else "rgba", color=for_rgb_source(ctx.width, ctx.height))
         self._to = NDARRAY_FORMATS[(self.layout, deep)]
+        if start is not None:
+            try:
+                check_start(start, path, self.info.frames, self.seconds())
+            except UsageError:
+                self.close()
+                raise
+
+    @property
+    def paths(self) -> list[Path]:
+        return [self.path]
+
+    def first_size(self) -> tuple[int, int]:
+        return self.info.height, self.info.width
+
+    def seconds(self) -> float:
+        """The animation's length from its header (0: unknown)."""
+        return clip_seconds(self.container, self.stream, self.info.time_base)
+
+    def frame_estimate(self) -> int | None:
+        return clip_frames(self.info, self.seconds(), self.start, self.limit)
 
     def _layout(self, fmt: av.VideoFormat | None) -> str:
         if fmt is None or fmt.has_palette or any(c.is_alpha for c in fmt.components):
@@ -88,7 +115,7 @@ class AnimatedSource:
             return "gray"
         return "rgb"
 
-    def items(self, extra: Sequence[av.stream.Stream] = ()) -> Iterator[Frame]:
+    def items(self, extra: Sequence[av.stream.Stream] = (), planes: bool = False) -> Iterator[Frame]:
         index, clock = 0, 0  # clock: pts for frames that come without one
         gate, origin = StartGate(self.start, self.info.rate), 0  # origin: the first kept frame's pts
         try:
