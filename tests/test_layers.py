@@ -34,7 +34,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("job", ("job", "options", "long_jobs")),
     ("front", ("", "__main__", "cli", "api", "vs", "web", "web.*", "bench", "compare", "evaluate")),
 ]
-# Readers: what the compute layer never imports (it names frames through media.frames).
+# Readers: what the compute layer never imports (it names frames through media.frames, sources
+# and sinks through media.protocols).
 READERS = ("media.source", "media.animated.source", "media.opener")
 # Imports up the order that are allowed: optional dependencies loaded on demand. None today.
 ALLOWED_UPWARD: set[tuple[str, str]] = set()
@@ -178,3 +179,8 @@ def test_the_compute_layer_imports_no_reader() -> None:
     found = sorted((m, dep) for m, deps in edges.items() if compute - 1 <= layer_of(m) <= compute
                    for dep in deps if dep in READERS)
     assert found == []
+
+
+def test_the_source_and_sink_protocols_import_no_reader() -> None:
+    """What the layers above media name a source or a sink by, without loading a reader."""
+    assert graph()["media.protocols"].isdisjoint(READERS)
