@@ -11,7 +11,7 @@ import pytest
 import vidscale
 from vidscale.cli import main
 from vidscale.core.settings import EncoderSettings
-from vidscale.encoding import fit_container, plan_encoder
+from vidscale.encoding import fit_container, choose_encoder
 from vidscale.errors import UsageError
 from vidscale.media import containers
 from vidscale.options import job_settings
@@ -68,8 +68,8 @@ def test_refusal_comes_before_any_frame(tmp_path: Path) -> None:
 def test_a_codec_that_cannot_keep_the_clock_is_refused_with_what_works() -> None:
     """MPEG-4 part 2 takes no time base finer than 1/65535 (MP4 sources are often 1/90000)."""
     with pytest.raises(UsageError, match=r"--codec mpeg4: it cannot keep this clip's timestamps .* use libx264"):
-        plan_encoder(".mp4", False, "yuv420p", EncoderSettings(codec="mpeg4"), Fraction(1, 90000))
-    assert plan_encoder(".mp4", False, "yuv420p", EncoderSettings(codec="mpeg4"), Fraction(1, 24)).codec == "mpeg4"
+        choose_encoder(".mp4", False, "yuv420p", EncoderSettings(codec="mpeg4"), Fraction(1, 90000))
+    assert choose_encoder(".mp4", False, "yuv420p", EncoderSettings(codec="mpeg4"), Fraction(1, 24)).codec == "mpeg4"
 
 
 @pytest.mark.parametrize("preset,suffix,codec,options", [
@@ -82,7 +82,7 @@ def test_a_presets_codec_gives_way_to_the_containers_at_an_equivalent_quality(
         preset: str, suffix: str, codec: str, options: dict[str, str]) -> None:
     settings = job_settings({"preset": preset}, f"out{suffix}").encoder
     fitted, note = fit_container(settings, suffix, False, "yuv420p")
-    plan = plan_encoder(suffix, False, "yuv420p", fitted)
+    plan = choose_encoder(suffix, False, "yuv420p", fitted)
     assert plan.codec == codec and {k: plan.options[k] for k in options} == options
     assert "tune" not in plan.options
     assert note is not None and f"cannot hold the preset's {settings.codec}: encoding {codec}" in note
@@ -98,7 +98,7 @@ def test_a_presets_codec_the_container_holds_is_kept() -> None:
 def test_flags_given_beside_a_preset_are_kept_when_its_codec_gives_way() -> None:
     settings = job_settings({"preset": "film", "crf": 40, "encoder_opt": ["g=48"]}, "out.webm").encoder
     fitted, _ = fit_container(settings, ".webm", False, "yuv420p")
-    plan = plan_encoder(".webm", False, "yuv420p", fitted)
+    plan = choose_encoder(".webm", False, "yuv420p", fitted)
     assert (plan.codec, plan.options["crf"], plan.options["g"]) == ("libsvtav1", "40", "48")
 
 

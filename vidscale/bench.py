@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from vidscale.core.settings import JobSettings
-from vidscale.encoding import EncoderPlan, has_alpha, plan_encoder
+from vidscale.encoding import EncoderChoice, has_alpha, choose_encoder
 from vidscale.engine.staging import Stager
 from vidscale.errors import UsageError
 from vidscale.job import run_job
@@ -209,7 +209,7 @@ def run_bench(source: Path, settings: JobSettings, rounds: int = 3) -> BenchResu
     up = Upscaler.for_job(settings, "video")
     result = BenchResult(source.name, 0, (video.info.height, video.info.width), (0, 0), str(up.device),
                          up.label(settings.scale or 2), settings.batch)
-    plan = plan_encoder(".mp4", video.info.deep, video.info.pix_fmt, settings.encoder)
+    plan = choose_encoder(".mp4", video.info.deep, video.info.pix_fmt, settings.encoder)
     route = yuv_route(video.info, plan.pix_fmt, has_alpha(plan.pix_fmt), video.info.color, up.device,
                       settings.device_color, settings.temporal_strength() is not None)
     result.color = "device" if route else "host"
@@ -341,7 +341,7 @@ def _download(batches: list[torch.Tensor], transfer: Transfer, clock: StageClock
     return out
 
 
-def _encode(pictures: list[Pixels], path: Path, plan: EncoderPlan, color: ColorInfo,
+def _encode(pictures: list[Pixels], path: Path, plan: EncoderChoice, color: ColorInfo,
             clock: StageClock) -> None:
     """The video sink's work alone: RGB -> YUV conversion (unless done on the device) and encoding.
     The final flush is left out, as the pipeline's rate leaves it out."""

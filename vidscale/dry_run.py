@@ -20,7 +20,7 @@ import numpy as np
 
 from vidscale.core.settings import JobSettings
 from vidscale.core.units import duration, human_bytes
-from vidscale.encoding import plan_encoder
+from vidscale.encoding import choose_encoder
 from vidscale.engine.tiling import aligned_tile
 from vidscale.frame_cost import SIDE, centre_crop, frame_cost, warm_up
 from vidscale.media.frames import Frame
@@ -126,7 +126,7 @@ def _temporal(settings: JobSettings, source: Source) -> str:
 def _encoder(source: Source, output: Path, kind: str, settings: JobSettings) -> str:
     if kind == "video":
         video = source.video
-        plan = plan_encoder(output.suffix, bool(video and video.deep), video.pix_fmt if video else None,
+        plan = choose_encoder(output.suffix, bool(video and video.deep), video.pix_fmt if video else None,
                             settings.encoder)
         options = " ".join(f"{k}={v}" for k, v in plan.options.items())
         return f"{plan.codec} {plan.pix_fmt}" + (f" {options}" if options else "")

@@ -43,15 +43,17 @@ _H265 = EncoderDefaults("libx265", 20, "medium")
 
 
 @dataclass(frozen=True)
-class EncoderPlan:
+class EncoderChoice:
+    """The encoder an output gets: codec, pixel format and options (bit rate 0: VP9 at constant quality)."""
+
     codec: str
     pix_fmt: str
     options: dict[str, str]
     bit_rate: int | None = None
 
 
-def plan_encoder(suffix: str, deep: bool, source_pix_fmt: str | None, settings: EncoderSettings,
-                 time_base: Fraction | None = None) -> EncoderPlan:
+def choose_encoder(suffix: str, deep: bool, source_pix_fmt: str | None, settings: EncoderSettings,
+                   time_base: Fraction | None = None) -> EncoderChoice:
     """The encoder, pixel format and options for an output of type `suffix`, checked to open
     and to be writable into that container (at `time_base`, the clock frames come on)."""
     suffix = suffix.lower()
@@ -84,7 +86,7 @@ def plan_encoder(suffix: str, deep: bool, source_pix_fmt: str | None, settings: 
         options["bf"] = "0"
     options.update(settings.options)
     bit_rate = 0 if codec == "libvpx-vp9" and "crf" in options else None  # constant quality mode
-    plan = EncoderPlan(codec, pix_fmt, options, bit_rate)
+    plan = EncoderChoice(codec, pix_fmt, options, bit_rate)
     if _chosen(settings) or settings.codec or settings.pix_fmt:  # our defaults are known to open
         check_options(plan, _chosen(settings))
     _check_container(plan, suffix, settings, time_base or Fraction(1, 25))
@@ -97,7 +99,7 @@ def _default_for(suffix: str, deep: bool, source_pix_fmt: str | None) -> Encoder
     return _DEFAULTS.get(suffix, (_H264, _H265))[1 if deep else 0]
 
 
-def _check_container(plan: EncoderPlan, suffix: str, settings: EncoderSettings, time_base: Fraction) -> None:
+def _check_container(plan: EncoderChoice, suffix: str, settings: EncoderSettings, time_base: Fraction) -> None:
     """Refuse, before any frame, an encoder whose output the `suffix` container cannot hold."""
     muxer = containers.muxer_of(suffix)
     reason = containers.trial(plan.codec, plan.pix_fmt, plan.options, time_base, muxer)
@@ -150,7 +152,7 @@ def fit_container(settings: EncoderSettings, suffix: str, deep: bool,
                   source_pix_fmt: str | None) -> tuple[EncoderSettings, str | None]:
     """A preset's codec that `suffix` files cannot hold gives way to the container's own
     default at an equivalent quality; returns the settings and a note saying so (None when
-    nothing changed). A codec the user chose is never replaced (`plan_encoder` refuses it)."""
+    nothing changed). A codec the user chose is never replaced (`choose_encoder` refuses it)."""
     suffix = suffix.lower()
     codec = settings.codec
     if not codec or "codec" not in settings.preferred or suffix not in VIDEO_SUFFIXES:
@@ -163,7 +165,7 @@ def fit_container(settings: EncoderSettings, suffix: str, deep: bool,
                      preset=_equivalent_speed(settings, default.codec),
                      pix_fmt=_fitting_pix_fmt(settings, default.codec), options=kept_options,
                      preferred=frozenset())
-    plan = plan_encoder(suffix, deep, source_pix_fmt, fitted)
+    plan = choose_encoder(suffix, deep, source_pix_fmt, fitted)
     options = " ".join(f"{k}={v}" for k, v in plan.options.items() if k in ("crf", "preset"))
     return fitted, (f"{suffix} files cannot hold the preset's {codec}: encoding {plan.codec} {plan.pix_fmt}"
                     f"{' ' + options if options else ''} instead")
@@ -208,7 +210,7 @@ _X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium
 _TRIAL_SIZE = 256  # a trial open at this size checks the options (above GPU encoders' minimum sizes)
 
 
-def check_options(plan: EncoderPlan, chosen: dict[str, str]) -> None:
+def check_options(plan: EncoderChoice, chosen: dict[str, str]) -> None:
     """Refuse an option the user `chose` that the encoder lacks, or a value it refuses, naming it (exit 2).
 
     Unknown keys would otherwise be dropped silently, and bad values only
@@ -236,7 +238,7 @@ def _encoder_options(codec: str) -> dict[str, av.codec.context.CodecOption]:
     return {o.name: o for o in (*options.generic, *options.private)}
 
 
-def _opens(plan: EncoderPlan, options: dict[str, str]) -> bool:
+def _opens(plan: EncoderChoice, options: dict[str, str]) -> bool:
     ctx = av.CodecContext.create(plan.codec, "w")
     ctx.width = ctx.height = _TRIAL_SIZE
     ctx.pix_fmt, ctx.time_base, ctx.framerate = plan.pix_fmt, Fraction(1, 25), Fraction(25)

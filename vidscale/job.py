@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from vidscale.core.settings import JobSettings
 from vidscale.core.units import human_bytes
-from vidscale.encoding import fit_container, plan_encoder
+from vidscale.encoding import fit_container, choose_encoder
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.media import hdr
 from vidscale.media.animated.sink import AnimatedSink
@@ -108,7 +108,7 @@ def _fit_encoder(source: Source, output: Path, settings: JobSettings) -> JobSett
         log.warning("%s", note)
     time_base = (clock_for(output.suffix, clock.time_base, clock.rate or encoder.fps) if clock
                  else 1 / encoder.fps)
-    plan_encoder(output.suffix, deep, pix_fmt, encoder, Fraction(time_base))
+    choose_encoder(output.suffix, deep, pix_fmt, encoder, Fraction(time_base))
     return replace(settings, encoder=encoder)
 
 

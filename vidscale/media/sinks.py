@@ -17,7 +17,7 @@ import av
 import numpy as np
 
 from vidscale.core.settings import EncoderSettings
-from vidscale.encoding import VIDEO_SUFFIXES, has_alpha, plan_encoder
+from vidscale.encoding import VIDEO_SUFFIXES, has_alpha, choose_encoder
 from vidscale.errors import UsageError, VidscaleError
 from vidscale.media import hdr, yuv
 from vidscale.media.animated.sink import ANIMATED_ONLY_SUFFIXES
@@ -52,7 +52,7 @@ class VideoSink:
         # Animations keep their own clock too (GIF: centiseconds), not --fps.
         self.clock = source.info
         deep = bool(video and video.info.deep)
-        self.plan = plan_encoder(suffix, deep, video.info.pix_fmt if video else None, settings, self.time_base(settings))
+        self.plan = choose_encoder(suffix, deep, video.info.pix_fmt if video else None, settings, self.time_base(settings))
         self.alpha = has_alpha(self.plan.pix_fmt)  # RGBA frames keep their alpha
         os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its whole configuration otherwise
         muxer = muxer_of(path.suffix)  # a segment of a job may use another container (.mov, .mp4)

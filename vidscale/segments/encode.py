@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vidscale.core.settings import EncoderSettings, Execution, JobSettings, Product
-from vidscale.encoding import has_alpha, plan_encoder
+from vidscale.encoding import has_alpha, choose_encoder
 from vidscale.media.atomic import atomic_output
 from vidscale.media.containers import clock_for, muxer_of, segment_store
 from vidscale.media.sinks import VideoSink
@@ -55,7 +55,7 @@ def segment_suffix(source: VideoSource, suffix: str, encoder: EncoderSettings) -
     Matroska does not (the join needs them). Alpha (VP9's rides in Matroska side data) keeps
     the output's container."""
     time_base = clock_for(suffix, source.info.time_base, source.info.rate or encoder.fps)
-    plan = plan_encoder(suffix, source.info.deep, source.info.pix_fmt, encoder, time_base)
+    plan = choose_encoder(suffix, source.info.deep, source.info.pix_fmt, encoder, time_base)
     if has_alpha(plan.pix_fmt):
         return suffix
     store = segment_store(plan.codec, plan.pix_fmt, plan.options, time_base, muxer_of(suffix))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from vidscale.core.settings import JobSettings, Product
 from vidscale.core.version import __version__
-from vidscale.encoding import plan_encoder
+from vidscale.encoding import choose_encoder
 from vidscale.errors import VidscaleError
 from vidscale.media import hdr
 from vidscale.media.atomic import atomic_output, check_target, remove_stale_temps
@@ -64,7 +64,7 @@ def _run(state: JobState, source: VideoSource, output: Path, upscaler: Upscaler,
     if dropped:
         log.info("%s: an unfinished earlier run was discarded (%s): starting afresh", output, dropped)
     job = SegmentJob.of(source, output, settings, plan)
-    codec = plan_encoder(output.suffix, source.info.deep, source.info.pix_fmt, settings.encoder).codec
+    codec = choose_encoder(output.suffix, source.info.deep, source.info.pix_fmt, settings.encoder).codec
     hdr.warn_losses(source.path, source.info.color, codec, output.suffix, log.warning)
     done = _finished(state, job)
     todo = [s for s in plan.segments if s.index not in done]
