@@ -62,7 +62,9 @@ def _model_options(f):  # type: ignore[no-untyped-def]
                      "(realcugan, realcugan-pro): none, conservative (the default), 1, 2 or 3.")(f)
     f = click.option("--precision", type=options.PRECISION,
                      default="auto", show_default=True,
-                     help="Compute type; auto: fp16 on CUDA when the model supports it, fp32 on the CPU.")(f)
+                     help="Compute type; auto: fp16 on CUDA when the model supports it; on the CPU bf16 for "
+                          "the built-ins that keep their picture in it where the CPU has native bf16 "
+                          "(AVX512-BF16, AMX), else fp32.")(f)
     f = click.option("--tile", type=options.TILE, help="Tile size in input pixels (default: from free memory).")(f)
     f = click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")(f)
     f = click.option("--backend", type=options.BACKEND, default="auto", show_default=True,
