@@ -7,9 +7,9 @@ computes them in bf16 (`engine/openvino_builtin.py`); in float32 they stay on
 PyTorch: OpenVINO was at most 1.14x as fast as PyTorch's own best layout for them
 at a 640x480 frame, onnxruntime slower (`benchmarks/cpu_runtimes.py`).
 
-Both runtimes are optional extras (`pip install 'vidscale[openvino]'`, about
-260 MB with onnxruntime as the fallback; `vidscale[cpu]`, onnxruntime alone,
-about 80 MB); without either an ONNX file is a one-line error.
+OpenVINO is a dependency (it computes the bf16 built-ins); onnxruntime is the
+`vidscale[openvino]` / `vidscale[cpu]` extra. An installation without either
+(OpenVINO removed by hand) makes an ONNX file a one-line error.
 """
 
 from __future__ import annotations
