@@ -266,3 +266,15 @@ def test_without_onnxruntime_openvino_says_why_it_cannot_run_a_graph(tmp_path: P
                         lambda name, *a: None if name == "onnxruntime" else real_find(name, *a))
     with pytest.raises(ModelError, match=r"OpenVINO cannot run it \(No conversion rule .*Sharpen\)$"):
         OnnxEngine.for_file(path)
+
+
+def test_openvino_is_loaded_without_its_telemetry() -> None:
+    """`import openvino` would send a usage event from a forked process; vidscale loads it without."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from vidscale.models.onnx_file import import_openvino; ov = import_openvino(); "
+            "ov.Core(); print(sys.modules.get('openvino_telemetry'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "None"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -104,6 +105,16 @@ def openvino_installed() -> bool:
     return importlib.util.find_spec("openvino") is not None
 
 
+def import_openvino() -> Any:
+    """OpenVINO without its telemetry: `import openvino` sends a usage event to Google Analytics
+    from a forked process unless the user opted out (and the fork, from a process with threads,
+    has hung a test run at exit). Without the module, OpenVINO uses its own no-op stand-in."""
+    sys.modules.setdefault("openvino_telemetry", None)  # type: ignore[arg-type]
+    import openvino
+
+    return openvino
+
+
 def session(model: OnnxModel, threads: int, runtime: str = "auto", precision: str = "fp32") -> Any:
     """A CPU session for the graph with onnxruntime's `run(None, feeds)`: OpenVINO's where it is
     installed and takes the graph (`runtime` "auto"), else onnxruntime's. `precision` "bf16" has
@@ -124,7 +135,7 @@ class OpenVinoSession:
     runtime = "openvino"
 
     def __init__(self, model: OnnxModel, threads: int, precision: str = "fp32"):
-        import openvino as ov
+        ov = import_openvino()
         from openvino import properties
         from openvino.properties import hint, intel_cpu
 
