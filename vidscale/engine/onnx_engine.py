@@ -41,9 +41,10 @@ class OnnxEngine:
 
     def __init__(self, model: OnnxModel, requirements: spandrel.SizeRequirements, bytes_per_px: int,
                  overlap: int, tile: int | None = None, threads: int | None = None,
-                 precision: str = "fp32", align: int | None = None):
+                 precision: str = "fp32", align: int | None = None, compiled_cache: Path | None = None):
         keep_freed_memory()  # the conversions around the network reuse one frame's pages for the next
-        self.session = session(model, threads or torch.get_num_threads(), precision=precision)
+        self.session = session(model, threads or torch.get_num_threads(), precision=precision,
+                               compiled_cache=compiled_cache)
         self._bf16 = precision == "bf16" and self.runtime == "openvino"
         self._align = align  # where tiles start; None: on the size multiple the graph needs
         self.model = model if model.scale else probe(model, self.session)

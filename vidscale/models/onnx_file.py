@@ -115,13 +115,14 @@ def import_openvino() -> Any:
     return openvino
 
 
-def session(model: OnnxModel, threads: int, runtime: str = "auto", precision: str = "fp32") -> Any:
+def session(model: OnnxModel, threads: int, runtime: str = "auto", precision: str = "fp32",
+            compiled_cache: Path | None = None) -> Any:
     """A CPU session for the graph with onnxruntime's `run(None, feeds)`: OpenVINO's where it is
     installed and takes the graph (`runtime` "auto"), else onnxruntime's. `precision` "bf16" has
     OpenVINO compute float32 graphs in bf16 (the caller checks the CPU has it)."""
     if runtime in ("auto", "openvino") and openvino_installed():
         try:
-            return OpenVinoSession(model, threads, precision)
+            return OpenVinoSession(model, threads, precision, compiled_cache)
         except ModelError as exc:
             if runtime == "openvino" or importlib.util.find_spec("onnxruntime") is None:
                 raise
@@ -134,7 +135,7 @@ class OpenVinoSession:
 
     runtime = "openvino"
 
-    def __init__(self, model: OnnxModel, threads: int, precision: str = "fp32"):
+    def __init__(self, model: OnnxModel, threads: int, precision: str = "fp32", compiled_cache: Path | None = None):
         ov = import_openvino()
         from openvino import properties
         from openvino.properties import hint, intel_cpu
@@ -148,6 +149,8 @@ class OpenVinoSession:
             intel_cpu.denormals_optimization(): True,  # flushed to zero, as TorchEngine does
         }
         core = ov.Core()
+        if compiled_cache is not None:  # OpenVINO keys its compiled blobs by graph, device and settings
+            core.set_property({"CACHE_DIR": str(compiled_cache)})
         try:
             graph = core.read_model(model.graph)
             self._compiled = core.compile_model(graph, "CPU", config)
