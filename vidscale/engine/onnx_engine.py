@@ -14,6 +14,7 @@ OpenVINO is a dependency (it computes the bf16 built-ins); onnxruntime is the
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ import torch
 
 from vidscale.engine.cpu_memory import keep_freed_memory
 from vidscale.engine.tiling import run_tiled
-from vidscale.engine.watch import current_check
+from vidscale.engine.watch import current_check, reached, watched
 from vidscale.engine.torch_engine import (
     DEFAULT_OVERLAP,
     _padded_size,
@@ -46,6 +47,7 @@ class OnnxEngine:
         self.session = session(model, threads or torch.get_num_threads(), precision=precision,
                                compiled_cache=compiled_cache)
         self._bf16 = precision == "bf16" and self.runtime == "openvino"
+        self.seconds_per_px: float | None = None  # of the last call: progress within the next
         self._align = align  # where tiles start; None: on the size multiple the graph needs
         self.model = model if model.scale else probe(model, self.session)
         self.scale: int = self.model.scale
@@ -101,11 +103,25 @@ class OnnxEngine:
 
 
     def _run(self, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        """One call of the graph; OpenVINO's can be cancelled while it computes (`watch.between_tiles`)."""
-        check = current_check()
-        if check is not None and self.runtime == "openvino":
-            return self.session.run(None, feeds, check=check)[0]
-        return self.session.run(None, feeds)[0]
+        """One call of the graph. OpenVINO's is polled while it computes, for a cancel
+        (`watch.between_tiles`) and, for a watcher, the fraction done: its elapsed time against
+        the time per pixel of the calls before (a graph's layers cannot be watched)."""
+        pixels = int(np.prod(next(iter(feeds.values())).shape[-2:]))
+        start = time.perf_counter()
+        if self.runtime != "openvino" or (current_check() is None and not watched()):
+            out = self.session.run(None, feeds)[0]
+        else:
+            expected = self.seconds_per_px * pixels if self.seconds_per_px else None
+
+            def poll() -> None:
+                if expected:
+                    reached(min(0.95, (time.perf_counter() - start) / expected), check=False)
+                if (check := current_check()) is not None:
+                    check()
+
+            out = self.session.run(None, feeds, check=poll)[0]
+        self.seconds_per_px = (time.perf_counter() - start) / pixels
+        return out
 
 
 def check_file_backend(backend: str, precision: str | None, name: str) -> None:

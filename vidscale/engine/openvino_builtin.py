@@ -53,8 +53,10 @@ def builtin_engine(info: zoo.ModelInfo, desc: spandrel.ImageModelDescriptor, til
     model = replace(_exported(info, desc), scale=desc.scale,
                     multiple_of=max(desc.size_requirements.multiple_of, 1))
     bytes_per_px = activation_bytes_per_pixel(desc.model, desc.scale, torch.float32, arch)
-    return OnnxEngine(model, desc.size_requirements, bytes_per_px, overlap or OVERLAP_BY_ARCH.get(arch, DEFAULT_OVERLAP),
-                      tile, precision="bf16", align=tile_grid(desc), compiled_cache=cache.cache_dir() / "openvino")
+    engine = OnnxEngine(model, desc.size_requirements, bytes_per_px, overlap or OVERLAP_BY_ARCH.get(arch, DEFAULT_OVERLAP),
+                        tile, precision="bf16", align=tile_grid(desc), compiled_cache=cache.cache_dir() / "openvino")
+    engine(torch.zeros(1, 3, 32, 32))  # warms it up and times a pixel, for progress within the first frame
+    return engine
 
 
 def _exported(info: zoo.ModelInfo, desc: spandrel.ImageModelDescriptor) -> OnnxModel:

@@ -40,7 +40,7 @@ _MAX_BYTES = 2**31 - 1  # protobuf's own limit for one message
 _MULTIPLES = (1, 8, 16, 64)
 _PROBE_SIDE = 33
 _FLOAT_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
-_POLL_MS = 100  # how often a cancel is looked for while OpenVINO computes
+_POLL_MS = 50  # how often a cancel is looked for (and progress told) while OpenVINO computes
 
 
 def is_onnx(path: Path | None) -> bool:
@@ -160,8 +160,8 @@ class OpenVinoSession:
 
     def run(self, _outputs: None, feeds: dict[str, np.ndarray],
             check: Callable[[], None] | None = None) -> list[np.ndarray]:
-        """The output; `check` is called every tenth of a second while OpenVINO computes, and an
-        exception it raises (a cancel) stops the computation there."""
+        """The output; `check` is called every 50 ms while OpenVINO computes, and an exception it
+        raises (a cancel) stops the computation there."""
         for left in self._left:  # a cancelled call runs on: OpenVINO's CPU plugin cannot stop one
             left.wait()
         self._left.clear()
