@@ -324,7 +324,7 @@ def test_a_running_photo_is_cancelled_within_seconds(browser: webdriver.Chrome, 
 
 def test_a_picture_shows_its_progress(browser: webdriver.Chrome, tmp_path: Path) -> None:
     picture = tmp_path / "cat.png"
-    write_image(picture, pattern(3, 48, 64))  # Real-ESRGAN: seconds on a CPU, several events
+    write_image(picture, pattern(3, 144, 192))  # Real-ESRGAN (bf16 where the CPU has it): a second or more, several events
     with running(tmp_path / "out") as (url, app):
         open_page(browser, url, "photo")
         browser.execute_script(LISTEN)
@@ -334,7 +334,7 @@ def test_a_picture_shows_its_progress(browser: webdriver.Chrome, tmp_path: Path)
         parts = [j["part"] for j in seen]
         assert len(parts) >= 2 and parts == sorted(parts) and all(j["elapsed_s"] > 0 for j in seen)
         what = browser.find_element(By.CSS_SELECTOR, "#queue tr .what").text
-        assert what == "64\u00d748 \u2192 128\u00d796, Photo or live action (realesrgan-x4plus)"
+        assert what == "192\u00d7144 \u2192 384\u00d7288, Photo or live action (realesrgan-x4plus)"
 
 
 LONG_NAME_UPLOAD = """

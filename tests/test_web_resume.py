@@ -285,7 +285,7 @@ def test_a_stop_does_not_wait_for_the_picture_in_hand(tmp_path: Path) -> None:
                 under_way.set()
 
         queue._part = watched
-        status, reply = request(url, "POST", "/api/jobs?name=a.png&choice=photo&scale=2", png_bytes(tmp_path, 48, 64))
+        status, reply = request(url, "POST", "/api/jobs?name=a.png&choice=photo&scale=2", png_bytes(tmp_path, 144, 192))
         assert status == 201 and under_way.wait(WAIT_S)
         job = queue.get(reply["id"])
     assert job.state == "interrupted" and job.done == 0
