@@ -24,7 +24,7 @@ from vidscale.media.frames import Failure, Frame, VideoInfo
 from vidscale.media.image import read_picture
 from vidscale.media.names import ffmpeg_url
 from vidscale.media.protocols import Source
-from vidscale.media.window import (StartGate, check_start, clip_frames, clip_seconds, files_kept, scan,
+from vidscale.media.window import (ClipFile, StartGate, check_start, files_kept, scan,
                                    start_index)
 
 
@@ -37,7 +37,7 @@ def _why(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or (lines[0] if lines else type(exc).__name__)
 
 
-class VideoSource(Source):
+class VideoSource(ClipFile):
     """A media file demuxed and decoded with PyAV; RGBA frames when the stream has alpha.
 
     `start` and `limit` are the window (--start, --frames); a start the header puts past the
@@ -86,20 +86,6 @@ class VideoSource(Source):
     @property
     def video(self) -> VideoInfo:
         return self.info
-
-    @property
-    def paths(self) -> list[Path]:
-        return [self.path]
-
-    def first_size(self) -> tuple[int, int]:
-        return self.info.height, self.info.width
-
-    def seconds(self) -> float:
-        """The clip's length from its header (0: unknown)."""
-        return clip_seconds(self.container, self.stream, self.info.time_base)
-
-    def frame_estimate(self) -> int | None:
-        return clip_frames(self.info, self.seconds(), self.start, self.limit)
 
     def _alpha_decoder(self) -> av.VideoCodecContext | None:
         """A libvpx decoder for VP8/VP9 with alpha: FFmpeg's native ones ignore the alpha plane,

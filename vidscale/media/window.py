@@ -20,6 +20,7 @@ import av
 from vidscale.core.position import Position, parse_time_or_frames
 from vidscale.errors import UsageError
 from vidscale.media.frames import VideoInfo
+from vidscale.media.protocols import Source
 
 # Containers whose packets carry no usable pts, or whose seeking is not exact.
 UNSEEKABLE_FORMATS = frozenset({"h264", "hevc", "mpeg", "mpegts", "avi", "yuv4mpegpipe", "rawvideo"})
@@ -209,3 +210,29 @@ class Cut:
             begin, finish = max(begin, low), min(finish, self.end) if self.end is not None else max(finish, low)
             kept.append({**chapter, "start": round((begin - low) / tb), "end": round((finish - low) / tb)})
         return kept
+
+
+class ClipFile(Source):
+    """What a source read from one container file (a video, an animation) answers alike from its
+    `path`, `container`, `stream`, `info` and window."""
+
+    path: Path
+    container: av.container.InputContainer
+    stream: av.video.stream.VideoStream
+    info: VideoInfo
+    start: Position | None
+    limit: int | None
+
+    @property
+    def paths(self) -> list[Path]:
+        return [self.path]
+
+    def first_size(self) -> tuple[int, int]:
+        return self.info.height, self.info.width
+
+    def seconds(self) -> float:
+        """The length from the header (0: unknown)."""
+        return clip_seconds(self.container, self.stream, self.info.time_base)
+
+    def frame_estimate(self) -> int | None:
+        return clip_frames(self.info, self.seconds(), self.start, self.limit)

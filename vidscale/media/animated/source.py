@@ -25,8 +25,7 @@ from vidscale.media.animated.header import probe_animation
 from vidscale.media.color import for_rgb_source
 from vidscale.media.frames import Frame, VideoInfo
 from vidscale.media.limits import header_size
-from vidscale.media.protocols import Source
-from vidscale.media.window import StartGate, check_start, clip_frames, clip_seconds
+from vidscale.media.window import ClipFile, StartGate, check_start
 
 
 @dataclass
@@ -36,7 +35,7 @@ class AnimatedFrame(Frame):
     duration: int | None = None
 
 
-class AnimatedSource(Source):
+class AnimatedSource(ClipFile):
     """The frames of an animated GIF/WebP/APNG with their times.
 
     Every frame has the same layout, as batches and the sink need: RGBA when
@@ -92,20 +91,6 @@ class AnimatedSource(Source):
             except UsageError:
                 self.close()
                 raise
-
-    @property
-    def paths(self) -> list[Path]:
-        return [self.path]
-
-    def first_size(self) -> tuple[int, int]:
-        return self.info.height, self.info.width
-
-    def seconds(self) -> float:
-        """The animation's length from its header (0: unknown)."""
-        return clip_seconds(self.container, self.stream, self.info.time_base)
-
-    def frame_estimate(self) -> int | None:
-        return clip_frames(self.info, self.seconds(), self.start, self.limit)
 
     def _layout(self, fmt: av.VideoFormat | None) -> str:
         if fmt is None or fmt.has_palette or any(c.is_alpha for c in fmt.components):
