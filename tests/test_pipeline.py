@@ -117,3 +117,42 @@ def test_steady_rate_leaves_out_start_up_and_the_final_burst() -> None:
     assert steady_rate(times) == pytest.approx(10, rel=0.15)
     assert steady_rate([1.0, 1.5, 2.0]) == pytest.approx(2)  # short runs: first to last
     assert steady_rate([1.0]) == 0.0
+
+
+@pytest.mark.parametrize("during", ["start", "join"])
+def test_a_stop_while_threads_start_or_end_leaves_none_running(during: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM landing while a stage's thread starts (or while the stages are joined) used to
+    leave the decoder running while the caller closed its file: a segfault 1 run in 12-20."""
+    import os
+    import signal
+
+    from vidscale import pipeline
+    from vidscale.signals import Terminated, stop_on_sigterm
+
+    def slow() -> Iterator[Frame]:
+        for f in frames(1000):
+            threading.Event().wait(0.01)
+            yield f
+
+    hooked = getattr(pipeline._Worker, during)
+
+    def hook(self: threading.Thread, *args: object) -> None:
+        if during == "join" and self.name == "vidscale-decode":
+            os.kill(os.getpid(), signal.SIGTERM)  # its handler runs in this (the main) thread, now
+        hooked(self, *args)
+        if during == "start" and self.name == "vidscale-encode":
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    def upscale(arrays: list[np.ndarray]) -> list[np.ndarray]:
+        if during == "join":
+            raise ValueError("infer failed")  # on to the joins
+        return arrays
+
+    monkeypatch.setattr(pipeline._Worker, during, hook)
+    previous = stop_on_sigterm()
+    try:
+        with pytest.raises(Terminated):
+            run_pipeline(slow(), at_once(upscale), lambda f: None, lambda p: None, lambda: None, batch=1)
+    finally:
+        signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
+    assert not [t for t in threading.enumerate() if t.name.startswith("vidscale-") and t.is_alive()]

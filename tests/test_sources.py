@@ -90,3 +90,23 @@ def test_yuv_planes_are_asked_for_when_reading(tmp_path: Path) -> None:
         rgb = frames_of(source)
     assert all(isinstance(f.pixels, yuv.YuvImage) for f in planes) and len(planes) == 2
     assert all(isinstance(f.pixels, np.ndarray) for f in rgb) and len(rgb) == 2
+
+
+@pytest.mark.parametrize("why", ["too big", "starts past its end"])
+def test_a_refused_clip_is_not_left_open(why: str, tmp_path: Path) -> None:
+    from vidscale.core.limits import PixelLimits
+    from vidscale.errors import VidscaleError
+    from vidscale.media.source import VideoSource
+
+    clip = make_video(tmp_path / "c.mp4", VideoSpec(frames=3))
+    refuse = {"too big": {"limits": PixelLimits(input=100)}, "starts past its end": {"start": Position(frame=9)}}
+    with pytest.raises(VidscaleError):
+        VideoSource(clip, **refuse[why])  # type: ignore[arg-type]
+    assert not [fd for fd in Path("/proc/self/fd").iterdir() if _points_at(fd, clip)]
+
+
+def _points_at(fd: Path, path: Path) -> bool:
+    try:
+        return Path(fd.readlink()) == path.resolve()
+    except OSError:
+        return False

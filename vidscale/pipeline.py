@@ -21,6 +21,7 @@ import av
 import numpy as np
 
 from vidscale.media.frames import Frame
+from vidscale.signals import stops_held
 
 _END = object()
 _POLL_S = 0.1
@@ -111,9 +112,12 @@ def run_pipeline(
         finish()
 
     workers = [_Worker("vidscale-decode", decode, stop), _Worker("vidscale-encode", encode, stop)]
-    for w in workers:
-        w.start()
+    started: list[_Worker] = []
     try:
+        with stops_held():  # a stop while a thread starts would leave it running, unjoined
+            for w in workers:
+                w.start()
+                started.append(w)
         ahead = _InFlight(outbox, depth)
         for item in _batched(inbox, batch):
             ahead.add(item if not isinstance(item, list) else (item, upscale(item)))
@@ -124,8 +128,9 @@ def run_pipeline(
         pass  # a worker failed: its error is raised below
     finally:
         stop.set()  # wakes any stage still waiting (after an error or Ctrl-C)
-        for w in workers:
-            w.join()
+        with stops_held():  # the caller closes the source and sink next: no thread may still use them
+            for w in started:
+                w.join()
     for w in workers:
         if w.error is not None:
             raise w.error

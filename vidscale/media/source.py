@@ -16,7 +16,7 @@ import numpy as np
 
 from vidscale.core.limits import DEFAULT_LIMITS, PixelLimits
 from vidscale.core.position import Position
-from vidscale.errors import UsageError, VidscaleError
+from vidscale.errors import VidscaleError
 from vidscale.media import yuv
 from vidscale.media.color import RgbConverter, bit_depth, color_of
 from vidscale.media.containers import main_video
@@ -55,10 +55,19 @@ class VideoSource(ClipFile):
             self.container = av.open(ffmpeg_url(path))
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
             raise _fail(path, "not a readable media file", exc) from None
-        self.stream = self._main_video_stream()
         self.limit = limit  # stop after this many frames
         self.start = start  # begin at this frame or time (--start)
         self.damage: str | None = None  # why decoding skipped or stopped early, if it did
+        try:
+            self._read_header(path, limits)
+        except BaseException:
+            self.close()  # a refused file is not left open
+            raise
+
+    def _read_header(self, path: Path, limits: PixelLimits) -> None:
+        """The stream, its decoder and what they say; refuses what cannot be read, is too big or
+        starts past its end."""
+        self.stream = self._main_video_stream()
         ctx = self.stream.codec_context
         if ctx is None:
             raise VidscaleError(f"{path}: no decoder for its video stream in this FFmpeg build")
@@ -76,12 +85,8 @@ class VideoSource(ClipFile):
             self.info.alpha, self.info.pix_fmt = True, "yuva420p"
         elif ctx.format is not None and any(c.is_alpha for c in ctx.format.components):
             self.info.alpha = True  # e.g. ProRes 4444, PNG or QuickTime RLE with alpha
-        if start is not None:
-            try:
-                check_start(start, path, self.info.frames, self.seconds())
-            except UsageError:
-                self.close()
-                raise
+        if self.start is not None:
+            check_start(self.start, path, self.info.frames, self.seconds())
 
     @property
     def video(self) -> VideoInfo:
@@ -107,7 +112,6 @@ class VideoSource(ClipFile):
     def _main_video_stream(self) -> av.VideoStream:
         video = main_video(self.container)
         if video is None:
-            self.container.close()
             raise VidscaleError(f"{self.path}: no video stream")
         return video
 
