@@ -9,8 +9,9 @@ mean absolute difference, the largest single difference and HaarPSI. For scale, 
 between consecutive upscales (nothing skipped) of the frame pairs that are within N of each other:
 the frame-to-frame noise the network already passes through.
 
-An alternative rule (8x8 low-res blocks instead of 16x16) is simulated the same way, on the same
-upscales, and for each clip and rule the worst skipped frame per N is cropped around its worst
+Two alternative rules are simulated the same way, on the same upscales: 8x8 low-res blocks instead
+of 16x16, and 16x16 blocks plus a bound on the whole frame's mean difference (fades move it, coding
+noise does not), and for each clip and rule the worst skipped frame per N is cropped around its worst
 block into a PNG (reused | own upscale | difference x8).
 
 Network outputs are compared before the anti-flicker pass (it sees the same inputs either way).
@@ -46,6 +47,7 @@ from vidscale.upscaler import Upscaler, from_tensor, to_tensor  # noqa: E402
 
 THRESHOLDS = (1, 2, 3, 4, 6, 8)  # --repeat-threshold, 16x16 blocks
 THRESHOLDS_8 = (2, 3, 4, 6, 8, 12)  # the alternative rule: 8x8 blocks average less noise away
+DRIFT = 0.25  # another: also bound the whole frame's mean difference (levels), which fades move
 PANEL = 192  # side of a crop, output pixels
 AMPLIFY = 8  # the difference panel's gain
 
@@ -95,6 +97,11 @@ def worst_block(a: np.ndarray, b: np.ndarray, block: int) -> float:
     """Largest `block`x`block` mean of |a - b| (averaged over channels), as `Repeats` measures it."""
     d = np.abs(a.astype(np.float32) - b.astype(np.float32))
     return float(block_means(d.mean(axis=2) if d.ndim == 3 else d, block).max())
+
+
+def drift(a: np.ndarray, b: np.ndarray) -> float:
+    """|mean of a - b| over the whole frame, 8-bit levels: a fade moves it, coding noise (zero-mean) does not."""
+    return abs(float(a.astype(np.float64).mean() - b.astype(np.float64).mean()))
 
 
 def skips(lows: list[np.ndarray], within: Callable[[np.ndarray, np.ndarray], bool]) -> list[tuple[int, int]]:
@@ -220,34 +227,37 @@ def study(clip: Path, args: argparse.Namespace) -> None:
     steps = [(n, n - 1) for n in range(1, len(lows))]
     step16 = {n: worst_block(lows[n], lows[r], 16) for n, r in steps}
     step8 = {n: worst_block(lows[n], lows[r], 8) for n, r in steps}
+    shift = {n: drift(lows[n], lows[r]) for n, r in steps}
     area = f", crop {args.crop}" if crop else ""
     print(f"\n### {clip.name}: first {len(lows)} frames, {lows[0].shape[1]}x{lows[0].shape[0]}{area}; "
           f"--preset {args.preset}: {label}\n")
     print(f"Exact repeats (threshold 0): {len(library_skips(lows, 0))}. Consecutive low-res frames' worst "
-          f"16x16 block mean: {_spread(step16)}; 8x8: {_spread(step8)}.\n")
+          f"16x16 block mean: {_spread(step16)}; 8x8: {_spread(step8)}; |frame mean difference| "
+          f"{_spread(shift)}.\n")
     print("| rule | N | skipped | of frames | PSNR worst / median dB | worst block worst / median | max diff "
           "| HaarPSI worst / median | consecutive upscales within N, no skip: pairs: PSNR median / block "
           "median / block worst |")
     print("|---|---|---|---|---|---|---|---|---|")
-    worst: dict[str, list[tuple[str, int, int, Diff]]] = {"16": [], "8": []}
-    for block, step, levels in (("16", step16, THRESHOLDS), ("8", step8, THRESHOLDS_8)):
+    rules = (("16x16 mean", "16x16", THRESHOLDS, lambda a, b, t: worst_block(a, b, 16) <= t),
+             ("8x8 mean", "8x8", THRESHOLDS_8, lambda a, b, t: worst_block(a, b, 8) <= t),
+             (f"16x16 mean, frame mean <= {DRIFT}", "drift", THRESHOLDS,
+              lambda a, b, t: worst_block(a, b, 16) <= t and drift(a, b) <= DRIFT))
+    worst: dict[str, list[tuple[str, int, int, Diff]]] = {}
+    for name, tag, levels, within in rules:
         for t in levels:
-            if block == "16":
-                skipped = library_skips(lows, t)
-                assert skipped == skips(lows, lambda a, b: worst_block(a, b, 16) <= t), "simulation != Repeats"
-            else:
-                skipped = skips(lows, lambda a, b: worst_block(a, b, 8) <= t)
-            held = [pairs(n, n - 1) for n, s in step.items() if s <= t]
-            print(row(f"{block}x{block} mean", len(lows), skipped, held, pairs, t))
+            skipped = skips(lows, lambda a, b: within(a, b, t))
+            if tag == "16x16":
+                assert skipped == library_skips(lows, t), "the simulated rule is not what Repeats does"
+            held = [pairs(n, n - 1) for n in range(1, len(lows)) if within(lows[n], lows[n - 1], t)]
+            print(row(name, len(lows), skipped, held, pairs, t))
             if skipped:
                 n, r = max(skipped, key=lambda p: pairs(*p).block)
-                worst[block].append((f"{block}x{block} N={t}", n, r, pairs(n, r)))
+                worst.setdefault(tag, []).append((f"{name} N={t}", n, r, pairs(n, r)))
     if args.png:
-        for block, entries in worst.items():
-            if entries:
-                path = Path(f"{args.png}-{clip.stem}-{block}x{block}.png")
-                crops_png(path, outs, entries)
-                print(f"\nCrops: {path.name}")
+        for tag, entries in worst.items():
+            path = Path(f"{args.png}-{clip.stem}-{tag}.png")
+            crops_png(path, outs, entries)
+            print(f"\nCrops: {path.name}")
         if args.top:
             t = THRESHOLDS[-1]
             ranked = sorted(library_skips(lows, t), key=lambda p: -pairs(*p).block)[:args.top]
