@@ -76,7 +76,8 @@ def upscale_all(lows: list[np.ndarray], preset: str, cache: Path | None) -> tupl
     settings = job_settings({"preset": preset}, "out.mp4")
     upscaler = Upscaler.for_job(settings, "video")
     size = SizeRule(settings, even=True)(*lows[0].shape[:2])
-    label = f"{upscaler.label(settings.scale or 2)}, {upscaler.backend}, precision {settings.precision or 'auto'}"
+    precision = settings.precision or "auto"
+    label = f"{upscaler.label(settings.scale or 2)}, {upscaler.backend}, precision {precision}"
     key = hashlib.sha256(b"".join(f.tobytes() for f in lows) + f"{preset}{size}".encode()).hexdigest()[:16]
     path = cache / f"{key}.npy" if cache else None
     if path is not None and path.exists():
@@ -100,7 +101,7 @@ def worst_block(a: np.ndarray, b: np.ndarray, block: int) -> float:
 
 
 def drift(a: np.ndarray, b: np.ndarray) -> float:
-    """|mean of a - b| over the whole frame, 8-bit levels: a fade moves it, coding noise (zero-mean) does not."""
+    """|mean of a - b| over the frame, 8-bit levels: a fade moves it, zero-mean coding noise does not."""
     return abs(float(a.astype(np.float64).mean() - b.astype(np.float64).mean()))
 
 
@@ -200,11 +201,12 @@ def crops_png(path: Path, outs: list[np.ndarray], worst: list[tuple[str, int, in
         x = min(max(diff.at[1] + 8 - PANEL // 2, 0), w - PANEL)
         reused, own = (outs[i][y:y + PANEL, x:x + PANEL] for i in (ref, n))
         d = np.abs(reused.astype(np.int16) - own.astype(np.int16)) * AMPLIFY
-        strip = np.concatenate([reused, np.full((PANEL, 4, 3), 255, np.uint8), own,
-                                np.full((PANEL, 4, 3), 255, np.uint8), np.clip(d, 0, 255).astype(np.uint8)], axis=1)
+        gap = np.full((PANEL, 4, 3), 255, np.uint8)
+        strip = np.concatenate([reused, gap, own, gap, np.clip(d, 0, 255).astype(np.uint8)], axis=1)
         head = Image.new("RGB", (strip.shape[1], 16), "white")
-        ImageDraw.Draw(head).text((2, 2), f"{label}: frame {n} reuses {ref}; worst block {diff.block:.2f}, "
-                                  f"PSNR {fmt_psnr(diff.psnr)}; block at x={diff.at[1]} y={diff.at[0]}", fill="black")
+        text = (f"{label}: frame {n} reuses {ref}; worst block {diff.block:.2f}, PSNR {fmt_psnr(diff.psnr)}; "
+                f"block at x={diff.at[1]} y={diff.at[0]}")
+        ImageDraw.Draw(head).text((2, 2), text, fill="black")
         rows += [np.asarray(head), strip]
     Image.fromarray(np.concatenate(rows, axis=0)).save(path)
 
@@ -263,21 +265,23 @@ def study(clip: Path, args: argparse.Namespace) -> None:
             ranked = sorted(library_skips(lows, t), key=lambda p: -pairs(*p).block)[:args.top]
             if ranked:
                 path = Path(f"{args.png}-{clip.stem}-top.png")
-                crops_png(path, outs, [(f"16x16 N={t} #{i + 1}", n, r, pairs(n, r)) for i, (n, r) in enumerate(ranked)])
-                print(f"Crops of the {len(ranked)} skipped frames with the largest output block difference at "
-                      f"N={t}: {path.name}")
+                entries = [(f"16x16 N={t} #{i + 1}", n, r, pairs(n, r)) for i, (n, r) in enumerate(ranked)]
+                crops_png(path, outs, entries)
+                print(f"Crops of the {len(ranked)} skipped frames with the largest output block difference "
+                      f"at N={t}: {path.name}")
 
 
 def _spread(values: dict[int, float]) -> str:
     v = sorted(values.values())
-    return f"median {statistics.median(v):.2f}, quartiles {v[len(v) // 4]:.2f}-{v[3 * len(v) // 4]:.2f}, max {v[-1]:.1f}"
+    low, high = v[len(v) // 4], v[3 * len(v) // 4]
+    return f"median {statistics.median(v):.2f}, quartiles {low:.2f}-{high:.2f}, max {v[-1]:.1f}"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("clips", nargs="+", type=Path)
     parser.add_argument("--frames", type=int, default=60, help="first K frames of each clip")
-    parser.add_argument("--preset", default="anime", help="the preset whose model upscales (anime, film, ...)")
+    parser.add_argument("--preset", default="anime", help="the preset whose model upscales (anime, film)")
     parser.add_argument("--crop", help="WxH+X+Y: a window of each frame (the whole clip is this window)")
     parser.add_argument("--cache", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "near-repeats",
                         help="where the upscales are kept between runs")
