@@ -165,16 +165,18 @@ def test_the_cli_flag_turns_it_off(tmp_path: Path) -> None:
 
 
 def test_comparison_is_with_the_last_frame_upscaled() -> None:
-    """A slow drift of a level a frame does not creep past the threshold."""
+    """A slow change of a level a frame (one that leaves the mean where it was) does not creep
+    past the threshold."""
     base = np.full((4, 4, 3), 100, np.uint8)
+    step = np.where(np.indices((4, 4)).sum(axis=0) % 2 == 0, 1, -1)[..., None].astype(np.int16)  # +1, -1 in turn
     repeats = Repeats(threshold=1)
-    seen = [repeats.check(base + k) for k in range(4)]
+    seen = [repeats.check((base + k * step).astype(np.uint8)) for k in range(4)]
     assert seen == [False, True, False, True]
     exact = Repeats()
     assert [exact.check(base), exact.check(base.copy()), exact.check(base + 1)] == [False, True, False]
     deep = Repeats(threshold=1)  # 16-bit samples: a level is 257
-    assert [deep.check(np.full((2, 2), 1000, np.uint16)), deep.check(np.full((2, 2), 1257, np.uint16)),
-            deep.check(np.full((2, 2), 1515, np.uint16))] == [False, True, False]
+    wide = np.full((4, 4), 1000, np.int32)
+    assert [deep.check((wide + k * step[..., 0]).astype(np.uint16)) for k in (0, 257, 515)] == [False, True, False]
 
 
 def test_the_threshold_bounds_block_means_not_single_samples() -> None:
@@ -335,3 +337,19 @@ def test_photos_are_not_compared(tmp_path: Path) -> None:
     frames = open_source(str(folder / "*.png"))  # a glob: frames of a sequence
     assert repeat_finder(JobSettings(), frames) is not None
     assert repeat_finder(JobSettings(skip_repeats=False), frames) is None
+
+
+def test_a_fade_is_never_a_near_repeat() -> None:
+    """A fade moves the whole picture's mean, coding noise does not: within the block threshold,
+    a fade-in of a level a frame would otherwise stall on the darker picture (sintel_5s)."""
+    rng = np.random.default_rng(5)
+    base = rng.integers(20, 200, (64, 80, 3)).astype(np.uint8)
+    fade = Repeats(threshold=4)
+    assert [fade.check(base + k) for k in range(5)] == [False] * 5
+    red = Repeats(threshold=4)  # one channel's mean moving is a change too (a tint, a UV plane)
+    tinted = base.copy()
+    tinted[..., 0] += 1
+    assert [red.check(base), red.check(tinted)] == [False, False]
+    deep = Repeats(threshold=4)  # 16-bit: a quarter level is 64
+    wide = base.astype(np.uint16) * 257
+    assert [deep.check(wide), deep.check(wide + 60), deep.check(wide + 70)] == [False, True, False]

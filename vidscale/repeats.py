@@ -38,8 +38,13 @@ class Repeats:
     tens of levels at a few pixels (onepiece_demo.mp4: no two frames equal, the
     largest difference between frames of one drawing 4-50 levels), while a
     change a viewer sees (a mouth, a line that moves) moves a block's mean by
-    more. The comparison is with the last frame *upscaled*, not the previous
-    one, so a slow fade cannot creep past the threshold a little at a time.
+    more. Coding noise also averages out over the whole picture, a fade does
+    not: a frame whose mean (per channel) moved by more than `DRIFT` levels is
+    never a near-repeat, or a fade-in would stall on a darker picture (sintel_5s:
+    visible from 3 levels without this bound; held drawings and repeated film
+    frames moved their mean by at most 0.09). The comparison is with the last
+    frame *upscaled*, not the previous one, so no slow change creeps past the
+    bounds a little at a time.
     """
 
     def __init__(self, threshold: float = 0.0):
@@ -80,6 +85,7 @@ def _kind(pixels: Pixels) -> tuple[object, ...]:
 
 
 BLOCK = 16  # side of the blocks whose mean difference --repeat-threshold bounds
+DRIFT = 0.25  # most a near-repeat may move a channel's mean, in 8-bit levels (a fade moves it more)
 
 
 def _within(a: np.ndarray, b: np.ndarray, threshold: float) -> bool:
@@ -89,10 +95,12 @@ def _within(a: np.ndarray, b: np.ndarray, threshold: float) -> bool:
         scale = 1 / 255
     else:
         scale = 257 if a.dtype.itemsize == 2 else 1  # 16-bit: 65535 / 255 per 8-bit level
-    diff = (np.maximum(a, b) - np.minimum(a, b)).astype(np.float32)  # no wrap-around in unsigned types
-    if diff.ndim == 3:
-        diff = diff.mean(axis=2)  # channels (RGB, or a UV plane's two)
-    return bool(block_means(diff).max() <= threshold * scale)
+    diff = a.astype(np.float32) - b.astype(np.float32)
+    channels = diff.reshape(-1, diff.shape[2] if diff.ndim == 3 else 1)
+    if np.abs(channels.mean(axis=0)).max() > DRIFT * scale:
+        return False
+    size = np.abs(diff).mean(axis=2) if diff.ndim == 3 else np.abs(diff)  # channels: RGB, or a UV plane's two
+    return bool(block_means(size).max() <= threshold * scale)
 
 
 def block_means(d: np.ndarray, block: int = BLOCK) -> np.ndarray:
