@@ -4,9 +4,9 @@
                                   [--variants a,b] [--calib 24x128] [--rounds 2] [--out results.json]
 
 Variants are static post-training quantizations of the network with NNCF for OpenVINO (per-channel
-int8 weights, per-tensor int8 activations), calibrated on real photos that are not the evaluation
-sets (`../shared/media/realesrgan_inputs` less OST_009, and Urban100), and PyTorch's FX path with the
-x86 backend. They are compared with what vidscale runs: OpenVINO bf16 on the product's ONNX export
+int8 weights, per-tensor int8 activations) and PyTorch's FX path on oneDNN, calibrated on real
+photos that are not the evaluation sets (`../shared/media/realesrgan_inputs` less OST_009, and
+Urban100). They are compared with what vidscale runs: OpenVINO bf16 on the product's ONNX export
 (`--precision auto` on this CPU) and OpenVINO float32.
 
 Parts:
@@ -17,7 +17,8 @@ Parts:
   speed        one 640x480 frame through each, taking turns in this process (ratios to bf16 hold
                on a shared machine; load averages are printed).
   haarpsi      HaarPSI change from float32 on Set5 + Set14 `--degrade web` (as `vidscale eval`).
-  png          side-by-side crops of OST_009 (bicubic | fp32 | bf16 | int8 | difference x8).
+  png          side-by-side crops of OST_009 (bicubic | fp32 | bf16 | each of --haarpsi-variants |
+               their differences from fp32 x8).
 
 NNCF quantizes the PyTorch-frontend conversion of the network, not the ONNX export: OpenVINO reads
 the export's conv biases through a shape-dependent Broadcast, which NNCF does not see as biases.
@@ -97,6 +98,11 @@ def to_255(y: np.ndarray) -> np.ndarray:
     return np.clip(np.round(y * 255), 0, 255)
 
 
+def hwc(y: np.ndarray) -> np.ndarray:
+    """One NCHW output in [0, 1] as HxWx3 in 0..255."""
+    return to_255(y)[0].transpose(1, 2, 0)
+
+
 # --- the float paths ---------------------------------------------------------------------------
 
 def ov_config(precision: str, threads: int) -> dict:
@@ -118,7 +124,8 @@ def compiled(model, precision: str, threads: int) -> Runner:  # type: ignore[no-
 def product_runner(name: str, precision: str, threads: int) -> Runner:
     """What vidscale itself runs: its cached ONNX export on OpenVINO, through OpenVinoSession."""
     info = zoo.resolve(name)
-    session = OpenVinoSession(_exported(info, load_descriptor(info.path)), threads, precision)  # type: ignore[arg-type]
+    export = _exported(info, load_descriptor(info.path))  # type: ignore[arg-type]
+    session = OpenVinoSession(export, threads, precision)
     return lambda x: session.run(None, {"input": x})[0]
 
 
@@ -150,7 +157,8 @@ def nncf_kwargs(variant: str, model) -> dict:  # type: ignore[no-untyped-def]
     from nncf.quantization.range_estimator import RangeEstimatorParametersSet
     if variant == "nncf-default":
         return {}
-    adv = AdvancedQuantizationParameters(activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX)
+    minmax = RangeEstimatorParametersSet.MINMAX
+    adv = AdvancedQuantizationParameters(activations_range_estimator_params=minmax)
     kw: dict = {"advanced_parameters": adv}
     if variant == "nncf-minmax":
         return kw
@@ -167,7 +175,7 @@ VARIANTS = {
     "nncf-minmax": "activation ranges from the calibration's min/max",
     "nncf-float-skip": "min/max; residual Add/Multiply float and unmerged quantizers (skip path float)",
     "nncf-trunk-only": "as nncf-float-skip, and the first conv and the tail convs float",
-    "fx-x86": "PyTorch FX, x86 backend (per-channel weights), quantized::conv2d kernels",
+    "fx-onednn": "PyTorch FX, oneDNN backend: per-channel weights, min/max activations",
 }
 
 
@@ -180,27 +188,33 @@ def nncf_model(name: str, variant: str, calib: tuple[int, int]):  # type: ignore
     model = float_ir(name)
     crops = calibration_crops(*calib)
     t = time.perf_counter()
-    quantized = nncf.quantize(model, nncf.Dataset(crops), subset_size=len(crops), **nncf_kwargs(variant, model))
+    quantized = nncf.quantize(model, nncf.Dataset(crops), subset_size=len(crops),
+                              **nncf_kwargs(variant, model))
     print(f"# {variant}: quantized in {time.perf_counter() - t:.0f} s", flush=True)
     ov.save_model(quantized, path, compress_to_fp16=False)
     return quantized
 
 
 def fx_runner(name: str, calib: tuple[int, int], threads: int) -> Runner:
-    """PyTorch's FX post-training quantization with the x86 backend (PT2E needs torchao, absent)."""
-    from torch.ao.quantization import get_default_qconfig_mapping
+    """PyTorch's FX post-training quantization on oneDNN (PT2E needs torchao, which is absent).
+
+    Min/max observers: the backends' default histogram observers took over 8 minutes to calibrate.
+    No reduced range: oneDNN's int8 convolutions use VNNI on this CPU."""
+    from torch.ao.quantization import MinMaxObserver, PerChannelMinMaxObserver, QConfig, QConfigMapping
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
-    torch.backends.quantized.engine = "x86"
+    torch.backends.quantized.engine = "onednn"
+    weights = PerChannelMinMaxObserver.with_args(dtype=torch.qint8, qscheme=torch.per_channel_symmetric)
+    qconfig = QConfig(activation=MinMaxObserver.with_args(dtype=torch.quint8), weight=weights)
     torch.set_num_threads(threads)
     module = load_descriptor(zoo.resolve(name).path).model.eval()  # type: ignore[arg-type]
     crops = calibration_crops(*calib)
     t = time.perf_counter()
-    prepared = prepare_fx(module, get_default_qconfig_mapping("x86"), (torch.from_numpy(crops[0]),))
+    prepared = prepare_fx(module, QConfigMapping().set_global(qconfig), (torch.from_numpy(crops[0]),))
     with torch.no_grad():
         for c in crops:
             prepared(torch.from_numpy(c))
     quantized = convert_fx(prepared)
-    print(f"# fx-x86: quantized in {time.perf_counter() - t:.0f} s", flush=True)
+    print(f"# fx-onednn: quantized in {time.perf_counter() - t:.0f} s", flush=True)
 
     def run(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
@@ -210,7 +224,7 @@ def fx_runner(name: str, calib: tuple[int, int], threads: int) -> Runner:
 
 def int8_runner(name: str, variant: str, calib: tuple[int, int], threads: int) -> Runner:
     """The variant, its float layers in bf16 (what this CPU would run next to int8)."""
-    if variant == "fx-x86":
+    if variant == "fx-onednn":
         return fx_runner(name, calib, threads)
     return compiled(nncf_model(name, variant, calib), "bf16", threads)
 
@@ -263,7 +277,8 @@ def sensitivity(name: str, calib: tuple[int, int]) -> list[dict]:
     return rows
 
 
-def _fake_quantized(net: torch.nn.Module, convs: list, ranges: dict, acts: bool, x: torch.Tensor) -> np.ndarray:
+def _fake_quantized(net: torch.nn.Module, convs: list, ranges: dict, acts: bool,
+                    x: torch.Tensor) -> np.ndarray:
     saved = {n: m.weight.data for n, m in convs}
     handles = []
     for n, m in convs:
@@ -327,22 +342,23 @@ def haarpsi_change(runners: dict[str, Runner], sets: list[str]) -> dict:
             diffs[k].append((float(d.max()), float(d.mean())))
     return {"images": len(images), "fp32_haarpsi": float(np.mean(base_scores)),
             **{k: {"delta_mean": float(np.mean(v)), "delta_worst": float(min(v)),
-                   "max_diff": max(d[0] for d in diffs[k]), "mean_diff": float(np.mean([d[1] for d in diffs[k]]))}
+                   "max_diff": max(d[0] for d in diffs[k]),
+                   "mean_diff": float(np.mean([d[1] for d in diffs[k]]))}
                for k, v in deltas.items()}}
 
 
-def side_by_side(runners: dict[str, Runner], int8_name: str, path: Path) -> None:
-    """Per area of OST_009: bicubic | fp32 | bf16 | int8 | |int8 - fp32| x 8, one row each."""
+def side_by_side(runners: dict[str, Runner], int8_names: list[str], path: Path) -> None:
+    """Per area of OST_009 a row: bicubic | fp32 | bf16 | each int8 | each |int8 - fp32| x 8."""
     photo = load_rgb(PHOTOS / f"{HELD_OUT}.png")
     margin, rows = 8, []
     for y, x, side in PNG_AREAS.values():
         lr = photo[y - margin:y + side + margin, x - margin:x + side + margin]
         inner = (slice(4 * margin, 4 * (margin + side)),) * 2
-        outs = {k: to_255(runners[k](nchw(lr)))[0].transpose(1, 2, 0)[inner] for k in ("fp32", "bf16", int8_name)}
+        outs = {k: hwc(runners[k](nchw(lr)))[inner] for k in ("fp32", "bf16", *int8_names)}
         big = lr.shape[0] * 4
-        bic = to_255(resize(torch.from_numpy(nchw(lr)).double(), (big, big)).numpy())[0].transpose(1, 2, 0)[inner]
-        diff = np.clip(np.abs(outs[int8_name] - outs["fp32"]) * 8, 0, 255)
-        rows.append(np.concatenate([bic, outs["fp32"], outs["bf16"], outs[int8_name], diff], axis=1))
+        bic = hwc(resize(torch.from_numpy(nchw(lr)).double(), (big, big)).numpy())[inner]
+        diffs = [np.clip(np.abs(outs[k] - outs["fp32"]) * 8, 0, 255) for k in int8_names]
+        rows.append(np.concatenate([bic, *outs.values(), *diffs], axis=1))
     write_image(path, np.concatenate(rows, axis=0).astype(np.uint8))
 
 
@@ -353,7 +369,7 @@ def main() -> None:
     ap.add_argument("--model", default="realesrgan-x4plus")
     ap.add_argument("--parts", default="sensitivity,crop,speed,haarpsi,png")
     ap.add_argument("--variants", default=",".join(VARIANTS))
-    ap.add_argument("--haarpsi-variants", default="nncf-float-skip")
+    ap.add_argument("--haarpsi-variants", default="nncf-default,nncf-trunk-only")
     ap.add_argument("--calib", default="24x128", help="calibration crops: COUNTxSIDE")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--size", default="640x480")
@@ -378,14 +394,15 @@ def main() -> None:
     if "speed" in parts:
         fp32_product = product_runner(args.model, "fp32", args.threads)
         timed = {"bf16": runners["bf16"], "fp32": fp32_product, **{v: runners[v] for v in variants}}
-        results["speed"] = speed(timed, args.rounds, tuple(int(v) for v in args.size.split("x")))  # type: ignore[arg-type]
+        size = tuple(int(v) for v in args.size.split("x"))
+        results["speed"] = speed(timed, args.rounds, size)  # type: ignore[arg-type]
         print(json.dumps({"speed": results["speed"]}), flush=True)
     if "haarpsi" in parts:
         chosen = {k: runners[k] for k in ["fp32", "bf16", *args.haarpsi_variants.split(",")]}
         results["haarpsi"] = haarpsi_change(chosen, args.sets.split(","))
         print(json.dumps({"haarpsi": results["haarpsi"]}), flush=True)
     if "png" in parts:
-        side_by_side(runners, args.haarpsi_variants.split(",")[0], args.png)
+        side_by_side(runners, args.haarpsi_variants.split(","), args.png)
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))
 
