@@ -137,8 +137,8 @@ def test_a_stop_while_threads_start_or_end_leaves_none_running(during: str, monk
 
     def arrives() -> None:
         """SIGTERM, as Python delivers it: its handler now, in the main thread. (Not a real kill:
-        under pytest's faulthandler, after OpenVINO has run, the kernel could not push a
-        handler's frame on the alternate signal stack: a SIGSEGV, pytest gone.)"""
+        in the whole suite, after an OpenVINO call had been cancelled, the kernel at times could
+        not push the handler's frame (SIGSEGV, si_code SI_KERNEL), and pytest was gone.)"""
         handler = signal.getsignal(signal.SIGTERM)
         assert callable(handler)
         handler(signal.SIGTERM, None)
