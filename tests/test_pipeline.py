@@ -163,3 +163,19 @@ def test_a_stop_while_threads_start_or_end_leaves_none_running(during: str, monk
     finally:
         signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
     assert not [t for t in threading.enumerate() if t.name.startswith("vidscale-") and t.is_alive()]
+
+
+def test_stops_held_leaves_alone_a_handler_set_outside_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where the host set SIGINT's handler (an embedding application: `getsignal` says None),
+    `signal.signal` could not put it back; it is not held."""
+    import signal
+
+    from vidscale import signals
+
+    real_get, real_set = signal.getsignal, signal.signal
+    touched: list[int] = []
+    monkeypatch.setattr(signal, "getsignal", lambda s: None if s == signal.SIGINT else real_get(s))
+    monkeypatch.setattr(signal, "signal", lambda s, h: touched.append(s) or real_set(s, h))
+    with signals.stops_held():
+        pass
+    assert touched == [signal.SIGTERM, signal.SIGTERM]

@@ -41,7 +41,8 @@ def stops_held() -> Iterator[None]:
         yield
         return
     caught: list[int] = []
-    previous = {s: signal.signal(s, lambda signum, _: caught.append(signum)) for s in STOPS}
+    held = [s for s in STOPS if signal.getsignal(s) is not None]  # None: set outside Python, not restorable
+    previous = {s: signal.signal(s, lambda signum, _: caught.append(signum)) for s in held}
     try:
         yield
     finally:
