@@ -34,7 +34,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from vidscale.media.color import bit_depth  # noqa: E402
 from vidscale.media.source import VideoSource  # noqa: E402
+from vidscale.metrics import psnr  # noqa: E402
 from vidscale.repeats import Repeats  # noqa: E402
 
 THRESHOLDS = (0, 2, 4, 6)
@@ -73,7 +75,7 @@ def _children_cpu() -> float:
 def decoded(path: Path) -> list[np.ndarray]:
     with av.open(str(path)) as c:
         stream = c.streams.video[0]
-        deep = stream.codec_context.format is not None and "10" in stream.codec_context.format.name
+        deep = stream.codec_context.format is not None and bit_depth(stream.codec_context.format) > 8
         return [f.to_ndarray(format="yuv420p10le" if deep else "yuv420p") for f in c.decode(stream)]
 
 
@@ -114,11 +116,6 @@ def agreement(out: list[np.ndarray], plain: list[np.ndarray]) -> str:
     peak = 1023.0 if out[0].dtype == np.uint16 else 255.0
     worst = min(psnr(a, b, peak) for a, b in zip(out, plain))
     return f"lowest PSNR {worst:.1f} dB ({len(out)} frames)"
-
-
-def psnr(a: np.ndarray, b: np.ndarray, peak: float) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(peak * peak / mse)
 
 
 def main() -> int:

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from vidscale.media.source import VideoSource  # noqa: E402
-from vidscale.metrics import haarpsi  # noqa: E402
+from vidscale.metrics import haarpsi, psnr  # noqa: E402
 from vidscale.options import job_settings  # noqa: E402
 from vidscale.passes import SizeRule  # noqa: E402
 from vidscale.repeats import Repeats, block_means  # noqa: E402
@@ -141,11 +141,9 @@ class Diff:
 
 def compare(a: np.ndarray, b: np.ndarray) -> Diff:
     d = np.abs(a.astype(np.float32) - b.astype(np.float32))
-    mse = float((d ** 2).mean())
-    psnr = float("inf") if mse == 0 else 10 * np.log10(255 ** 2 / mse)
     means = block_means(d.mean(axis=2), 16)
     y, x = np.unravel_index(int(means.argmax()), means.shape)
-    return Diff(psnr, float(means.max()), int(d.max()), haarpsi(a, b), (int(y) * 16, int(x) * 16))
+    return Diff(psnr(a, b), float(means.max()), int(d.max()), haarpsi(a, b), (int(y) * 16, int(x) * 16))
 
 
 class Pairs:

@@ -24,6 +24,12 @@ def _crop(a: np.ndarray, crop: int) -> np.ndarray:
     return a[crop:-crop, crop:-crop] if crop > 0 else a
 
 
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
+    """PSNR of two arrays of any shape and sample type, `peak` their white."""
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(peak * peak / mse)
+
+
 def psnr_y(sr: np.ndarray, hr: np.ndarray, crop: int = 0) -> float:
     diff = _crop(rgb_to_y(sr), crop) - _crop(rgb_to_y(hr), crop)
     mse = float(np.mean(diff**2))
